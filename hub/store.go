@@ -1,0 +1,172 @@
+package hub
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps a hub's channels, messages, clients and message ids. The hub
+// validates input, holds reads and wakes them; the store owns everything that
+// must be shared when several processes serve one hub.
+//
+// A store must be safe for concurrent use. It never blocks waiting for
+// messages: the hub does the waiting, and the store tells it through
+// StoreOptions.Notify when something it may be waiting for happened.
+//
+// Errors the API defines (ErrChannelExists, ErrNoChannel, ...) are returned as
+// the *Error values of this package; anything else counts as the store being
+// unavailable (-4) and is logged by the caller.
+type Store interface {
+	// CreateChannel registers a channel. It returns ErrChannelExists when a
+	// live channel with that id exists.
+	CreateChannel(ctx context.Context, spec ChannelSpec, exp Expiry) error
+
+	// DeleteChannel removes a channel and its messages and notifies
+	// EventDeleted. removed is false when there was no such channel.
+	DeleteChannel(ctx context.Context, id string) (removed bool, err error)
+
+	// Publish gives the content the next message id, appends it to the
+	// channel, drops the channel's oldest messages beyond its max_messages,
+	// renews the channel's activity and notifies EventPublished, all as one
+	// step. It returns ErrNoChannel for an unknown channel. encoded is the
+	// content already encoded as a JSON string (EncodeContent), so a store
+	// can build the message's JSON without encoding again.
+	Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error)
+
+	// CreateClient registers a session client. It returns ErrClientExists
+	// when a live client with that id exists.
+	CreateClient(ctx context.Context, id string, exp Expiry) error
+
+	// Read returns, as one consistent snapshot, the messages newer than
+	// q.Since on every readable requested channel and the newest id of the
+	// hub; see ReadQuery and ReadResult for the rules.
+	Read(ctx context.Context, q ReadQuery, exp Expiry) (ReadResult, error)
+
+	// Touch renews the activity of channels and the sessions of clients that
+	// have reads held on this node, so that a read held longer than a timeout
+	// does not let them expire. Unknown ids are ignored.
+	Touch(ctx context.Context, channels, clients []string, exp Expiry) error
+
+	// Status lists the hub's channels and clients.
+	Status(ctx context.Context) (Status, error)
+
+	// Close releases the store's connections and goroutines.
+	Close() error
+}
+
+// Sweeper is implemented by stores that must remove expired channels and
+// clients themselves (the memory store). Stores whose backend expires keys on
+// its own (Redis TTLs) need not implement it. The hub calls Sweep from its
+// maintenance loop.
+type Sweeper interface {
+	Sweep(now time.Time, exp Expiry)
+}
+
+// StoreOptions is what a hub hands a store when it opens it.
+type StoreOptions struct {
+	// Notify is called when a channel gets a message or is deleted, on this
+	// node or, for shared stores, on any node. It must not block for long:
+	// it only wakes held reads.
+	Notify func(Event)
+}
+
+// Expiry carries the hub's current timeouts into store calls, so that a
+// configuration reload can change them without reopening the store.
+type Expiry struct {
+	// SessionTimeout is how long a registered client lives after its last
+	// read. Zero means sessions never expire.
+	SessionTimeout time.Duration
+
+	// InactiveChannelTimeout is how long a channel lives without reads or
+	// publishes. Zero means channels never expire.
+	InactiveChannelTimeout time.Duration
+}
+
+// ChannelSpec describes a channel to create.
+type ChannelSpec struct {
+	// ID is the channel id, already validated.
+	ID string
+	// UseSessions restricts reads to registered clients.
+	UseSessions bool
+	// MaxMessages is how many messages the channel retains (>= 1).
+	MaxMessages int
+}
+
+// ReadQuery is one read, already validated by the hub.
+type ReadQuery struct {
+	// Channels are the requested channel ids, without duplicates.
+	Channels []string
+	// ClientID is the reader's client id; empty for anonymous reads.
+	ClientID string
+	// Since is the last id the reader has seen.
+	Since int64
+}
+
+// ReadResult is a consistent snapshot for one read.
+//
+// A store must make LastID and Channels agree: every message with an id in
+// (Since, LastID] on a readable requested channel is in Channels, and no
+// message with a larger id is. It is what lets a reader continue with
+// since=LastID and neither miss nor repeat a message.
+type ReadResult struct {
+	// Since is the query's since, clamped to LastID.
+	Since int64
+	// LastID is the newest message id in the hub at the snapshot.
+	LastID int64
+	// Channels holds one entry per readable requested channel, in request
+	// order; unknown channels, and session channels for anonymous reads, are
+	// left out.
+	Channels []ChannelMessages
+}
+
+// HasMessages reports whether any channel of the result has a message.
+func (r *ReadResult) HasMessages() bool {
+	for i := range r.Channels {
+		if len(r.Channels[i].Messages) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ChannelMessages is one channel's part of a read.
+type ChannelMessages struct {
+	ID       string
+	Messages []Message
+}
+
+// EventKind says what happened to a channel.
+type EventKind uint8
+
+const (
+	// EventPublished: the channel got a message.
+	EventPublished EventKind = iota + 1
+	// EventDeleted: the channel was deleted.
+	EventDeleted
+	// EventResync: the store may have missed notifications (a shared store
+	// reconnected); every held read must look again. Channel is empty.
+	EventResync
+)
+
+// Event is a notification from a store to its hub.
+type Event struct {
+	Kind    EventKind
+	Channel string
+}
+
+// Status is a listing of a hub's state.
+type Status struct {
+	Channels []ChannelStatus
+	Clients  []string
+	// MessagesCount is the number of retained messages over all channels.
+	MessagesCount int
+}
+
+// ChannelStatus describes one channel in Status.
+type ChannelStatus struct {
+	ID            string   `json:"channel_id"`
+	UseSessions   bool     `json:"use_sessions"`
+	MaxMessages   int      `json:"max_messages"`
+	MessagesCount int      `json:"messages_count"`
+	Clients       []string `json:"clients"`
+}
