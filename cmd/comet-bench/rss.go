@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// procMemory is a process's memory as /proc/<pid>/status reports it.
+type procMemory struct {
+	// RSSKiB is VmRSS: resident memory now.
+	RSSKiB int64
+	// PeakKiB is VmHWM: the most resident memory so far.
+	PeakKiB int64
+}
+
+// readProcMemory reads VmRSS and VmHWM of a process from
+// /proc/<pid>/status (Linux only).
+func readProcMemory(pid int) (procMemory, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
+	}
+	m, err := parseProcStatus(b)
+	if err != nil {
+		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
+	}
+	return m, nil
+}
+
+func parseProcStatus(b []byte) (procMemory, error) {
+	var m procMemory
+	var found int
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "VmRSS":
+			dst = &m.RSSKiB
+		case "VmHWM":
+			dst = &m.PeakKiB
+		default:
+			continue
+		}
+		fields := strings.Fields(value)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return m, fmt.Errorf("unexpected %s line %q", name, sc.Text())
+		}
+		n, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("unexpected %s line %q: %w", name, sc.Text(), err)
+		}
+		*dst = n
+		found++
+	}
+	if found != 2 {
+		// Kernel threads and zombies have no Vm lines.
+		return m, fmt.Errorf("no VmRSS/VmHWM lines (is it a running user process?)")
+	}
+	return m, nil
+}
+
+// memoryReport is the server's memory over a fan-out run.
+type memoryReport struct {
+	PID int `json:"pid"`
+	// BeforeKiB is the server's RSS before the readers connected.
+	BeforeKiB int64 `json:"before_kib"`
+	// HeldKiB is its RSS with every reader held, before any publish.
+	HeldKiB int64 `json:"held_kib"`
+	// EndKiB is its RSS after the last message was delivered, readers
+	// still connected.
+	EndKiB int64 `json:"end_kib"`
+	// PeakKiB is its VmHWM at the end: the most it ever held.
+	PeakKiB int64 `json:"peak_kib"`
+	// PerHeldReadKiB is (HeldKiB - BeforeKiB) / readers.
+	PerHeldReadKiB float64 `json:"per_held_read_kib"`
+}
