@@ -1,0 +1,53 @@
+// Package client holds the JavaScript client of caddy-comet, embedded so that
+// the comet handler can serve it at /simple-comet.js (readable) and
+// /simple-comet.min.js (what pages should load).
+//
+// simple-comet.min.js is generated from simple-comet.js; never edit it by
+// hand. After changing the source, run:
+//
+//	go generate ./client/...
+package client
+
+//go:generate go run ./internal/gen simple-comet.js simple-comet.min.js
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+)
+
+var (
+	//go:embed simple-comet.js
+	source []byte
+
+	//go:embed simple-comet.min.js
+	minified []byte
+)
+
+// script is one embedded file with its ETag, computed once at start-up.
+type script struct {
+	body []byte
+	etag string
+}
+
+var scripts = map[string]script{
+	"simple-comet.js":     newScript(source),
+	"simple-comet.min.js": newScript(minified),
+}
+
+func newScript(body []byte) script {
+	sum := sha256.Sum256(body)
+	// A strong validator: the bytes are fixed for the life of the binary.
+	return script{body: body, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+}
+
+// ContentType is the media type to serve the scripts with.
+const ContentType = "application/javascript; charset=utf-8"
+
+// Script returns the embedded file called name ("simple-comet.js" or
+// "simple-comet.min.js") and its strong, quoted ETag. ok is false for any
+// other name. The returned slice is shared: callers must not modify it.
+func Script(name string) (body []byte, etag string, ok bool) {
+	s, ok := scripts[name]
+	return s.body, s.etag, ok
+}

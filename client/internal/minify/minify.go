@@ -1,0 +1,47 @@
+// Package minify turns the readable client script into the one pages load.
+// The generator (client/internal/gen) and the client package's tests both
+// call Minify, so the test that checks the committed min file runs exactly
+// what `go generate` runs.
+package minify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/evanw/esbuild/pkg/api"
+)
+
+// Minify returns src minified by esbuild: whitespace, syntax and local
+// identifiers, for ES5 (the oldest target esbuild knows; the source itself is
+// ES3). name is the source's file name, used in error messages. Warnings fail
+// too, because a warning about the client is a bug in the client.
+func Minify(name string, src []byte) ([]byte, error) {
+	res := api.Transform(string(src), api.TransformOptions{
+		Loader:            api.LoaderJS,
+		Sourcefile:        name,
+		Target:            api.ES5,
+		MinifyWhitespace:  true,
+		MinifyIdentifiers: true,
+		MinifySyntax:      true,
+		Charset:           api.CharsetASCII,
+		LegalComments:     api.LegalCommentsNone,
+		LogLevel:          api.LogLevelSilent,
+	})
+	if msgs := append(res.Errors, res.Warnings...); len(msgs) > 0 {
+		return nil, fmt.Errorf("minifying %s: %w", name, describe(msgs))
+	}
+	return res.Code, nil
+}
+
+func describe(msgs []api.Message) error {
+	lines := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Location != nil {
+			lines = append(lines, fmt.Sprintf("%s:%d:%d: %s", m.Location.File, m.Location.Line, m.Location.Column, m.Text))
+		} else {
+			lines = append(lines, m.Text)
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}

@@ -1,0 +1,127 @@
+/*
+ * simple-comet.js: the browser client of caddy-comet.
+ *
+ * It long-polls the comet handler through JSON-P (one <script> node per
+ * request), so it works across origins without CORS, and in old browsers:
+ * the syntax is ES3 and it needs nothing newer than DOM level 1.
+ *
+ *   var sub = SimpleComet.subscribe(
+ *       'https://comet.example.com/channels/news%7Csport.jsonp',
+ *       function (content, channel, message) { ... },
+ *       'client id');            // optional: needed for session channels
+ *   window.onload = SimpleComet.start;
+ *   ...
+ *   sub.unsubscribe();
+ *
+ * The url names the channels (joined by %7C) and has no query string: the
+ * client adds since, cb and client_id. The callback is called once for each
+ * message with its content (a string), its channel id, and the message as the
+ * server sent it ({content, id, ts}). Messages of a channel come oldest
+ * first; a reply that holds several channels is handed out channel by
+ * channel. A callback that throws loses the rest of that reply, not the
+ * subscription.
+ *
+ * A subscription made before start() begins when start() is called, a later
+ * one at once. Call start() once the page has loaded: a script requested
+ * earlier holds the page's load event until the server answers.
+ *
+ * Each subscription has its own JSON-P callback name and its own cursor
+ * (since), so any number of them can run on one page. After a good reply it
+ * polls again at once with since=last_id, so it neither misses nor repeats a
+ * message. After a failure (the script did not load or did not call back, no
+ * reply within SimpleComet.timeout, return_code <= 0) it waits half a second,
+ * then twice as long after each further failure, up to 32 seconds, and goes
+ * back to polling at once after the next good reply.
+ */
+(function () {
+    var root = document.documentElement,
+        SimpleComet = window.SimpleComet = {
+            // Milliseconds to wait for a reply before trying again. It must
+            // exceed the server's http_timeout (30s by default), which is how
+            // long the server holds a read that has nothing to return.
+            timeout: 40000
+        },
+        // Subscriptions waiting for start(), as the functions that begin
+        // them; 0 once start() has been called.
+        waiting = [],
+        // Numbers the callback names, so that none is used twice on a page.
+        counter = 0;
+
+    SimpleComet.start = function () {
+        while (waiting && waiting.length) {
+            waiting.shift()();
+        }
+        waiting = 0;
+    };
+
+    SimpleComet.subscribe = function (url, callback, client_id) {
+        var since = 0,
+            delay = 500,
+            name = '_JSONP_' + ++counter,
+            stopped;
+
+        function poll() {
+            var node;
+
+            // done ends the request. The first call decides: a reply with
+            // return_code > 0 is a success; the error event, the load event
+            // of a script that did not call back, the timer or a bad reply
+            // are a failure. Later calls (the load event after the reply, the
+            // timer, a reply after the timeout) find node gone and do nothing.
+            function done(reply) {
+                var messages, channel, i;
+                if (node) {
+                    root.removeChild(node);
+                    node = 0;
+                    if (stopped) {
+                        return;
+                    }
+                    if (reply && reply.return_code > 0) {
+                        delay = 500;
+                        since = reply.last_id;
+                        // Poll before handing the messages out, so that a
+                        // callback that throws cannot stop the subscription.
+                        // The next reply cannot run before this one returns.
+                        poll();
+                        messages = reply.messages;
+                        for (channel in messages) {
+                            for (i = 0; i < messages[channel].length && !stopped; i++) {
+                                callback(messages[channel][i].content, channel, messages[channel][i]);
+                            }
+                        }
+                    } else {
+                        // A script we gave up on may still run; a new name
+                        // keeps it from passing for the reply to the next
+                        // request (it calls this done, which ignores it).
+                        name = '_JSONP_' + ++counter;
+                        setTimeout(poll, delay);
+                        if (delay < 30000) {
+                            delay *= 2;
+                        }
+                    }
+                }
+            }
+
+            if (!stopped) {
+                node = document.createElement('script');
+                setTimeout(done, SimpleComet.timeout);
+                window[name] = node.onload = node.onerror = done;
+                node.src = url + '?since=' + since + '&cb=' + name +
+                    (client_id ? '&client_id=' + encodeURIComponent(client_id) : '');
+                root.appendChild(node);
+            }
+        }
+
+        if (waiting) {
+            waiting.push(poll);
+        } else {
+            poll();
+        }
+        return {
+            // Stops the subscription: its callback is not called again.
+            unsubscribe: function () {
+                stopped = 1;
+            }
+        };
+    };
+})();
