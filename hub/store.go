@@ -68,6 +68,10 @@ type StoreOptions struct {
 	// node or, for shared stores, on any node. It must not block for long:
 	// it only wakes held reads.
 	Notify func(Event)
+
+	// Hub is the hub's name. A store that several hubs can share (Redis)
+	// keeps hubs with different names apart by it.
+	Hub string
 }
 
 // Expiry carries the hub's current timeouts into store calls, so that a
