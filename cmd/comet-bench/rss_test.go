@@ -1,0 +1,38 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseProcStatus(t *testing.T) {
+	status := "Name:\tcaddy\nVmPeak:\t 1300000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
+	m, err := parseProcStatus([]byte(status))
+	if err != nil || m != (procMemory{RSSKiB: 102400, PeakKiB: 204800}) {
+		t.Errorf("parseProcStatus = %+v, %v", m, err)
+	}
+	// A kernel thread has no Vm lines.
+	if _, err := parseProcStatus([]byte("Name:\tkthreadd\nThreads:\t1\n")); err == nil {
+		t.Error("status without VmRSS accepted")
+	}
+	if _, err := parseProcStatus([]byte("VmRSS:\t12 MB\nVmHWM:\t1 kB\n")); err == nil {
+		t.Error("VmRSS in an unknown unit accepted")
+	}
+}
+
+func TestReadProcMemoryOfThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc on this system: -pid works on Linux only")
+	}
+	m, err := readProcMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.RSSKiB <= 0 || m.PeakKiB < m.RSSKiB {
+		t.Errorf("own memory = %+v: want RSS > 0 and peak >= RSS", m)
+	}
+	if _, err := readProcMemory(1 << 30); err == nil || !strings.Contains(err.Error(), "pid") {
+		t.Errorf("memory of a pid that cannot exist: %v", err)
+	}
+}
