@@ -1,0 +1,43 @@
+package redisstore
+
+import (
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+)
+
+// Defaults of Options.
+const (
+	DefaultKeyPrefix   = "comet"
+	DefaultTimeout     = 2 * time.Second
+	DefaultDialTimeout = 2 * time.Second
+)
+
+// Options configures a Store.
+type Options struct {
+	// Client says how to reach Redis: InitAddress, Username, Password,
+	// SelectDB, TLSConfig, Sentinel.MasterSet, Dialer.Timeout. With
+	// Sentinel.MasterSet set, InitAddress lists the sentinels; otherwise
+	// the client finds out by itself whether the addresses are a Cluster.
+	// Zero Dialer.Timeout means DefaultDialTimeout; zero ConnWriteTimeout
+	// means Timeout. The store disables client-side caching (it does not
+	// use it) and names its connections "caddy-comet" unless ClientName is
+	// set.
+	Client rueidis.ClientOption
+
+	// KeyPrefix starts every key of the store, after the '{' of the hash
+	// tag and before the hub's name (hub.StoreOptions.Hub). Stores with the
+	// same KeyPrefix and hub name on one Redis share their state: that is
+	// how several nodes serve one hub. Default: DefaultKeyPrefix.
+	KeyPrefix string
+
+	// Timeout is the longest one store call waits for Redis, reconnecting
+	// included; past it the call fails as 'Store unavailable'. Default:
+	// DefaultTimeout.
+	Timeout time.Duration
+
+	// Logger receives the store's outage reports (one when Redis becomes
+	// unreachable, one when it is back). Default: no logging.
+	Logger *zap.Logger
+}

@@ -1,0 +1,242 @@
+package redisstore
+
+import "github.com/redis/rueidis"
+
+// The store's operations are Lua scripts: each one runs atomically in Redis,
+// which is what makes a publish (id, append, trim, notify) one step and a read
+// one consistent snapshot, on every node at once.
+//
+// Numbers: Lua numbers are doubles. Message ids stay below 2^53, so they are
+// exact, but Redis turns a Lua number into a command argument with "%.14g",
+// which would round a 15-digit id. Every number that goes back into a command
+// is therefore formatted with fmt() ("%d").
+//
+// Time: TTLs and the expiry scores of the index sets use Redis's own clock
+// (TIME), the clock that also expires the keys, so nodes with skewed clocks
+// agree on what has expired.
+
+// luaLib is prepended to every script.
+const luaLib = `
+local function fmt(n) return string.format('%d', n) end
+
+local function now_ms()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- renew gives key ttl milliseconds to live; 0 means no expiry.
+local function renew(key, ttl)
+	if ttl > 0 then
+		redis.call('PEXPIRE', key, fmt(ttl))
+	else
+		redis.call('PERSIST', key)
+	end
+end
+
+-- deadline is the expiry score of an index entry renewed now.
+local function deadline(now, ttl)
+	if ttl > 0 then return fmt(now + ttl) end
+	return '+inf'
+end
+
+-- prune looks at a few entries of an index whose score says they have
+-- expired, drops those whose key (keyprefix .. member) is gone and re-scores
+-- the others, so that indexes stay as small as what they index.
+local function prune(index, keyprefix, now, limit)
+	local due = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. fmt(now), 'LIMIT', 0, limit)
+	for _, member in ipairs(due) do
+		local pttl = redis.call('PTTL', keyprefix .. member)
+		if pttl == -2 then
+			redis.call('ZREM', index, member)
+		elseif pttl == -1 then
+			redis.call('ZADD', index, '+inf', member)
+		else
+			redis.call('ZADD', index, fmt(now + pttl), member)
+		end
+	end
+end
+`
+
+// pruneLimit bounds the work a create or read spends on stale index entries.
+const pruneLimit = "16"
+
+// createChannel
+// KEYS: ch, msgs, clients, channels
+// ARGV: base, channel id, use_sessions (0/1), max_messages, channel ttl ms
+// Returns 1, or 0 when the channel exists.
+var createChannelScript = rueidis.NewLuaScript(luaLib + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = now_ms()
+local ttl = tonumber(ARGV[5])
+-- leftovers of a channel that expired key by key must not show through
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'use_sessions', ARGV[3], 'max_messages', ARGV[4])
+renew(KEYS[1], ttl)
+redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[2])
+prune(KEYS[4], ARGV[1] .. 'ch:', now, ` + pruneLimit + `)
+return 1
+`)
+
+// deleteChannel
+// KEYS: ch, msgs, clients, channels
+// ARGV: channel id, events channel, publish command
+// Returns 1, or 0 when there was no such channel.
+var deleteChannelScript = rueidis.NewLuaScript(luaLib + `
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call(ARGV[3], ARGV[2], 'd' .. ARGV[1])
+return 1
+`)
+
+// publish
+// KEYS: ch, msgs, clients, id, channels
+// ARGV: channel id, encoded content, clock id, ts, channel ttl ms, events channel, publish command
+// Returns the new message id, or -2 when the channel does not exist.
+//
+// The message JSON is built exactly as hub.AppendMessageJSON builds it, so
+// that the publisher's copy and the stored one are the same bytes.
+var publishScript = rueidis.NewLuaScript(luaLib + `
+local max = redis.call('HGET', KEYS[1], 'max_messages')
+if not max then return -2 end
+local id = tonumber(redis.call('GET', KEYS[4]) or '0') + 1
+local tick = tonumber(ARGV[3])
+if tick > id then id = tick end
+local ids = fmt(id)
+redis.call('SET', KEYS[4], ids)
+redis.call('ZADD', KEYS[2], ids, '{"content":' .. ARGV[2] .. ',"id":' .. ids .. ',"ts":' .. ARGV[4] .. '}')
+redis.call('ZREMRANGEBYRANK', KEYS[2], '0', fmt(-(tonumber(max) + 1)))
+local ttl = tonumber(ARGV[5])
+renew(KEYS[1], ttl)
+renew(KEYS[2], ttl)
+renew(KEYS[3], ttl)
+redis.call('ZADD', KEYS[5], deadline(now_ms(), ttl), ARGV[1])
+redis.call(ARGV[7], ARGV[6], 'p' .. ARGV[1])
+return id
+`)
+
+// createClient
+// KEYS: client, sessions
+// ARGV: base, client id, session ttl ms
+// Returns 1, or 0 when a live client with that id exists.
+var createClientScript = rueidis.NewLuaScript(luaLib + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = now_ms()
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+	redis.call('SET', KEYS[1], '1', 'PX', fmt(ttl))
+else
+	redis.call('SET', KEYS[1], '1')
+end
+redis.call('ZADD', KEYS[2], deadline(now, ttl), ARGV[2])
+prune(KEYS[2], ARGV[1] .. 'client:', now, ` + pruneLimit + `)
+return 1
+`)
+
+// read
+// KEYS: id, client (any key when anonymous), sessions, channels, then ch,
+// msgs, clients for each requested channel
+// ARGV: base, since, session ttl ms, channel ttl ms, client id (empty when
+// anonymous), then the requested channel ids
+// Returns -3 for an unregistered client, -2 when no channel is readable,
+// otherwise {last id, i1, {json, score, ...}, i2, {...}, ...} where i is the
+// 0-based position of a readable channel in the request.
+var readScript = rueidis.NewLuaScript(luaLib + `
+local client = ARGV[5]
+local now = now_ms()
+local sttl = tonumber(ARGV[3])
+if client ~= '' then
+	if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
+	renew(KEYS[2], sttl)
+	redis.call('ZADD', KEYS[3], deadline(now, sttl), client)
+end
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local since = tonumber(ARGV[2])
+if since > last then since = last end
+local from = '(' .. fmt(since)
+local ttl = tonumber(ARGV[4])
+local out = {fmt(last)}
+for i = 6, #ARGV do
+	local k = 4 + (i - 6) * 3
+	local us = redis.call('HGET', KEYS[k + 1], 'use_sessions')
+	if us and (us == '0' or client ~= '') then
+		renew(KEYS[k + 1], ttl)
+		renew(KEYS[k + 2], ttl)
+		if client ~= '' then
+			redis.call('ZADD', KEYS[k + 3], deadline(now, sttl), client)
+			prune(KEYS[k + 3], ARGV[1] .. 'client:', now, 4)
+		end
+		renew(KEYS[k + 3], ttl)
+		redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[i])
+		out[#out + 1] = i - 6
+		out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[k + 2], from, '+inf', 'WITHSCORES')
+	end
+end
+if #out == 1 then return -2 end
+return out
+`)
+
+// touch
+// KEYS: channels, sessions, then ch, msgs, clients for each channel, then
+// client for each client
+// ARGV: channel ttl ms, session ttl ms, number of channels, channel ids...,
+// client ids...
+var touchScript = rueidis.NewLuaScript(luaLib + `
+local now = now_ms()
+local ttl = tonumber(ARGV[1])
+local sttl = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+for i = 1, n do
+	local k = 2 + (i - 1) * 3
+	if redis.call('EXISTS', KEYS[k + 1]) == 1 then
+		renew(KEYS[k + 1], ttl)
+		renew(KEYS[k + 2], ttl)
+		renew(KEYS[k + 3], ttl)
+		redis.call('ZADD', KEYS[1], deadline(now, ttl), ARGV[3 + i])
+	end
+end
+for i = 3 + n + 1, #ARGV do
+	local key = KEYS[2 + n * 3 + (i - 3 - n)]
+	if redis.call('EXISTS', key) == 1 then
+		renew(key, sttl)
+		redis.call('ZADD', KEYS[2], deadline(now, sttl), ARGV[i])
+	end
+end
+return 1
+`)
+
+// status
+// KEYS: channels, sessions
+// ARGV: base
+// Returns {{id, use_sessions, max_messages, messages_count, {clients...}}...},
+// {clients...}}, dropping index entries whose keys have expired on the way.
+var statusScript = rueidis.NewLuaScript(luaLib + `
+local base = ARGV[1]
+local channels = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', '-1')) do
+	local h = redis.call('HMGET', base .. 'ch:' .. id, 'use_sessions', 'max_messages')
+	if h[1] then
+		local rkey = base .. 'clients:' .. id
+		local readers = {}
+		for _, c in ipairs(redis.call('ZRANGE', rkey, '0', '-1')) do
+			if redis.call('EXISTS', base .. 'client:' .. c) == 1 then
+				readers[#readers + 1] = c
+			else
+				redis.call('ZREM', rkey, c)
+			end
+		end
+		channels[#channels + 1] = {id, h[1], h[2], redis.call('ZCARD', base .. 'msgs:' .. id), readers}
+	else
+		redis.call('ZREM', KEYS[1], id)
+	end
+end
+local clients = {}
+for _, c in ipairs(redis.call('ZRANGE', KEYS[2], '0', '-1')) do
+	if redis.call('EXISTS', base .. 'client:' .. c) == 1 then
+		clients[#clients + 1] = c
+	else
+		redis.call('ZREM', KEYS[2], c)
+	end
+end
+return {channels, clients}
+`)

@@ -1,0 +1,464 @@
+// Package redisstore is a hub.Store kept in Redis, so that several processes
+// (Caddy nodes) serve one hub: channels, messages, clients, sessions and the
+// id counter live in Redis, every operation is one Lua script, and each store
+// wakes its hub's held reads from one Redis pub/sub subscription.
+//
+// It works with standalone Redis, Sentinel and Cluster (all keys of a hub
+// share a hash tag; Cluster uses sharded pub/sub). Expiry uses Redis TTLs, so
+// the store does not implement hub.Sweeper.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+// Store is a hub.Store backed by Redis. Open one per hub and process.
+type Store struct {
+	client  rueidis.Client
+	keys    keys
+	timeout time.Duration
+	notify  func(hub.Event)
+	log     *zap.Logger
+	health  health
+
+	// publishCmd and subscribeCmd are PUBLISH/SUBSCRIBE, or their sharded
+	// forms on Cluster, where plain pub/sub would be copied to every node.
+	publishCmd   string
+	subscribeCmd string
+
+	stop      context.CancelFunc
+	listening chan struct{} // closed when the subscriber goroutine ends
+	closeOnce sync.Once
+}
+
+// Interface guard.
+var _ hub.Store = (*Store)(nil)
+
+// Open connects to Redis, subscribes to the hub's events and returns the
+// store once the subscription is confirmed, so that no notification of a
+// read made through it can be missed. It fails when Redis cannot be reached
+// within the dial timeout and Timeout.
+func Open(opts Options, so hub.StoreOptions) (*Store, error) {
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = DefaultKeyPrefix
+	}
+	hubName := so.Hub
+	if hubName == "" {
+		hubName = "default"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	co := opts.Client
+	if co.Dialer.Timeout <= 0 {
+		co.Dialer.Timeout = DefaultDialTimeout
+	}
+	if co.ConnWriteTimeout <= 0 {
+		co.ConnWriteTimeout = opts.Timeout
+	}
+	if co.ClientName == "" {
+		co.ClientName = "caddy-comet"
+	}
+	co.DisableCache = true
+	co.RetryDelay = retryDelay
+
+	client, err := rueidis.NewClient(co)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to redis at %v: %w", co.InitAddress, err)
+	}
+	log := opts.Logger.With(zap.String("hub", hubName), zap.String("key_prefix", opts.KeyPrefix))
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Store{
+		client:       client,
+		keys:         newKeys(opts.KeyPrefix, hubName),
+		timeout:      opts.Timeout,
+		notify:       so.Notify,
+		log:          log,
+		health:       health{log: log},
+		publishCmd:   "PUBLISH",
+		subscribeCmd: "SUBSCRIBE",
+		stop:         stop,
+		listening:    make(chan struct{}),
+	}
+	if s.notify == nil {
+		s.notify = func(hub.Event) {}
+	}
+	if client.Mode() == rueidis.ClientModeCluster {
+		s.publishCmd, s.subscribeCmd = "SPUBLISH", "SSUBSCRIBE"
+	}
+
+	ready := make(chan struct{})
+	var lastErr atomic.Pointer[error]
+	go s.listen(ctx, ready, &lastErr)
+	wait := time.NewTimer(co.Dialer.Timeout + opts.Timeout)
+	defer wait.Stop()
+	select {
+	case <-ready:
+		return s, nil
+	case <-wait.C:
+		s.Close()
+		err := errors.New("no confirmation in time")
+		if last := lastErr.Load(); last != nil {
+			err = *last
+		}
+		return nil, fmt.Errorf("subscribing to %s: %w", s.keys.events(), err)
+	}
+}
+
+// retryDelay keeps rueidis's retries of idempotent commands (exponential,
+// at most a second apart) but turns them off for subscriptions: the store
+// must see a lost subscription at once to tell its hub (EventResync).
+func retryDelay(attempts int, cmd rueidis.Completed, _ error) time.Duration {
+	if c := cmd.Commands(); len(c) > 0 && (c[0] == "SUBSCRIBE" || c[0] == "SSUBSCRIBE") {
+		return -1
+	}
+	d := time.Duration(1<<min(attempts, 20)) * time.Microsecond
+	return min(time.Second, d+rand.N(d))
+}
+
+// Close ends the subscription and closes the connections.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.client.Close()
+		<-s.listening
+	})
+	return nil
+}
+
+// exec runs a script with the store's timeout, and keeps track of whether
+// Redis is reachable.
+func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) (rueidis.RedisMessage, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	msg, err := script.Exec(cctx, s.client, keys, args).ToMessage()
+	if err != nil {
+		// A caller that gave up (a client that went away) says nothing
+		// about Redis.
+		if ctx.Err() == nil {
+			s.health.failed(err)
+		}
+		return msg, err
+	}
+	s.health.succeeded()
+	return msg, nil
+}
+
+// millis is a TTL argument: whole milliseconds, rounded up so that a short
+// timeout does not become "no expiry"; "0" means no expiry.
+func millis(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// CreateChannel implements hub.Store.
+func (s *Store) CreateChannel(ctx context.Context, spec hub.ChannelSpec, exp hub.Expiry) error {
+	k := s.keys
+	msg, err := s.exec(ctx, createChannelScript,
+		[]string{k.channel(spec.ID), k.messages(spec.ID), k.readers(spec.ID), k.channels()},
+		[]string{k.base, spec.ID, boolArg(spec.UseSessions), strconv.Itoa(spec.MaxMessages), millis(exp.InactiveChannelTimeout)})
+	if err != nil {
+		return fmt.Errorf("creating channel %q: %w", spec.ID, err)
+	}
+	if created, err := msg.AsInt64(); err != nil {
+		return fmt.Errorf("creating channel %q: %w", spec.ID, err)
+	} else if created == 0 {
+		return hub.ErrChannelExists
+	}
+	return nil
+}
+
+// DeleteChannel implements hub.Store.
+func (s *Store) DeleteChannel(ctx context.Context, id string) (bool, error) {
+	k := s.keys
+	msg, err := s.exec(ctx, deleteChannelScript,
+		[]string{k.channel(id), k.messages(id), k.readers(id), k.channels()},
+		[]string{id, k.events(), s.publishCmd})
+	if err != nil {
+		return false, fmt.Errorf("deleting channel %q: %w", id, err)
+	}
+	removed, err := msg.AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("deleting channel %q: %w", id, err)
+	}
+	return removed == 1, nil
+}
+
+// Publish implements hub.Store.
+func (s *Store) Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp hub.Expiry) (hub.Message, error) {
+	k := s.keys
+	ts := now.Unix()
+	msg, err := s.exec(ctx, publishScript,
+		[]string{k.channel(channel), k.messages(channel), k.readers(channel), k.id(), k.channels()},
+		[]string{channel, string(encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
+			millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd})
+	if err != nil {
+		return hub.Message{}, fmt.Errorf("publishing to %q: %w", channel, err)
+	}
+	id, err := msg.AsInt64()
+	if err != nil {
+		return hub.Message{}, fmt.Errorf("publishing to %q: %w", channel, err)
+	}
+	if id == -2 {
+		return hub.Message{}, hub.ErrNoChannel
+	}
+	return hub.NewMessage(encoded, id, ts), nil
+}
+
+// CreateClient implements hub.Store.
+func (s *Store) CreateClient(ctx context.Context, id string, exp hub.Expiry) error {
+	k := s.keys
+	msg, err := s.exec(ctx, createClientScript,
+		[]string{k.client(id), k.sessions()},
+		[]string{k.base, id, millis(exp.SessionTimeout)})
+	if err != nil {
+		return fmt.Errorf("registering client %q: %w", id, err)
+	}
+	if created, err := msg.AsInt64(); err != nil {
+		return fmt.Errorf("registering client %q: %w", id, err)
+	} else if created == 0 {
+		return hub.ErrClientExists
+	}
+	return nil
+}
+
+// Read implements hub.Store.
+func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.ReadResult, error) {
+	k := s.keys
+	keys := make([]string, 0, 4+3*len(q.Channels))
+	keys = append(keys, k.id(), k.client(q.ClientID), k.sessions(), k.channels())
+	args := make([]string, 0, 5+len(q.Channels))
+	args = append(args, k.base, strconv.FormatInt(q.Since, 10), millis(exp.SessionTimeout),
+		millis(exp.InactiveChannelTimeout), q.ClientID)
+	for _, c := range q.Channels {
+		keys = append(keys, k.channel(c), k.messages(c), k.readers(c))
+		args = append(args, c)
+	}
+	msg, err := s.exec(ctx, readScript, keys, args)
+	if err != nil {
+		return hub.ReadResult{}, fmt.Errorf("reading %d channels: %w", len(q.Channels), err)
+	}
+	if msg.IsInt64() {
+		code, _ := msg.AsInt64()
+		switch code {
+		case -3:
+			return hub.ReadResult{}, hub.ErrUnregisteredClient
+		case -2:
+			return hub.ReadResult{}, hub.ErrNoValidChannels
+		}
+		return hub.ReadResult{}, fmt.Errorf("reading: unexpected reply %d", code)
+	}
+	res, err := parseRead(msg, q)
+	if err != nil {
+		return hub.ReadResult{}, fmt.Errorf("reading %d channels: %w", len(q.Channels), err)
+	}
+	return res, nil
+}
+
+// parseRead decodes the read script's {last, i, {json, score...}, ...}.
+func parseRead(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult, error) {
+	arr, err := msg.ToArray()
+	if err != nil || len(arr) == 0 || len(arr)%2 != 1 {
+		return hub.ReadResult{}, fmt.Errorf("unexpected reply: %v", msg)
+	}
+	last, err := parseID(&arr[0])
+	if err != nil {
+		return hub.ReadResult{}, err
+	}
+	res := hub.ReadResult{Since: min(q.Since, last), LastID: last, Channels: make([]hub.ChannelMessages, 0, len(arr)/2)}
+	for i := 1; i < len(arr); i += 2 {
+		idx, err := arr[i].AsInt64()
+		if err != nil || idx < 0 || idx >= int64(len(q.Channels)) {
+			return hub.ReadResult{}, fmt.Errorf("unexpected channel index in reply: %v", arr[i])
+		}
+		items, err := arr[i+1].ToArray()
+		if err != nil || len(items)%2 != 0 {
+			return hub.ReadResult{}, fmt.Errorf("unexpected messages in reply: %v", arr[i+1])
+		}
+		cm := hub.ChannelMessages{ID: q.Channels[idx]}
+		if len(items) > 0 {
+			cm.Messages = make([]hub.Message, 0, len(items)/2)
+		}
+		for j := 0; j < len(items); j += 2 {
+			js, err := items[j].ToString()
+			if err != nil {
+				return hub.ReadResult{}, err
+			}
+			id, err := parseID(&items[j+1])
+			if err != nil {
+				return hub.ReadResult{}, err
+			}
+			cm.Messages = append(cm.Messages, hub.Message{ID: id, JSON: []byte(js)})
+		}
+		res.Channels = append(res.Channels, cm)
+	}
+	return res, nil
+}
+
+// parseID reads an id that Redis returns as a string: the counter, or a
+// sorted-set score, which Redis may print as a float ("1.5e+14") although
+// it is a whole number below 2^53.
+func parseID(m *rueidis.RedisMessage) (int64, error) {
+	s, err := m.ToString()
+	if err != nil {
+		return 0, err
+	}
+	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return id, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad message id %q", s)
+	}
+	return int64(f), nil
+}
+
+// touchChunk bounds the ids one touch script handles, so that a node with
+// many held reads does not hold Redis in one long script.
+const touchChunk = 256
+
+// Touch implements hub.Store. Chunks are sent concurrently, so rueidis
+// pipelines them into one round trip.
+func (s *Store) Touch(ctx context.Context, channels, clients []string, exp hub.Expiry) error {
+	if len(channels) == 0 && len(clients) == 0 {
+		return nil
+	}
+	ttl, sttl := millis(exp.InactiveChannelTimeout), millis(exp.SessionTimeout)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for len(channels) > 0 || len(clients) > 0 {
+		nch := min(len(channels), touchChunk)
+		ncl := min(len(clients), touchChunk-nch)
+		chs, cls := channels[:nch], clients[:ncl]
+		channels, clients = channels[nch:], clients[ncl:]
+		wg.Go(func() {
+			if err := s.touch(ctx, chs, cls, ttl, sttl); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("renewing held channels and sessions: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) touch(ctx context.Context, channels, clients []string, ttl, sttl string) error {
+	k := s.keys
+	keys := make([]string, 0, 2+3*len(channels)+len(clients))
+	keys = append(keys, k.channels(), k.sessions())
+	args := make([]string, 0, 3+len(channels)+len(clients))
+	args = append(args, ttl, sttl, strconv.Itoa(len(channels)))
+	for _, c := range channels {
+		keys = append(keys, k.channel(c), k.messages(c), k.readers(c))
+		args = append(args, c)
+	}
+	for _, c := range clients {
+		keys = append(keys, k.client(c))
+		args = append(args, c)
+	}
+	_, err := s.exec(ctx, touchScript, keys, args)
+	return err
+}
+
+// Status implements hub.Store.
+func (s *Store) Status(ctx context.Context) (hub.Status, error) {
+	k := s.keys
+	msg, err := s.exec(ctx, statusScript, []string{k.channels(), k.sessions()}, []string{k.base})
+	if err != nil {
+		return hub.Status{}, fmt.Errorf("listing the hub: %w", err)
+	}
+	st, err := parseStatus(msg)
+	if err != nil {
+		return hub.Status{}, fmt.Errorf("listing the hub: %w", err)
+	}
+	return st, nil
+}
+
+// parseStatus decodes the status script's reply, sorted by id as the memory
+// store sorts it.
+func parseStatus(msg rueidis.RedisMessage) (hub.Status, error) {
+	st := hub.Status{Channels: []hub.ChannelStatus{}, Clients: []string{}}
+	parts, err := msg.ToArray()
+	if err != nil || len(parts) != 2 {
+		return st, fmt.Errorf("unexpected reply: %v", msg)
+	}
+	chans, err := parts[0].ToArray()
+	if err != nil {
+		return st, err
+	}
+	for _, c := range chans {
+		f, err := c.ToArray()
+		if err != nil || len(f) != 5 {
+			return st, fmt.Errorf("unexpected channel in reply: %v", c)
+		}
+		var cs hub.ChannelStatus
+		var us, maxs string
+		if cs.ID, err = f[0].ToString(); err != nil {
+			return st, err
+		}
+		if us, err = f[1].ToString(); err != nil {
+			return st, err
+		}
+		if maxs, err = f[2].ToString(); err != nil {
+			return st, err
+		}
+		cs.UseSessions = us == "1"
+		if cs.MaxMessages, err = strconv.Atoi(maxs); err != nil {
+			return st, fmt.Errorf("bad max_messages %q of channel %q", maxs, cs.ID)
+		}
+		n, err := f[3].AsInt64()
+		if err != nil {
+			return st, err
+		}
+		cs.MessagesCount = int(n)
+		readers, err := f[4].AsStrSlice()
+		if err != nil {
+			return st, err
+		}
+		cs.Clients = append(make([]string, 0, len(readers)), readers...)
+		slices.Sort(cs.Clients)
+		st.MessagesCount += cs.MessagesCount
+		st.Channels = append(st.Channels, cs)
+	}
+	clients, err := parts[1].AsStrSlice()
+	if err != nil {
+		return st, err
+	}
+	st.Clients = append(st.Clients, clients...)
+	slices.Sort(st.Clients)
+	slices.SortFunc(st.Channels, func(a, b hub.ChannelStatus) int { return strings.Compare(a.ID, b.ID) })
+	return st, nil
+}

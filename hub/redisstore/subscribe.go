@@ -1,0 +1,97 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+// listen holds the store's one subscription to the hub's events channel and
+// turns every event into a Notify. It closes ready when the first
+// subscription is confirmed. Whenever the subscription is lost it tells the
+// hub (EventResync, so that held reads look again now instead of waiting for
+// a wake-up that cannot come) and subscribes again; once the new subscription
+// is confirmed it sends EventResync again, because events published in
+// between were missed. The last error is kept in lastErr for Open. It runs
+// until ctx ends.
+func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atomic.Pointer[error]) {
+	defer close(s.listening)
+	var subscribed atomic.Bool
+	confirmed := make(chan struct{}, 1)
+	// rueidis calls the hook from its connection reader when Redis
+	// confirms the subscription; events published after that reach onEvent.
+	hook := func(sub rueidis.PubSubSubscription) {
+		if sub.Kind != "subscribe" && sub.Kind != "ssubscribe" {
+			return
+		}
+		s.health.succeeded()
+		if subscribed.CompareAndSwap(false, true) {
+			close(ready)
+		} else {
+			s.notify(hub.Event{Kind: hub.EventResync})
+		}
+		select {
+		case confirmed <- struct{}{}:
+		default:
+		}
+	}
+	hctx := rueidis.WithOnSubscriptionHook(ctx, hook)
+	const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
+	backoff := minBackoff
+	for {
+		// A command is recycled once used, so build it each time.
+		var cmd rueidis.Completed
+		if s.subscribeCmd == "SSUBSCRIBE" {
+			cmd = s.client.B().Ssubscribe().Channel(s.keys.events()).Build()
+		} else {
+			cmd = s.client.B().Subscribe().Channel(s.keys.events()).Build()
+		}
+		err := s.client.Receive(hctx, cmd, s.onEvent)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-confirmed:
+			// It worked for a while: back off afresh.
+			backoff = minBackoff
+		default:
+		}
+		if err == nil {
+			err = errors.New("unsubscribed by the server")
+		}
+		err = fmt.Errorf("subscription to %s lost: %w", s.keys.events(), err)
+		lastErr.Store(&err)
+		s.health.failed(err)
+		if subscribed.Load() {
+			s.notify(hub.Event{Kind: hub.EventResync})
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// onEvent turns a pub/sub message, "p<channel>" or "d<channel>", into a
+// Notify.
+func (s *Store) onEvent(m rueidis.PubSubMessage) {
+	if len(m.Message) < 2 {
+		return
+	}
+	switch m.Message[0] {
+	case 'p':
+		s.notify(hub.Event{Kind: hub.EventPublished, Channel: m.Message[1:]})
+	case 'd':
+		s.notify(hub.Event{Kind: hub.EventDeleted, Channel: m.Message[1:]})
+	}
+}
