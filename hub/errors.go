@@ -56,6 +56,7 @@ var (
 	ErrEmptyReadClientID  = &Error{Code: CodeBadRequest, Message: "Missing client_id"}
 	ErrInvalidMaxMessages = &Error{Code: CodeBadRequest, Message: "Invalid max messages value"}
 	ErrInvalidUseSessions = &Error{Code: CodeBadRequest, Message: "Invalid use_sessions value"}
+	ErrMessageTooLarge    = &Error{Code: CodeBadRequest, Message: "Message too large"}
 	ErrInvalidContent     = &Error{Code: CodeBadRequest, Message: "Invalid content: not valid UTF-8"}
 	ErrTooManyChannels    = &Error{Code: CodeBadRequest, Message: "Too many channels in one read"}
 	ErrInvalidChannelID   = &Error{Code: CodeBadRequest, Message: "Invalid channel id"}

@@ -1,0 +1,313 @@
+package comet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/client"
+	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/jsonp"
+)
+
+// methods and operations of each resource.
+var (
+	allowChannels = "POST"
+	allowChannel  = "GET, POST, DELETE"
+	allowClients  = "POST"
+	allowStatus   = "GET"
+	allowScript   = "GET, HEAD"
+)
+
+// formOverhead is how much larger than max_message_size a publish body may
+// be: URL-encoding can triple the content, plus the other fields.
+const formOverhead = 4096
+
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall) {
+	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.QuoteJSON}
+	if !call.formatOK {
+		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Unknown output format"})
+		return
+	}
+	op, allow := operation(call.resource, r.Method)
+	if op == "" {
+		w.Header().Set("Allow", allow)
+		h.replyErrorStatus(w, r, opts, http.StatusMethodNotAllowed,
+			&hub.Error{Code: hub.CodeBadRequest, Message: "Method not allowed", Detail: "use " + allow})
+		return
+	}
+	if !h.allowed[op] {
+		h.replyErrorStatus(w, r, opts, http.StatusForbidden,
+			&hub.Error{Code: hub.CodeBadRequest, Message: "Operation not allowed on this route", Detail: op})
+		return
+	}
+	if r.Method == http.MethodPost {
+		maxBody := 3*h.hub.Config().MaxMessageSize + formOverhead
+		r.Body = http.MaxBytesReader(w, r.Body, int64(maxBody))
+	}
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.replyErrorStatus(w, r, opts, http.StatusRequestEntityTooLarge,
+				hub.ErrMessageTooLarge.With(fmt.Sprintf("request body over %d bytes", tooLarge.Limit)))
+			return
+		}
+		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Invalid form body", Detail: err.Error()})
+		return
+	}
+
+	switch {
+	case call.resource == resScript:
+		h.serveScript(w, r, call.id)
+	case call.resource == resChannels:
+		h.registerChannel(w, r, opts)
+	case call.resource == resClients:
+		h.registerClient(w, r, opts)
+	case call.resource == resStatus:
+		h.status(w, r, opts)
+	case r.Method == http.MethodGet:
+		h.read(w, r, opts, call.id)
+	case r.Method == http.MethodPost:
+		h.publish(w, r, opts, call.id)
+	case r.Method == http.MethodDelete:
+		h.deleteChannel(w, r, opts, call.id)
+	}
+}
+
+// operation returns the operation a method on a resource performs, or "" and
+// the methods the resource allows.
+func operation(res resource, method string) (op, allow string) {
+	switch res {
+	case resChannels:
+		if method == http.MethodPost {
+			return OpManage, ""
+		}
+		return "", allowChannels
+	case resChannel:
+		switch method {
+		case http.MethodGet:
+			return OpSubscribe, ""
+		case http.MethodPost:
+			return OpPublish, ""
+		case http.MethodDelete:
+			return OpManage, ""
+		}
+		return "", allowChannel
+	case resClients:
+		if method == http.MethodPost {
+			return OpManage, ""
+		}
+		return "", allowClients
+	case resStatus:
+		if method == http.MethodGet {
+			return OpStatus, ""
+		}
+		return "", allowStatus
+	case resScript:
+		if method == http.MethodGet || method == http.MethodHead {
+			return OpSubscribe, ""
+		}
+		return "", allowScript
+	}
+	return "", ""
+}
+
+func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+	id := r.Form.Get("channel_id")
+	useSessions, ok := parseBool(r.Form.Get("use_sessions"))
+	if !ok {
+		h.replyError(w, r, opts, hub.ErrInvalidUseSessions)
+		return
+	}
+	maxMessages := 0
+	if v := r.Form.Get("max_messages"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			h.replyError(w, r, opts, hub.ErrInvalidMaxMessages)
+			return
+		}
+		maxMessages = n
+	}
+	if err := h.hub.RegisterChannel(r.Context(), id, useSessions, maxMessages); err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+}
+
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channel string) {
+	m, err := h.hub.Publish(r.Context(), channel, r.Form.Get("content"))
+	if err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).Int("message_id", m.ID).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+}
+
+func (h *Handler) registerClient(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+	id := r.Form.Get("client_id")
+	if err := h.hub.RegisterClient(r.Context(), id); err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("client_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+}
+
+func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options, id string) {
+	removed, err := h.hub.DeleteChannel(r.Context(), id)
+	if err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	code := hub.CodeOK
+	if removed {
+		code = hub.CodeRemoved
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes(), false)
+}
+
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channels string) {
+	req := hub.ReadRequest{Channels: channels}
+	if ids, ok := r.Form["client_id"]; ok {
+		req.HasClientID = true
+		req.ClientID = ids[0]
+	}
+	// A since that is not an integer counts as 0, as in the original.
+	req.Since, _ = strconv.ParseInt(r.Form.Get("since"), 10, 64)
+
+	reply, err := h.hub.Read(r.Context(), req, h.stopping)
+	if err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	if reply.Reason == hub.ReleasedCanceled {
+		return // the client has gone
+	}
+	withMessages := reply.Reason == hub.ReleasedMessages
+	body := jsonp.NewObject(nil).
+		Int("since", reply.Since).
+		RawFunc("messages", func(dst []byte) []byte {
+			if !withMessages {
+				return append(dst, "{}"...)
+			}
+			return appendMessages(dst, reply.Channels)
+		}).
+		Int("last_id", reply.LastID).
+		Int("return_code", hub.CodeOK).
+		String("error_message", "").
+		Bytes()
+	h.reply(w, r, opts, body, withMessages)
+}
+
+// appendMessages appends {"channel":[message, ...], ...}, splicing in each
+// message's JSON as it was encoded at publish.
+func appendMessages(dst []byte, chans []hub.ChannelMessages) []byte {
+	dst = append(dst, '{')
+	for i, c := range chans {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsonp.AppendString(dst, c.ID)
+		dst = append(dst, ':', '[')
+		for j, m := range c.Messages {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, m.JSON...)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+	if !h.EnableStatus {
+		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Status disabled"})
+		return
+	}
+	st, err := h.hub.Status(r.Context())
+	if err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	inner, err := json.Marshal(struct {
+		Channels []hub.ChannelStatus `json:"channels"`
+		Clients  []string            `json:"clients"`
+		Held     int                 `json:"held_connections_count"`
+	}{st.Channels, st.Clients, h.hub.Held()})
+	if err != nil {
+		h.replyError(w, r, opts, fmt.Errorf("encoding status: %w", err))
+		return
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).
+		Raw("status", inner).
+		Int("channels_count", int64(len(st.Channels))).
+		Int("clients_count", int64(len(st.Clients))).
+		Int("messages_count", int64(st.MessagesCount)).
+		Int("return_code", hub.CodeOK).
+		String("error_message", "").
+		Bytes(), false)
+}
+
+func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name string) {
+	body, etag, _ := client.Script(name)
+	w.Header().Set("Content-Type", "application/javascript; charset=utf-8")
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+}
+
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte, withMessages bool) {
+	h.hub.Stats().Replies.Add(1)
+	if err := jsonp.Write(w, http.StatusOK, opts, body, withMessages); err != nil {
+		h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
+	}
+}
+
+// replyError answers with an API error, with the HTTP status its code calls
+// for.
+func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.Options, err error) {
+	apiErr := hub.AsError(err)
+	status := http.StatusOK
+	switch {
+	case errors.Is(apiErr, hub.ErrMessageTooLarge):
+		status = http.StatusRequestEntityTooLarge
+	case apiErr.Code == hub.CodeUnavailable, apiErr.Code == hub.CodeOverloaded:
+		status = http.StatusServiceUnavailable
+	}
+	if apiErr.Code == hub.CodeUnavailable {
+		// The store reports outages itself, once; this is the request's part.
+		h.logger.Debug("store unavailable", zap.String("uri", r.RequestURI), zap.Error(err))
+	}
+	h.replyErrorStatus(w, r, opts, status, apiErr)
+}
+
+func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts jsonp.Options, status int, e *hub.Error) {
+	h.hub.Stats().CountError(e.Code)
+	h.logger.Debug("api error", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
+		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
+	h.hub.Stats().Replies.Add(1)
+	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
+	if err := jsonp.Write(w, status, opts, body, false); err != nil {
+		h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
+	}
+}
+
+// parseBool reads use_sessions as the original did: 1, true, yes and on are
+// true; 0, false, no, off and empty are false.
+func parseBool(v string) (value, ok bool) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, true
+	case "", "0", "false", "no", "off":
+		return false, true
+	}
+	return false, false
+}

@@ -1,0 +1,231 @@
+package comet
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// hubs holds every running hub, keyed by hub name and store configuration.
+// A hub outlives the configurations that use it: a reload provisions the new
+// configuration (which finds the hub here) before it cleans up the old one.
+var hubs = caddy.NewUsagePool()
+
+type pooledHub struct{ *hub.Hub }
+
+// Destruct closes the hub once no configuration uses it.
+func (p pooledHub) Destruct() error { return p.Close() }
+
+// App is the comet app: it owns the hubs that comet handlers publish to and
+// read from. It needs no configuration; handlers create hubs through it.
+//
+// JSON: {"apps": {"comet": {}}}
+type App struct {
+	ctx     caddy.Context
+	logger  *zap.Logger
+	hubs    map[string]*hubUse
+	metrics *metricsCollector
+}
+
+// hubUse is one hub as this configuration's handlers asked for it.
+type hubUse struct {
+	poolKey  string
+	storeRaw json.RawMessage
+	settings hubSettings
+	hub      *hub.Hub
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "comet",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets up the app.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	a.hubs = make(map[string]*hubUse)
+	a.metrics = newMetricsCollector()
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := reg.Register(a.metrics); err != nil {
+			return fmt.Errorf("registering comet metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Start implements caddy.App; hubs start when handlers ask for them.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App. Held reads are answered by the handlers when
+// their server shuts down; hubs are closed in Cleanup once unused.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this configuration's hold on its hubs.
+func (a *App) Cleanup() error {
+	for name, use := range a.hubs {
+		if _, err := hubs.Delete(use.poolKey); err != nil {
+			a.logger.Error("closing hub", zap.String("hub", name), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// hub returns the hub named name for a handler, creating it on first use.
+// Handlers that name the same hub must agree on its store and on every
+// setting both of them set; a setting only one of them sets applies to both.
+func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*hub.Hub, error) {
+	if use, ok := a.hubs[name]; ok {
+		if !bytes.Equal(compactJSON(use.storeRaw), compactJSON(storeRaw)) {
+			return nil, fmt.Errorf("hub %q: routes name different stores (%s and %s); give them different hub names or the same store",
+				name, storeLabel(use.storeRaw), storeLabel(storeRaw))
+		}
+		merged, err := use.settings.merge(s)
+		if err != nil {
+			return nil, fmt.Errorf("hub %q: %w", name, err)
+		}
+		use.settings = merged
+		use.hub.SetConfig(merged.config())
+		return use.hub, nil
+	}
+
+	opener, err := store()
+	if err != nil {
+		return nil, fmt.Errorf("hub %q: loading store: %w", name, err)
+	}
+	key := name + "\x00" + string(compactJSON(storeRaw))
+	val, loaded, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
+		h, err := hub.New(name, s.config(), opener.OpenStore)
+		if err != nil {
+			return nil, err
+		}
+		return pooledHub{h}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub %q: %w", name, err)
+	}
+	h := val.(pooledHub).Hub
+	if loaded {
+		// A reload: the hub keeps its state and takes the new settings.
+		h.SetConfig(s.config())
+	}
+	a.logger.Info("hub ready", zap.String("hub", name), zap.String("store", storeLabel(storeRaw)), zap.Bool("reused", loaded))
+	a.hubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
+	a.metrics.add(name, h)
+	return h, nil
+}
+
+func compactJSON(raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+func storeLabel(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "memory"
+	}
+	var v struct {
+		Store string `json:"store"`
+	}
+	_ = json.Unmarshal(raw, &v)
+	return v.Store
+}
+
+// hubSettings are the handler fields that belong to the hub rather than to
+// the route. Zero means "not set here".
+type hubSettings struct {
+	HTTPTimeout            time.Duration
+	SessionTimeout         time.Duration
+	InactiveChannelTimeout *time.Duration
+	MessagesPerChannel     int
+	MaxMessageSize         int64
+	MaxChannelsPerRead     int
+	MaxHeldConnections     *int
+}
+
+func (s hubSettings) config() hub.Config {
+	c := hub.Config{
+		HTTPTimeout:        s.HTTPTimeout,
+		SessionTimeout:     s.SessionTimeout,
+		MessagesPerChannel: s.MessagesPerChannel,
+		MaxMessageSize:     int(s.MaxMessageSize),
+		MaxChannelsPerRead: s.MaxChannelsPerRead,
+	}
+	if s.InactiveChannelTimeout != nil {
+		c.InactiveChannelTimeout = *s.InactiveChannelTimeout
+		if c.InactiveChannelTimeout == 0 {
+			c.InactiveChannelTimeout = -1 // off
+		}
+	}
+	if s.MaxHeldConnections != nil {
+		c.MaxHeldConnections = *s.MaxHeldConnections
+	}
+	return c
+}
+
+// merge combines the settings of two routes of one hub, refusing values
+// that differ.
+func (s hubSettings) merge(o hubSettings) (hubSettings, error) {
+	var err error
+	pick := func(name string, a, b any, aSet, bSet bool) bool {
+		if aSet && bSet && a != b && err == nil {
+			err = fmt.Errorf("%s differs between routes (%v and %v)", name, a, b)
+		}
+		return !aSet && bSet
+	}
+	if pick("http_timeout", s.HTTPTimeout, o.HTTPTimeout, s.HTTPTimeout != 0, o.HTTPTimeout != 0) {
+		s.HTTPTimeout = o.HTTPTimeout
+	}
+	if pick("session_timeout", s.SessionTimeout, o.SessionTimeout, s.SessionTimeout != 0, o.SessionTimeout != 0) {
+		s.SessionTimeout = o.SessionTimeout
+	}
+	if pick("inactive_channel_timeout", deref(s.InactiveChannelTimeout), deref(o.InactiveChannelTimeout), s.InactiveChannelTimeout != nil, o.InactiveChannelTimeout != nil) {
+		s.InactiveChannelTimeout = o.InactiveChannelTimeout
+	}
+	if pick("messages_per_channel", s.MessagesPerChannel, o.MessagesPerChannel, s.MessagesPerChannel != 0, o.MessagesPerChannel != 0) {
+		s.MessagesPerChannel = o.MessagesPerChannel
+	}
+	if pick("max_message_size", s.MaxMessageSize, o.MaxMessageSize, s.MaxMessageSize != 0, o.MaxMessageSize != 0) {
+		s.MaxMessageSize = o.MaxMessageSize
+	}
+	if pick("max_channels_per_read", s.MaxChannelsPerRead, o.MaxChannelsPerRead, s.MaxChannelsPerRead != 0, o.MaxChannelsPerRead != 0) {
+		s.MaxChannelsPerRead = o.MaxChannelsPerRead
+	}
+	if pick("max_held_connections", deref(s.MaxHeldConnections), deref(o.MaxHeldConnections), s.MaxHeldConnections != nil, o.MaxHeldConnections != nil) {
+		s.MaxHeldConnections = o.MaxHeldConnections
+	}
+	return s, err
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

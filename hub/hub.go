@@ -1,0 +1,309 @@
+// Package hub is a long-polling publish/subscribe engine: channels that retain
+// their newest messages, session clients, message ids that increase across the
+// whole hub, and reads that are held until a message arrives.
+//
+// It knows nothing of HTTP or Caddy. A Hub validates input, holds reads and
+// wakes them; a Store (memory, or Redis for several processes) keeps the state.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config holds a hub's settings. Zero values take the defaults named on
+// each field; Normalize applies them.
+type Config struct {
+	// HTTPTimeout is how long a read is held before it is answered empty.
+	// Default: 30s.
+	HTTPTimeout time.Duration `json:"http_timeout,omitempty"`
+
+	// SessionTimeout is how long a registered client lives after its last
+	// read. Default: 60s.
+	SessionTimeout time.Duration `json:"session_timeout,omitempty"`
+
+	// InactiveChannelTimeout is how long a channel lives with no reads and
+	// no publishes. Default: 90s. Negative turns expiry off.
+	InactiveChannelTimeout time.Duration `json:"inactive_channel_timeout,omitempty"`
+
+	// MessagesPerChannel is how many messages a channel retains when it is
+	// registered without max_messages. Default: 100.
+	MessagesPerChannel int `json:"messages_per_channel,omitempty"`
+
+	// MaxMessageSize is the largest message content in bytes.
+	// Default: 64 KiB.
+	MaxMessageSize int `json:"max_message_size,omitempty"`
+
+	// MaxChannelsPerRead is the most channels one read may name.
+	// Default: 64.
+	MaxChannelsPerRead int `json:"max_channels_per_read,omitempty"`
+
+	// MaxHeldConnections is the most reads held at once; reads beyond it
+	// get ErrTooManyHeld. Default: 0, no limit.
+	MaxHeldConnections int `json:"max_held_connections,omitempty"`
+}
+
+// Defaults of Config.
+const (
+	DefaultHTTPTimeout            = 30 * time.Second
+	DefaultSessionTimeout         = 60 * time.Second
+	DefaultInactiveChannelTimeout = 90 * time.Second
+	DefaultMessagesPerChannel     = 100
+	DefaultMaxMessageSize         = 64 << 10
+	DefaultMaxChannelsPerRead     = 64
+)
+
+// Normalize returns c with defaults in place of zero values.
+func (c Config) Normalize() Config {
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.InactiveChannelTimeout == 0 {
+		c.InactiveChannelTimeout = DefaultInactiveChannelTimeout
+	}
+	if c.MessagesPerChannel <= 0 {
+		c.MessagesPerChannel = DefaultMessagesPerChannel
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxChannelsPerRead <= 0 {
+		c.MaxChannelsPerRead = DefaultMaxChannelsPerRead
+	}
+	return c
+}
+
+func (c Config) expiry() Expiry {
+	e := Expiry{SessionTimeout: c.SessionTimeout}
+	if c.InactiveChannelTimeout > 0 {
+		e.InactiveChannelTimeout = c.InactiveChannelTimeout
+	}
+	return e
+}
+
+// Hub is one pub/sub namespace. It is safe for concurrent use. Its settings
+// may change while it runs (SetConfig); its store may not.
+type Hub struct {
+	store     Store
+	config    atomic.Pointer[Config]
+	waiters   *waiters
+	deadlines *deadlines
+	stats     Stats
+	held      atomic.Int64
+
+	stopMaintenance chan struct{}
+	maintenanceDone chan struct{}
+	closeOnce       sync.Once
+}
+
+// New creates the hub named name, which keeps its state in the store that
+// open returns.
+func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub, error) {
+	h := &Hub{
+		waiters:         newWaiters(),
+		deadlines:       newDeadlines(100 * time.Millisecond),
+		stopMaintenance: make(chan struct{}),
+		maintenanceDone: make(chan struct{}),
+	}
+	h.SetConfig(cfg)
+	store, err := open(StoreOptions{Notify: h.notify, Hub: name})
+	if err != nil {
+		h.deadlines.stop()
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	h.store = store
+	go h.maintain()
+	return h, nil
+}
+
+// NewMemory creates a hub on a new memory store.
+func NewMemory(cfg Config) *Hub {
+	h, _ := New("default", cfg, func(o StoreOptions) (Store, error) { return NewMemoryStore(o), nil })
+	return h
+}
+
+// SetConfig replaces the hub's settings; held reads keep the timeout they
+// started with.
+func (h *Hub) SetConfig(cfg Config) {
+	cfg = cfg.Normalize()
+	h.config.Store(&cfg)
+}
+
+// Config returns the hub's current settings.
+func (h *Hub) Config() Config { return *h.config.Load() }
+
+// Store returns the hub's store.
+func (h *Hub) Store() Store { return h.store }
+
+// Stats returns the hub's running totals.
+func (h *Hub) Stats() *Stats { return &h.stats }
+
+// Held returns the number of reads held now.
+func (h *Hub) Held() int { return int(h.held.Load()) }
+
+func (h *Hub) notify(e Event) {
+	switch e.Kind {
+	case EventPublished:
+		h.waiters.wake(e.Channel, wakePublished)
+	case EventDeleted:
+		h.waiters.wake(e.Channel, wakeDeleted)
+	case EventResync:
+		h.waiters.wakeAll(wakePublished)
+	}
+}
+
+// RegisterChannel creates a channel. maxMessages 0 takes the hub's
+// MessagesPerChannel.
+func (h *Hub) RegisterChannel(ctx context.Context, id string, useSessions bool, maxMessages int) error {
+	if id == "" {
+		return ErrMissingChannelID
+	}
+	if err := ValidateChannelID(id); err != nil {
+		return err
+	}
+	cfg := h.config.Load()
+	if maxMessages < 0 {
+		return ErrInvalidMaxMessages
+	}
+	if maxMessages == 0 {
+		maxMessages = cfg.MessagesPerChannel
+	}
+	spec := ChannelSpec{ID: id, UseSessions: useSessions, MaxMessages: maxMessages}
+	if err := h.store.CreateChannel(ctx, spec, cfg.expiry()); err != nil {
+		return wrapStore(err, "registering channel %q", id)
+	}
+	return nil
+}
+
+// Publish appends content to a channel and wakes the reads held on it.
+func (h *Hub) Publish(ctx context.Context, channel, content string) (Message, error) {
+	if channel == "" {
+		return Message{}, ErrMissingChannelID
+	}
+	if err := ValidateChannelID(channel); err != nil {
+		return Message{}, err
+	}
+	if content == "" {
+		return Message{}, ErrMissingContent
+	}
+	cfg := h.config.Load()
+	if len(content) > cfg.MaxMessageSize {
+		return Message{}, ErrMessageTooLarge.With(fmt.Sprintf("over %d bytes", cfg.MaxMessageSize))
+	}
+	encoded, err := EncodeContent(content)
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := h.store.Publish(ctx, channel, encoded, time.Now(), cfg.expiry())
+	if err != nil {
+		return Message{}, wrapStore(err, "publishing to %q", channel)
+	}
+	h.stats.Published.Add(1)
+	return m, nil
+}
+
+// RegisterClient creates a session client.
+func (h *Hub) RegisterClient(ctx context.Context, id string) error {
+	if id == "" {
+		return ErrMissingClientID
+	}
+	if err := ValidateClientID(id); err != nil {
+		return err
+	}
+	if err := h.store.CreateClient(ctx, id, h.config.Load().expiry()); err != nil {
+		return wrapStore(err, "registering client %q", id)
+	}
+	return nil
+}
+
+// DeleteChannel removes a channel and releases the reads held on it.
+func (h *Hub) DeleteChannel(ctx context.Context, id string) (removed bool, err error) {
+	if id == "" {
+		return false, ErrMissingChannelID
+	}
+	if err := ValidateChannelID(id); err != nil {
+		return false, err
+	}
+	removed, err = h.store.DeleteChannel(ctx, id)
+	if err != nil {
+		return false, wrapStore(err, "deleting channel %q", id)
+	}
+	return removed, nil
+}
+
+// Status lists the hub's channels and clients.
+func (h *Hub) Status(ctx context.Context) (Status, error) {
+	st, err := h.store.Status(ctx)
+	if err != nil {
+		return Status{}, wrapStore(err, "reading status")
+	}
+	return st, nil
+}
+
+// wrapStore adds context to store failures and leaves API errors as they
+// are, so that callers can still tell one from the other with AsError.
+func wrapStore(err error, format string, args ...any) error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return err
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// Close stops the hub's goroutines, answers its held reads and closes the
+// store.
+func (h *Hub) Close() error {
+	var err error
+	h.closeOnce.Do(func() {
+		close(h.stopMaintenance)
+		<-h.maintenanceDone
+		h.deadlines.stop()
+		err = h.store.Close()
+	})
+	return err
+}
+
+// maintain keeps held reads' channels and clients alive and, for stores that
+// need it, sweeps expired ones.
+func (h *Hub) maintain() {
+	defer close(h.maintenanceDone)
+	for {
+		interval := h.maintenanceInterval()
+		select {
+		case <-h.stopMaintenance:
+			return
+		case <-time.After(interval):
+		}
+		cfg := h.config.Load()
+		exp := cfg.expiry()
+		channels, clients := h.waiters.held()
+		if len(channels) > 0 || len(clients) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			// A failed touch is retried on the next tick; the store
+			// reports its own outages.
+			_ = h.store.Touch(ctx, channels, clients, exp)
+			cancel()
+		}
+		if s, ok := h.store.(Sweeper); ok {
+			s.Sweep(time.Now(), exp)
+		}
+	}
+}
+
+// maintenanceInterval is a third of the shortest expiry, so that a held
+// read's channel and client are renewed well before they could expire.
+func (h *Hub) maintenanceInterval() time.Duration {
+	cfg := h.config.Load()
+	d := cfg.SessionTimeout
+	if cfg.InactiveChannelTimeout > 0 && cfg.InactiveChannelTimeout < d {
+		d = cfg.InactiveChannelTimeout
+	}
+	return min(max(d/3, 50*time.Millisecond), 10*time.Second)
+}

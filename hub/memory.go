@@ -1,0 +1,303 @@
+package hub
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MemoryStore keeps a hub in this process's memory. It is the default store:
+// nothing to set up, state lost when the process exits (but not on a Caddy
+// config reload, which keeps the hub).
+//
+// Locking: one read-mostly lock for the channel and client maps, and one lock
+// per channel for its messages, so publishes to different channels do not
+// contend and reads of one channel share its lock.
+type MemoryStore struct {
+	notify func(Event)
+	ids    IDClock
+
+	mu       sync.RWMutex
+	channels map[string]*memChannel
+	clients  map[string]*memClient
+}
+
+type memChannel struct {
+	spec       ChannelSpec
+	lastActive atomic.Int64 // Unix nanoseconds of the last read or publish
+
+	mu       sync.RWMutex
+	messages []Message // oldest first; the elements are never modified
+	clients  map[string]struct{}
+	deleted  bool
+}
+
+type memClient struct {
+	lastSeen atomic.Int64 // Unix nanoseconds of registration or last read
+}
+
+var (
+	_ Store   = (*MemoryStore)(nil)
+	_ Sweeper = (*MemoryStore)(nil)
+)
+
+// NewMemoryStore creates an empty memory store.
+func NewMemoryStore(opts StoreOptions) *MemoryStore {
+	notify := opts.Notify
+	if notify == nil {
+		notify = func(Event) {}
+	}
+	return &MemoryStore{
+		notify:   notify,
+		channels: make(map[string]*memChannel),
+		clients:  make(map[string]*memClient),
+	}
+}
+
+func expired(last int64, timeout time.Duration, now time.Time) bool {
+	return timeout > 0 && now.UnixNano()-last > int64(timeout)
+}
+
+// channel returns a live channel, or nil; s.mu is held.
+func (s *MemoryStore) channel(id string, now time.Time, exp Expiry) *memChannel {
+	c := s.channels[id]
+	if c == nil || expired(c.lastActive.Load(), exp.InactiveChannelTimeout, now) {
+		return nil
+	}
+	return c
+}
+
+// client returns a live client, or nil; s.mu is held.
+func (s *MemoryStore) client(id string, now time.Time, exp Expiry) *memClient {
+	cl := s.clients[id]
+	if cl == nil || expired(cl.lastSeen.Load(), exp.SessionTimeout, now) {
+		return nil
+	}
+	return cl
+}
+
+// CreateChannel implements Store.
+func (s *MemoryStore) CreateChannel(_ context.Context, spec ChannelSpec, exp Expiry) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.channel(spec.ID, now, exp) != nil {
+		return ErrChannelExists
+	}
+	c := &memChannel{spec: spec, clients: make(map[string]struct{})}
+	c.lastActive.Store(now.UnixNano())
+	s.channels[spec.ID] = c
+	return nil
+}
+
+// DeleteChannel implements Store.
+func (s *MemoryStore) DeleteChannel(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	c := s.channels[id]
+	delete(s.channels, id)
+	s.mu.Unlock()
+	if c == nil {
+		return false, nil
+	}
+	c.mu.Lock()
+	c.deleted = true
+	c.mu.Unlock()
+	s.notify(Event{Kind: EventDeleted, Channel: id})
+	return true, nil
+}
+
+// Publish implements Store.
+func (s *MemoryStore) Publish(_ context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error) {
+	s.mu.RLock()
+	c := s.channel(channel, now, exp)
+	s.mu.RUnlock()
+	if c == nil {
+		return Message{}, ErrNoChannel
+	}
+	c.mu.Lock()
+	if c.deleted {
+		c.mu.Unlock()
+		return Message{}, ErrNoChannel
+	}
+	// The id is taken under the channel's lock so that a reader who has seen
+	// the id in IDClock.Last and then takes this lock sees the message.
+	m := NewMessage(encoded, s.ids.Next(now), now.Unix())
+	if drop := len(c.messages) + 1 - c.spec.MaxMessages; drop > 0 {
+		c.messages = c.messages[drop:]
+	}
+	c.messages = append(c.messages, m)
+	c.lastActive.Store(now.UnixNano())
+	c.mu.Unlock()
+	s.notify(Event{Kind: EventPublished, Channel: channel})
+	return m, nil
+}
+
+// CreateClient implements Store.
+func (s *MemoryStore) CreateClient(_ context.Context, id string, exp Expiry) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client(id, now, exp) != nil {
+		return ErrClientExists
+	}
+	cl := &memClient{}
+	cl.lastSeen.Store(now.UnixNano())
+	s.clients[id] = cl
+	return nil
+}
+
+// Read implements Store.
+func (s *MemoryStore) Read(_ context.Context, q ReadQuery, exp Expiry) (ReadResult, error) {
+	now := time.Now()
+	chans := make([]*memChannel, 0, len(q.Channels))
+	s.mu.RLock()
+	if q.ClientID != "" {
+		cl := s.client(q.ClientID, now, exp)
+		if cl == nil {
+			s.mu.RUnlock()
+			return ReadResult{}, ErrUnregisteredClient
+		}
+		cl.lastSeen.Store(now.UnixNano())
+	}
+	for _, id := range q.Channels {
+		if c := s.channel(id, now, exp); c != nil && (q.ClientID != "" || !c.spec.UseSessions) {
+			chans = append(chans, c)
+		}
+	}
+	s.mu.RUnlock()
+	if len(chans) == 0 {
+		return ReadResult{}, ErrNoValidChannels
+	}
+
+	// Every id up to last was given out under some channel's lock, and its
+	// message was appended before that lock was released; so taking each
+	// channel's lock after reading last sees all of them, and leaving out
+	// newer ids keeps the snapshot consistent (see ReadResult).
+	last := s.ids.Last()
+	res := ReadResult{Since: min(q.Since, last), LastID: last, Channels: make([]ChannelMessages, 0, len(chans))}
+	for _, c := range chans {
+		c.lastActive.Store(now.UnixNano())
+		c.mu.RLock()
+		if c.deleted {
+			c.mu.RUnlock()
+			continue
+		}
+		msgs := c.messages
+		from := sort.Search(len(msgs), func(i int) bool { return msgs[i].ID > res.Since })
+		to := sort.Search(len(msgs), func(i int) bool { return msgs[i].ID > last })
+		_, known := c.clients[q.ClientID]
+		c.mu.RUnlock()
+		if q.ClientID != "" && !known {
+			c.mu.Lock()
+			c.clients[q.ClientID] = struct{}{}
+			c.mu.Unlock()
+		}
+		res.Channels = append(res.Channels, ChannelMessages{ID: c.spec.ID, Messages: msgs[from:to:to]})
+	}
+	if len(res.Channels) == 0 {
+		return ReadResult{}, ErrNoValidChannels
+	}
+	return res, nil
+}
+
+// Touch implements Store.
+func (s *MemoryStore) Touch(_ context.Context, channels, clients []string, _ Expiry) error {
+	now := time.Now().UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, id := range channels {
+		if c := s.channels[id]; c != nil {
+			c.lastActive.Store(now)
+		}
+	}
+	for _, id := range clients {
+		if cl := s.clients[id]; cl != nil {
+			cl.lastSeen.Store(now)
+		}
+	}
+	return nil
+}
+
+// Sweep implements Sweeper: it removes expired channels, with their messages,
+// and expired clients.
+func (s *MemoryStore) Sweep(now time.Time, exp Expiry) {
+	var gone []*memChannel
+	var goneClients []string
+	s.mu.Lock()
+	for id, c := range s.channels {
+		if expired(c.lastActive.Load(), exp.InactiveChannelTimeout, now) {
+			delete(s.channels, id)
+			gone = append(gone, c)
+		}
+	}
+	for id, cl := range s.clients {
+		if expired(cl.lastSeen.Load(), exp.SessionTimeout, now) {
+			delete(s.clients, id)
+			goneClients = append(goneClients, id)
+		}
+	}
+	live := make([]*memChannel, 0, len(s.channels))
+	if len(goneClients) > 0 {
+		for _, c := range s.channels {
+			live = append(live, c)
+		}
+	}
+	s.mu.Unlock()
+
+	for _, c := range gone {
+		c.mu.Lock()
+		c.deleted = true
+		c.mu.Unlock()
+		s.notify(Event{Kind: EventDeleted, Channel: c.spec.ID})
+	}
+	for _, c := range live {
+		c.mu.Lock()
+		for _, id := range goneClients {
+			delete(c.clients, id)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Status implements Store.
+func (s *MemoryStore) Status(_ context.Context) (Status, error) {
+	s.mu.RLock()
+	chans := make([]*memChannel, 0, len(s.channels))
+	for _, c := range s.channels {
+		chans = append(chans, c)
+	}
+	st := Status{Clients: make([]string, 0, len(s.clients))}
+	for id := range s.clients {
+		st.Clients = append(st.Clients, id)
+	}
+	s.mu.RUnlock()
+
+	slices.Sort(st.Clients)
+	slices.SortFunc(chans, func(a, b *memChannel) int { return strings.Compare(a.spec.ID, b.spec.ID) })
+	st.Channels = make([]ChannelStatus, 0, len(chans))
+	for _, c := range chans {
+		c.mu.RLock()
+		cs := ChannelStatus{
+			ID:            c.spec.ID,
+			UseSessions:   c.spec.UseSessions,
+			MaxMessages:   c.spec.MaxMessages,
+			MessagesCount: len(c.messages),
+			Clients:       make([]string, 0, len(c.clients)),
+		}
+		for id := range c.clients {
+			cs.Clients = append(cs.Clients, id)
+		}
+		c.mu.RUnlock()
+		slices.Sort(cs.Clients)
+		st.MessagesCount += cs.MessagesCount
+		st.Channels = append(st.Channels, cs)
+	}
+	return st, nil
+}
+
+// Close implements Store; a memory store holds nothing to release.
+func (s *MemoryStore) Close() error { return nil }

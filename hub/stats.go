@@ -1,0 +1,60 @@
+package hub
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are a hub's running totals since it was created. They survive
+// configuration reloads because the hub does.
+type Stats struct {
+	// Published counts messages published through this hub.
+	Published atomic.Int64
+	// Replies counts API replies; the HTTP layer adds to it.
+	Replies atomic.Int64
+	// Errors counts error replies by return code: Errors[-code].
+	Errors [6]atomic.Int64
+	// StoreLatency is the time store calls take.
+	StoreLatency LatencyHistogram
+}
+
+// CountError records an error reply with a negative return code.
+func (s *Stats) CountError(code int) {
+	if -code > 0 && -code < len(s.Errors) {
+		s.Errors[-code].Add(1)
+	}
+}
+
+// latencyBuckets are the upper bounds, in seconds, of LatencyHistogram.
+var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// LatencyHistogram counts durations in fixed buckets without locks.
+type LatencyHistogram struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64
+	sumNS  atomic.Int64
+}
+
+// Observe records one duration.
+func (l *LatencyHistogram) Observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(latencyBuckets) && s > latencyBuckets[i] {
+		i++
+	}
+	l.counts[i].Add(1)
+	l.sumNS.Add(int64(d))
+}
+
+// Snapshot returns the count, the sum in seconds and the cumulative bucket
+// counts by upper bound, as Prometheus histograms want them.
+func (l *LatencyHistogram) Snapshot() (count uint64, sum float64, buckets map[float64]uint64) {
+	buckets = make(map[float64]uint64, len(latencyBuckets))
+	for i, upper := range latencyBuckets {
+		count += l.counts[i].Load()
+		buckets[upper] = count
+	}
+	count += l.counts[len(latencyBuckets)].Load()
+	buckets[math.Inf(1)] = count
+	return count, float64(l.sumNS.Load()) / 1e9, buckets
+}

@@ -1,0 +1,138 @@
+package hub
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// waiter is one held read. The publish path only sets a bit and does a
+// non-blocking send on a one-slot channel, so waking a waiter never blocks and
+// a wake-up that arrives before the reader starts waiting is kept, not lost.
+type waiter struct {
+	signal chan struct{}
+	events atomic.Uint32 // bits of wakePublished, wakeDeleted
+	// channels and clientID are what the maintenance loop keeps alive.
+	channels []string
+	clientID string
+}
+
+const (
+	wakePublished uint32 = 1 << iota
+	wakeDeleted
+)
+
+func (w *waiter) wake(bits uint32) {
+	w.events.Or(bits)
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+// waiterShards spreads channels over independently locked maps so that
+// publishes to different channels and reads registering on them do not
+// contend on one lock.
+const waiterShards = 64
+
+// waiters is the registry of held reads by channel.
+type waiters struct {
+	seed   maphash.Seed
+	shards [waiterShards]waiterShard
+}
+
+type waiterShard struct {
+	mu        sync.Mutex
+	byChannel map[string]map[*waiter]struct{}
+}
+
+func newWaiters() *waiters {
+	ws := &waiters{seed: maphash.MakeSeed()}
+	for i := range ws.shards {
+		ws.shards[i].byChannel = make(map[string]map[*waiter]struct{})
+	}
+	return ws
+}
+
+func (ws *waiters) shard(channel string) *waiterShard {
+	return &ws.shards[maphash.String(ws.seed, channel)%waiterShards]
+}
+
+// add registers a waiter on its channels. It must happen before the read's
+// snapshot: then a publish that the snapshot misses is one whose notification
+// comes after this registration, and so reaches the waiter.
+func (ws *waiters) add(w *waiter) {
+	for _, c := range w.channels {
+		s := ws.shard(c)
+		s.mu.Lock()
+		set := s.byChannel[c]
+		if set == nil {
+			set = make(map[*waiter]struct{}, 1)
+			s.byChannel[c] = set
+		}
+		set[w] = struct{}{}
+		s.mu.Unlock()
+	}
+}
+
+func (ws *waiters) remove(w *waiter) {
+	for _, c := range w.channels {
+		s := ws.shard(c)
+		s.mu.Lock()
+		if set := s.byChannel[c]; set != nil {
+			delete(set, w)
+			if len(set) == 0 {
+				delete(s.byChannel, c)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// wake wakes every waiter on channel.
+func (ws *waiters) wake(channel string, bits uint32) {
+	s := ws.shard(channel)
+	s.mu.Lock()
+	for w := range s.byChannel[channel] {
+		w.wake(bits)
+	}
+	s.mu.Unlock()
+}
+
+// wakeAll wakes every waiter; used when a store may have missed
+// notifications.
+func (ws *waiters) wakeAll(bits uint32) {
+	for i := range ws.shards {
+		s := &ws.shards[i]
+		s.mu.Lock()
+		for _, set := range s.byChannel {
+			for w := range set {
+				w.wake(bits)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// held lists the channels and clients with reads held, for keeping them alive.
+func (ws *waiters) held() (channels, clients []string) {
+	seenClients := make(map[string]struct{})
+	for i := range ws.shards {
+		s := &ws.shards[i]
+		s.mu.Lock()
+		for c, set := range s.byChannel {
+			channels = append(channels, c)
+			for w := range set {
+				if w.clientID == "" {
+					continue
+				}
+				if _, ok := seenClients[w.clientID]; !ok {
+					seenClients[w.clientID] = struct{}{}
+					clients = append(clients, w.clientID)
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return channels, clients
+}

@@ -1,0 +1,239 @@
+// Package comet is a Caddy module that turns Caddy into an HTTP long-polling
+// (comet) publish/subscribe hub, wire-compatible with Simple-Comet-Server.
+//
+// The comet app owns hubs (package hub); the http.handlers.comet handler maps
+// the HTTP API onto a hub. See README.md for the API and the Caddyfile.
+package comet
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Operations a route can allow.
+const (
+	OpSubscribe = "subscribe" // reads and the client scripts
+	OpPublish   = "publish"   // publishing messages
+	OpManage    = "manage"    // registering and deleting channels, registering clients
+	OpStatus    = "status"    // the status call
+)
+
+var allOps = []string{OpSubscribe, OpPublish, OpManage, OpStatus}
+
+// Handler serves the comet API (Simple-Comet-Server's REST API) from a hub of
+// the comet app. Requests that are not part of the API, and OPTIONS
+// requests, go to the next handler.
+//
+// Hub settings (timeouts, retention, limits, store) belong to the hub: routes
+// that name the same hub share them, and a setting two such routes set to
+// different values is a configuration error. Route settings (quote_json,
+// enable_status, allow) belong to the route.
+//
+// Caddyfile:
+//
+//	comet [<matcher>] {
+//		hub                      <name>
+//		http_timeout             <duration>
+//		session_timeout          <duration>
+//		inactive_channel_timeout <duration>
+//		messages_per_channel     <n>
+//		quote_json
+//		enable_status
+//		max_message_size         <size>
+//		max_channels_per_read    <n>
+//		max_held_connections     <n>
+//		allow                    <subscribe|publish|manage|status...>
+//		store                    <module> ...
+//	}
+//
+// JSON: {"handler": "comet", "hub": "default", "http_timeout": "30s", ...,
+// "store": {"store": "memory"}}
+type Handler struct {
+	// Hub names the hub; handlers with the same name share channels,
+	// messages and clients. Default: "default".
+	Hub string `json:"hub,omitempty"`
+
+	// HTTPTimeout is how long a read is held before it is answered with no
+	// messages. Default: 30s.
+	HTTPTimeout caddy.Duration `json:"http_timeout,omitempty"`
+
+	// SessionTimeout is how long a registered client lives after its last
+	// read. Default: 60s.
+	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+
+	// InactiveChannelTimeout is how long a channel with no reads and no
+	// publishes lives. 0 turns expiry off. Default: 90s.
+	InactiveChannelTimeout *caddy.Duration `json:"inactive_channel_timeout,omitempty"`
+
+	// MessagesPerChannel is how many messages a channel retains when it is
+	// registered without max_messages. Default: 100.
+	MessagesPerChannel int `json:"messages_per_channel,omitempty"`
+
+	// QuoteJSON wraps .json replies as /*-secure- {...} */. Default: off.
+	QuoteJSON bool `json:"quote_json,omitempty"`
+
+	// EnableStatus turns on the status call. Default: off.
+	EnableStatus bool `json:"enable_status,omitempty"`
+
+	// MaxMessageSize is the largest message content, in bytes; a larger
+	// publish gets 413. Default: 65536 (64KiB).
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+
+	// MaxChannelsPerRead is the most channels one read may name.
+	// Default: 64.
+	MaxChannelsPerRead int `json:"max_channels_per_read,omitempty"`
+
+	// MaxHeldConnections is the most reads the hub holds at once on this
+	// server; reads beyond it get 503. 0 means no limit. Default: 0.
+	MaxHeldConnections *int `json:"max_held_connections,omitempty"`
+
+	// Allow lists the operations this route serves: subscribe, publish,
+	// manage, status. Others get 403. Default: all of them.
+	Allow []string `json:"allow,omitempty"`
+
+	// StoreRaw is the hub's store module (namespace comet.stores).
+	// Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=comet.stores inline_key=store"`
+
+	hub         *hub.Hub
+	allowed     map[string]bool
+	logger      *zap.Logger
+	stopping    chan struct{}
+	releaseHeld func() // closes stopping, once
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.comet",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision gets the handler's hub from the comet app and arranges for held
+// reads to be answered as soon as the server starts shutting down.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Hub == "" {
+		h.Hub = "default"
+	}
+	h.allowed = make(map[string]bool)
+	if len(h.Allow) == 0 {
+		h.Allow = allOps
+	}
+	for _, op := range h.Allow {
+		if !slices.Contains(allOps, op) {
+			return fmt.Errorf("allow: unknown operation %q (want %s)", op, strings.Join(allOps, ", "))
+		}
+		h.allowed[op] = true
+	}
+	if err := h.validate(); err != nil {
+		return err
+	}
+
+	appIface, err := ctx.App("comet")
+	if err != nil {
+		return fmt.Errorf("getting comet app: %w", err)
+	}
+	h.hub, err = appIface.(*App).hub(h.Hub, h.settings(), h.StoreRaw, func() (StoreOpener, error) {
+		if len(h.StoreRaw) == 0 {
+			return MemoryStore{}, nil
+		}
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return nil, err
+		}
+		return mod.(StoreOpener), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// Caddy's grace period is eternal by default and the hub outlives this
+	// configuration, so held reads must be answered when this server begins
+	// to shut down (stop or reload), not when they time out.
+	h.stopping = make(chan struct{})
+	h.releaseHeld = sync.OnceFunc(func() { close(h.stopping) })
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(h.releaseHeld)
+	}
+	return nil
+}
+
+// Cleanup answers held reads that are still there when the configuration is
+// unloaded (servers that never started, for one).
+func (h *Handler) Cleanup() error {
+	if h.releaseHeld != nil {
+		h.releaseHeld()
+	}
+	return nil
+}
+
+func (h *Handler) validate() error {
+	switch {
+	case h.HTTPTimeout < 0:
+		return fmt.Errorf("http_timeout must not be negative")
+	case h.SessionTimeout < 0:
+		return fmt.Errorf("session_timeout must not be negative")
+	case h.InactiveChannelTimeout != nil && *h.InactiveChannelTimeout < 0:
+		return fmt.Errorf("inactive_channel_timeout must not be negative")
+	case h.MessagesPerChannel < 0:
+		return fmt.Errorf("messages_per_channel must not be negative")
+	case h.MaxMessageSize < 0:
+		return fmt.Errorf("max_message_size must not be negative")
+	case h.MaxChannelsPerRead < 0:
+		return fmt.Errorf("max_channels_per_read must not be negative")
+	case h.MaxHeldConnections != nil && *h.MaxHeldConnections < 0:
+		return fmt.Errorf("max_held_connections must not be negative")
+	}
+	return nil
+}
+
+func (h *Handler) settings() hubSettings {
+	s := hubSettings{
+		HTTPTimeout:        timeDuration(h.HTTPTimeout),
+		SessionTimeout:     timeDuration(h.SessionTimeout),
+		MessagesPerChannel: h.MessagesPerChannel,
+		MaxMessageSize:     h.MaxMessageSize,
+		MaxChannelsPerRead: h.MaxChannelsPerRead,
+		MaxHeldConnections: h.MaxHeldConnections,
+	}
+	if h.InactiveChannelTimeout != nil {
+		d := timeDuration(*h.InactiveChannelTimeout)
+		s.InactiveChannelTimeout = &d
+	}
+	return s
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method == http.MethodOptions {
+		return next.ServeHTTP(w, r)
+	}
+	call, ok := routeOf(r.URL.Path)
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
+	h.serveAPI(w, r, call)
+	return nil
+}
+
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

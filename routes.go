@@ -1,0 +1,62 @@
+package comet
+
+import (
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/simple-comet/caddy-comet/jsonp"
+)
+
+// resource is what an API path names.
+type resource uint8
+
+const (
+	resChannels resource = iota + 1 // /channels.json
+	resChannel                      // /channels/ID.json (ids joined by '|' for reads)
+	resClients                      // /clients.json
+	resStatus                       // /status.json
+	resScript                       // /simple-comet.js, /simple-comet.min.js
+)
+
+// apiCall is a request's place in the API.
+type apiCall struct {
+	resource resource
+	id       string // channel id(s), for resChannel; script name for resScript
+	format   jsonp.Format
+	formatOK bool
+}
+
+// routeOf maps a path to its API call; ok is false for paths outside the
+// API, which go to the next handler.
+func routeOf(path string) (call apiCall, ok bool) {
+	switch path {
+	case "/simple-comet.js", "/simple-comet.min.js":
+		return apiCall{resource: resScript, id: path[1:], formatOK: true}, true
+	}
+	if rest, found := strings.CutPrefix(path, "/channels/"); found {
+		id, format, fok := jsonp.SplitFormat(rest)
+		return apiCall{resource: resChannel, id: id, format: format, formatOK: fok}, true
+	}
+	name := strings.TrimPrefix(path, "/")
+	base, format, fok := jsonp.SplitFormat(name)
+	if !fok {
+		// "/channels.xml" and the like: part of the API, in an unknown format.
+		base, _, _ = strings.Cut(name, ".")
+	}
+	switch base {
+	case "channels":
+		call.resource = resChannels
+	case "clients":
+		call.resource = resClients
+	case "status":
+		call.resource = resStatus
+	default:
+		return apiCall{}, false
+	}
+	call.format, call.formatOK = format, fok
+	return call, true
+}
+
+func timeDuration(d caddy.Duration) time.Duration { return time.Duration(d) }
