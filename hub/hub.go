@@ -92,6 +92,7 @@ func (c Config) expiry() Expiry {
 // may change while it runs (SetConfig); its store may not.
 type Hub struct {
 	store     Store
+	sweeper   Sweeper // the store, when it sweeps its own expiry
 	config    atomic.Pointer[Config]
 	waiters   *waiters
 	deadlines *deadlines
@@ -118,7 +119,8 @@ func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub,
 		h.deadlines.stop()
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	h.store = store
+	h.store = timedStore{Store: store, latency: &h.stats.StoreLatency}
+	h.sweeper, _ = store.(Sweeper)
 	go h.maintain()
 	return h, nil
 }
@@ -140,7 +142,7 @@ func (h *Hub) SetConfig(cfg Config) {
 func (h *Hub) Config() Config { return *h.config.Load() }
 
 // Store returns the hub's store.
-func (h *Hub) Store() Store { return h.store }
+func (h *Hub) Store() Store { return h.store.(timedStore).Store }
 
 // Stats returns the hub's running totals.
 func (h *Hub) Stats() *Stats { return &h.stats }
@@ -291,8 +293,8 @@ func (h *Hub) maintain() {
 			_ = h.store.Touch(ctx, channels, clients, exp)
 			cancel()
 		}
-		if s, ok := h.store.(Sweeper); ok {
-			s.Sweep(time.Now(), exp)
+		if h.sweeper != nil {
+			h.sweeper.Sweep(time.Now(), exp)
 		}
 	}
 }
