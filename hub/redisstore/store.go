@@ -153,6 +153,9 @@ func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []stri
 		// A caller that gave up (a client that went away) says nothing
 		// about Redis.
 		if ctx.Err() == nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no answer from redis within %v: %w", s.timeout, err)
+			}
 			s.health.failed(err)
 		}
 		return msg, err

@@ -1,0 +1,134 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+// failBound is how long a call may take to fail while Redis is down: the
+// store's timeout (1s in these tests) plus slack for a loaded machine. It is
+// not a speed measurement: the property is that calls fail instead of
+// hanging.
+const failBound = 3 * time.Second
+
+// storeDown asserts that err is a store failure, not an API error, and came
+// within failBound.
+func storeDown(t *testing.T, what string, err error, took time.Duration) {
+	t.Helper()
+	var apiErr *hub.Error
+	switch {
+	case err == nil:
+		t.Fatalf("%s succeeded with Redis down", what)
+	case errors.As(err, &apiErr):
+		t.Fatalf("%s: %v is an API error; a store failure must not be one", what, err)
+	case took > failBound:
+		t.Fatalf("%s took %v to fail, more than %v", what, took, failBound)
+	}
+}
+
+// Killing redis-server and starting it again on the same port: calls fail
+// fast with a store error while it is down, the outage is logged once, and
+// the same store (no reopening) works again afterwards with the data Redis
+// kept, and wakes its hub again.
+func TestRedisKilledAndRestarted(t *testing.T) {
+	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	core, logs := observer.New(zapcore.InfoLevel)
+	ev := newEvents()
+	s := open(t, srv.Addr(), "default", ev.options(), zap.New(core))
+	other := open(t, srv.Addr(), "default", hub.StoreOptions{}, nil)
+	ctx := context.Background()
+	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "kept", MaxMessages: 10}, exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(ctx, "alice", exp); err != nil {
+		t.Fatal(err)
+	}
+	m1 := mustPublish(t, s, "kept", "before the outage")
+
+	srv.Kill()
+	// The lost subscription is reported at once, so held reads look again
+	// (and fail) instead of waiting for wake-ups that cannot come.
+	ev.wait(t, kind(hub.EventResync, ""))
+	enc, _ := hub.EncodeContent("during the outage")
+	for range 10 {
+		start := time.Now()
+		_, err := s.Publish(ctx, "kept", enc, time.Now(), exp)
+		storeDown(t, "publish", err, time.Since(start))
+		start = time.Now()
+		_, err = s.Read(ctx, hub.ReadQuery{Channels: []string{"kept"}, ClientID: "alice"}, exp)
+		storeDown(t, "read", err, time.Since(start))
+		start = time.Now()
+		err = s.CreateClient(ctx, "bob", exp)
+		storeDown(t, "register client", err, time.Since(start))
+	}
+	if n := logs.FilterMessageSnippet("redis unreachable").Len(); n != 1 {
+		t.Fatalf("outage logged %d times, want once: %v", n, logs.All())
+	}
+	if logs.FilterMessageSnippet("redis unreachable").All()[0].Level != zapcore.ErrorLevel {
+		t.Fatal("outage not logged as an error")
+	}
+
+	srv.Restart()
+	// Subscribed again: the hub is told to look again, since events
+	// published in between were missed.
+	ev.wait(t, kind(hub.EventResync, ""))
+	res, err := s.Read(ctx, hub.ReadQuery{Channels: []string{"kept"}, ClientID: "alice"}, exp)
+	if err != nil {
+		t.Fatalf("read after the restart: %v", err)
+	}
+	if len(res.Channels) != 1 || len(res.Channels[0].Messages) != 1 || res.Channels[0].Messages[0].ID != m1.ID {
+		t.Fatalf("after the restart: %+v, want the message Redis kept (%d)", res, m1.ID)
+	}
+	m2, err := other.Publish(ctx, "kept", enc, time.Now(), exp)
+	if err != nil {
+		t.Fatalf("publish on the other store after the restart: %v", err)
+	}
+	if m2.ID <= m1.ID {
+		t.Fatalf("id after restart %d not above %d", m2.ID, m1.ID)
+	}
+	ev.wait(t, kind(hub.EventPublished, "kept"))
+	if n := logs.FilterMessageSnippet("redis reachable again").Len(); n != 1 {
+		t.Fatalf("recovery logged %d times, want once: %v", n, logs.All())
+	}
+}
+
+// A Redis that accepts connections but does not answer (paused) makes calls
+// fail after the store's timeout instead of hanging, and they work again
+// when it answers.
+func TestRedisUnresponsive(t *testing.T) {
+	srv := startRedis(t)
+	s := open(t, srv.Addr(), "default", hub.StoreOptions{}, nil)
+	ctx := context.Background()
+	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "c", MaxMessages: 10}, exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Run("CLIENT", "PAUSE", "2500", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := hub.EncodeContent("x")
+	start := time.Now()
+	_, err := s.Publish(ctx, "c", enc, time.Now(), exp)
+	storeDown(t, "publish to a paused redis", err, time.Since(start))
+	if _, err := srv.Run("CLIENT", "UNPAUSE"); err != nil {
+		t.Fatal(err)
+	}
+	// The timed-out connection is replaced on the next call.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err = s.Publish(ctx, "c", enc, time.Now(), exp); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish still failing 10s after unpausing: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
