@@ -16,8 +16,13 @@ import (
 // node is one process's hub on a shared Redis, as a Caddy node has it.
 func node(t *testing.T, addr string) *hub.Hub {
 	t.Helper()
+	return nodeWith(t, rueidis.ClientOption{InitAddress: []string{addr}})
+}
+
+func nodeWith(t *testing.T, co rueidis.ClientOption) *hub.Hub {
+	t.Helper()
 	h, err := hub.New("shared", hub.Config{HTTPTimeout: 20 * time.Second}, func(so hub.StoreOptions) (hub.Store, error) {
-		return Open(Options{Client: rueidis.ClientOption{InitAddress: []string{addr}}, Timeout: time.Second}, so)
+		return Open(Options{Client: co, Timeout: time.Second}, so)
 	})
 	if err != nil {
 		t.Fatalf("starting a node: %v", err)
