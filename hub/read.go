@@ -58,6 +58,10 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 	if err != nil || res.HasMessages() {
 		return Reply{ReadResult: res}, wrapRead(err, q)
 	}
+	// A since beyond the newest id is clamped once, here: the read then
+	// waits for messages newer than the hub's newest. Clamping again at each
+	// later snapshot would move since past the very messages that wake it.
+	q.Since = res.Since
 	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
 		h.held.Add(-1)
 		return Reply{}, ErrTooManyHeld
