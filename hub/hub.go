@@ -147,7 +147,8 @@ func (h *Hub) Store() Store { return h.store.(timedStore).Store }
 // Stats returns the hub's running totals.
 func (h *Hub) Stats() *Stats { return &h.stats }
 
-// Held returns the number of reads held now.
+// Held returns the number of reads held now: registered for wake-ups and
+// waiting for one, so that whatever happens next reaches them.
 func (h *Hub) Held() int { return int(h.held.Load()) }
 
 func (h *Hub) notify(e Event) {

@@ -62,23 +62,33 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 	// waits for messages newer than the hub's newest. Clamping again at each
 	// later snapshot would move since past the very messages that wake it.
 	q.Since = res.Since
+	// A cheap refusal first, so that an overloaded hub does not register
+	// and look again for reads it will turn away; the check that counts is
+	// below.
+	if cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
+		return Reply{}, ErrTooManyHeld
+	}
+
+	w := &waiter{signal: make(chan struct{}, 1), channels: q.Channels, clientID: q.ClientID}
+	h.waiters.add(w)
+	defer h.waiters.remove(w)
+	// The snapshot comes after registering, so a publish it misses
+	// notifies the waiter; the first snapshot above only saves the
+	// registration when messages are already there.
+	if res, err = h.store.Read(ctx, q, exp); err != nil || res.HasMessages() {
+		return Reply{ReadResult: res}, wrapRead(err, q)
+	}
+	// The read counts as held only from here, registered and having looked
+	// after registering: Held() == n then means n reads wait for an event
+	// (a publish, a deletion, a stop), which the held-reads metric and the
+	// tests rely on.
 	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
 		h.held.Add(-1)
 		return Reply{}, ErrTooManyHeld
 	}
 	defer h.held.Add(-1)
-
-	w := &waiter{signal: make(chan struct{}, 1), channels: q.Channels, clientID: q.ClientID}
-	h.waiters.add(w)
-	defer h.waiters.remove(w)
 	timeout := h.deadlines.after(cfg.HTTPTimeout)
 	for {
-		// The snapshot comes after registering, so a publish it misses
-		// notifies the waiter; the first snapshot above only saves the
-		// registration when messages are already there.
-		if res, err = h.store.Read(ctx, q, exp); err != nil || res.HasMessages() {
-			return Reply{ReadResult: res}, wrapRead(err, q)
-		}
 		select {
 		case <-w.signal:
 			if w.events.Swap(0)&wakeDeleted != 0 {
@@ -92,6 +102,9 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 			return Reply{ReadResult: res, Reason: ReleasedStopped}, nil
 		case <-ctx.Done():
 			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
+		}
+		if res, err = h.store.Read(ctx, q, exp); err != nil || res.HasMessages() {
+			return Reply{ReadResult: res}, wrapRead(err, q)
 		}
 	}
 }
