@@ -7,9 +7,10 @@
 // Run "comet-bench fanout -h" or "comet-bench catchup -h" for the flags.
 // It refuses targets that are not loopback unless given -allow-remote.
 //
-// Exit status: 0 when the run finished and every acknowledged message
-// reached every reader once; 1 for bad flags or a failed setup; 2 when
-// messages were lost, duplicated or reordered, or the drain timed out.
+// Exit status: 0 when the run finished and every message was published and
+// reached every reader of its channel once and in order; 1 for bad flags or
+// a failed setup; 2 otherwise (publishes failed, messages lost, duplicated
+// or reordered, or the drain timed out).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -43,7 +45,8 @@ Usage:
                                  channel that retains -messages messages): requests/s, latency
 
 Targets that are not loopback are refused unless -allow-remote is given.
-Exit status: 0 ok, 1 bad flags or failed setup, 2 messages lost, duplicated or reordered.
+Exit status: 0 ok, 1 bad flags or failed setup, 2 publishes failed or messages were lost,
+duplicated or reordered.
 `
 
 // run is the command line: it returns the exit status.
@@ -91,6 +94,7 @@ type commonFlags struct {
 	publishAuth           string
 	publishHeaders        []string
 	jsonOut, quiet        bool
+	cpuProfile            string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -110,6 +114,26 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to `file` (to see what the load itself costs)")
+}
+
+// startCPUProfile starts the -cpuprofile, if asked; stop ends it.
+func (c *commonFlags) startCPUProfile() (stop func(), err error) {
+	if c.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(c.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -171,7 +195,8 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "without -status: wait this long after every reader's request went out")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id: report its RSS (/proc/PID/status) before and with the readers held")
-	fs.IntVar(&cfg.Connections, "connections", 0, "cap on the readers' connections (0: one per reader; fewer makes reads queue in the tool)")
+	fs.StringVar(&cfg.Client, "client", "lean", "readers' HTTP client: lean (one goroutine and connection each, least CPU) or net/http")
+	fs.IntVar(&cfg.Connections, "connections", 0, "with -client net/http: cap on the readers' connections (0: one per reader; fewer makes reads queue)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 256, "connections being opened at once (0: no cap); keeps the accept backlog from overflowing")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -186,7 +211,13 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "comet-bench: %v\n", limitErr)
 	}
 
+	stopProfile, err := common.startCPUProfile()
+	if err != nil {
+		fmt.Fprintf(stderr, "comet-bench fanout: %v\n", err)
+		return 1
+	}
 	rep, err := runFanout(ctx, cfg, stderr)
+	stopProfile()
 	if err != nil {
 		fmt.Fprintf(stderr, "comet-bench fanout: %v\n", err)
 		return 1
@@ -196,7 +227,7 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	} else {
 		printFanout(stdout, rep)
 	}
-	if rep.Lost > 0 || rep.Duplicated > 0 || rep.Reordered > 0 || !rep.Complete {
+	if !rep.ok() {
 		return 2
 	}
 	return 0
@@ -230,7 +261,13 @@ func runCatchupCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if common.quiet {
 		cfg.ProgressEvery = 0
 	}
+	stopProfile, err := common.startCPUProfile()
+	if err != nil {
+		fmt.Fprintf(stderr, "comet-bench catchup: %v\n", err)
+		return 1
+	}
 	rep, err := runCatchup(ctx, cfg, stderr)
+	stopProfile()
 	if err != nil {
 		fmt.Fprintf(stderr, "comet-bench catchup: %v\n", err)
 		return 1
@@ -276,8 +313,12 @@ func printFanout(w io.Writer, r *fanoutReport) {
 		fmt.Fprintf(w, "  foreign:     %d messages on the channels were not from this run\n", r.Foreign)
 	}
 	if m := r.Memory; m != nil {
-		fmt.Fprintf(w, "  server RSS:  before %.1f MiB, readers held %.1f MiB, end %.1f MiB, peak %.1f MiB (pid %d)\n",
-			mib(m.BeforeKiB), mib(m.HeldKiB), mib(m.EndKiB), mib(m.PeakKiB), m.PID)
+		end := fmt.Sprintf("end %.1f MiB, peak %.1f MiB", mib(m.EndKiB), mib(m.PeakKiB))
+		if m.EndError != "" {
+			end = "end unreadable: " + m.EndError
+		}
+		fmt.Fprintf(w, "  server RSS:  before %.1f MiB, readers held %.1f MiB, %s (pid %d)\n",
+			mib(m.BeforeKiB), mib(m.HeldKiB), end, m.PID)
 		fmt.Fprintf(w, "  per held read: %.1f KiB\n", m.PerHeldReadKiB)
 	}
 }

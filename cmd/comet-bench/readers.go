@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptrace"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -24,11 +23,12 @@ func readerChannels(i, perRead, channels int) []int {
 // readerPool runs the long-poll readers of a fan-out run and records what
 // they receive.
 type readerPool struct {
-	ep       *endpoint
-	channels []string
-	perRead  int
-	runID    string
-	clock    *runClock
+	// newPoller gives each reader its connection.
+	newPoller func() poller
+	channels  []string
+	perRead   int
+	runID     string
+	clock     *runClock
 	// sent is the publisher's send times, by message seq.
 	sent []atomic.Int64
 	// warm messages (seq < warm) are checked for loss and duplicates but
@@ -72,17 +72,17 @@ func (p *readerPool) read(ctx context.Context, i int, since int64) {
 	lastID := make([]int64, len(mine))
 	var body bytes.Buffer
 	backoff := time.Duration(0)
+	pl := p.newPoller()
+	defer pl.close()
 
 	// The first request reports when it has been written, so that the
 	// orchestrator knows every reader has reached the server.
 	var wrote atomic.Bool
-	firstCtx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) {
-			if wrote.CompareAndSwap(false, true) && p.started.Add(1) == p.target {
-				close(p.allStarted)
-			}
-		},
-	})
+	onWritten := func() {
+		if wrote.CompareAndSwap(false, true) && p.started.Add(1) == p.target {
+			close(p.allStarted)
+		}
+	}
 
 	for ctx.Err() == nil {
 		if backoff > 0 {
@@ -94,11 +94,11 @@ func (p *readerPool) read(ctx context.Context, i int, since int64) {
 				return
 			}
 		}
-		c := ctx
+		var hook func()
 		if !wrote.Load() {
-			c = firstCtx
+			hook = onWritten
 		}
-		r, err := p.get(c, path+strconv.FormatInt(since, 10), &body)
+		r, now, err := p.get(ctx, pl, path+strconv.FormatInt(since, 10), &body, hook)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -108,7 +108,6 @@ func (p *readerPool) read(ctx context.Context, i int, since int64) {
 			continue
 		}
 		backoff = 0
-		now := p.clock.now()
 		p.reads.Add(1)
 		got := false
 		for ch, msgs := range r.Messages {
@@ -160,30 +159,22 @@ func (p *readerPool) receive(i, c, slot int, m replyMessage, lastID []int64, now
 	}
 }
 
-// get performs one read and decodes its reply, reusing body's memory.
-func (p *readerPool) get(ctx context.Context, path string, body *bytes.Buffer) (reply, error) {
-	req, err := p.ep.newRequest(ctx, http.MethodGet, path, nil)
+// get performs one read and decodes its reply, reusing body's memory. now
+// is when the reply had arrived, on the run clock.
+func (p *readerPool) get(ctx context.Context, pl poller, path string, body *bytes.Buffer, onWritten func()) (r reply, now int64, err error) {
+	status, err := pl.get(ctx, path, body, onWritten)
+	now = p.clock.now()
 	if err != nil {
-		return reply{}, err
+		return r, now, err
 	}
-	resp, err := p.ep.client.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	body.Reset()
-	_, err = body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return reply{}, err
-	}
-	r, err := decodeReply(body.Bytes())
+	r, err = decodeReply(body.Bytes())
 	switch {
-	case err != nil && resp.StatusCode == http.StatusOK:
-		return r, fmt.Errorf("%w: %w", errBadReply, err)
-	case resp.StatusCode != http.StatusOK:
-		return r, &apiError{Status: resp.StatusCode, Code: r.ReturnCode, Message: r.ErrorMessage}
+	case err != nil && status == http.StatusOK:
+		return r, now, fmt.Errorf("%w: %w", errBadReply, err)
+	case status != http.StatusOK:
+		return r, now, &apiError{Status: status, Code: r.ReturnCode, Message: r.ErrorMessage}
 	case r.ReturnCode < 0:
-		return r, &apiError{Status: resp.StatusCode, Code: r.ReturnCode, Message: r.ErrorMessage}
+		return r, now, &apiError{Status: status, Code: r.ReturnCode, Message: r.ErrorMessage}
 	}
-	return r, nil
+	return r, now, nil
 }

@@ -79,6 +79,9 @@ type memoryReport struct {
 	EndKiB int64 `json:"end_kib"`
 	// PeakKiB is its VmHWM at the end: the most it ever held.
 	PeakKiB int64 `json:"peak_kib"`
+	// EndError says why EndKiB and PeakKiB are missing (the server exited
+	// during the run).
+	EndError string `json:"end_error,omitempty"`
 	// PerHeldReadKiB is (HeldKiB - BeforeKiB) / readers.
 	PerHeldReadKiB float64 `json:"per_held_read_kib"`
 }
