@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -56,6 +57,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Hub = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "http_timeout":
 			if err := parseDuration(d, &h.HTTPTimeout); err != nil {
 				return err
@@ -89,7 +93,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size == 0 {
+			if err != nil || size == 0 || size > math.MaxInt64 {
 				return d.Errf("max_message_size: invalid size %q", d.Val())
 			}
 			h.MaxMessageSize = int64(size)
@@ -144,6 +148,9 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if secs, err := strconv.Atoi(val); err == nil {
 		if secs < 0 {
 			return d.Errf("%s: must not be negative, got %q", name, val)
+		}
+		if secs > math.MaxInt64/int(time.Second) {
+			return d.Errf("%s: %q seconds is too long", name, val)
 		}
 		*dst = caddy.Duration(time.Duration(secs) * time.Second)
 	} else {
