@@ -1,0 +1,214 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/simple-comet/caddy-comet"
+)
+
+func TestMain(m *testing.M) {
+	// Keep Caddy's storage and autosaved config out of the user's home.
+	dir, err := os.MkdirTemp("", "caddy-comet-integration")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_DATA_HOME", dir+"/data")
+	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// globalOptions start every test Caddyfile: the admin API caddytest expects,
+// no trust store changes, and a short grace period.
+const globalOptions = `{
+	admin localhost:2999
+	skip_install_trust
+	grace_period 1s
+	http_port 9080
+	https_port 9443
+}
+`
+
+// startCaddy loads a Caddyfile (after globalOptions) into the in-process
+// Caddy, starting it on first use.
+func startCaddy(t *testing.T, sites string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(globalOptions+sites, "caddyfile")
+	return tester
+}
+
+// loadCaddyfile replaces the running configuration, as `caddy reload` does,
+// and returns the admin API's error, if any.
+func loadCaddyfile(sites string) error {
+	req, err := http.NewRequest(http.MethodPost, "http://localhost:2999/load", strings.NewReader(globalOptions+sites))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("loading config: %s: %s", res.Status, body)
+	}
+	return nil
+}
+
+// longPoll is a client for requests the server holds; caddytest's own client
+// gives up after 5 seconds.
+var longPoll = &http.Client{
+	Timeout: 2 * time.Minute,
+	Transport: &http.Transport{
+		MaxIdleConnsPerHost: 512,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	},
+}
+
+// reply is an API reply, decoded loosely enough for every call.
+type reply struct {
+	ReturnCode   int                        `json:"return_code"`
+	ErrorMessage string                     `json:"error_message"`
+	ChannelID    string                     `json:"channel_id"`
+	ClientID     string                     `json:"client_id"`
+	MessageID    int64                      `json:"message_id"`
+	Removed      *bool                      `json:"removed"`
+	Since        int64                      `json:"since"`
+	LastID       int64                      `json:"last_id"`
+	Messages     map[string][]message       `json:"messages"`
+	Status       json.RawMessage            `json:"status"`
+	Extra        map[string]json.RawMessage `json:"-"`
+}
+
+type message struct {
+	Content string `json:"content"`
+	ID      int64  `json:"id"`
+	TS      int64  `json:"ts"`
+}
+
+// response is what a test needs of an HTTP response.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r response) json(t *testing.T) reply {
+	t.Helper()
+	var rep reply
+	body := strings.TrimSuffix(strings.TrimPrefix(r.body, "/*-secure- "), " */") // quote_json
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatalf("reply is not JSON: %v: %q", err, r.body)
+	}
+	return rep
+}
+
+func do(t *testing.T, method, rawURL string, form url.Values) response {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, rawURL, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := longPoll.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, rawURL, err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func get(t *testing.T, rawURL string) response { t.Helper(); return do(t, http.MethodGet, rawURL, nil) }
+
+func post(t *testing.T, rawURL string, form url.Values) response {
+	t.Helper()
+	return do(t, http.MethodPost, rawURL, form)
+}
+
+// mustOK posts and fails the test unless the reply's return code is want.
+func mustCode(t *testing.T, r response, wantStatus, wantCode int, wantMessage string) reply {
+	t.Helper()
+	rep := r.json(t)
+	if r.status != wantStatus || rep.ReturnCode != wantCode || (wantMessage != "" && rep.ErrorMessage != wantMessage) {
+		t.Fatalf("got HTTP %d %q, want HTTP %d return_code %d %q", r.status, r.body, wantStatus, wantCode, wantMessage)
+	}
+	return rep
+}
+
+func registerChannel(t *testing.T, base, id string, extra ...string) {
+	t.Helper()
+	form := url.Values{"channel_id": {id}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		form.Set(extra[i], extra[i+1])
+	}
+	mustCode(t, post(t, base+"/channels.json", form), 200, 1, "")
+}
+
+func publish(t *testing.T, base, channel, content string) int64 {
+	t.Helper()
+	rep := mustCode(t, post(t, base+"/channels/"+url.PathEscape(channel)+".json", url.Values{"content": {content}}), 200, 1, "")
+	return rep.MessageID
+}
+
+func registerClient(t *testing.T, base, id string) {
+	t.Helper()
+	mustCode(t, post(t, base+"/clients.json", url.Values{"client_id": {id}}), 200, 1, "")
+}
+
+// read reads channels (joined by '|') since an id.
+func read(t *testing.T, base, channels string, since int64, extra ...string) response {
+	t.Helper()
+	q := url.Values{"since": {fmt.Sprint(since)}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Set(extra[i], extra[i+1])
+	}
+	return get(t, base+"/channels/"+url.PathEscape(channels)+".json?"+q.Encode())
+}
+
+// heldReads waits until the hub reports n held reads through the status call.
+func heldReads(t *testing.T, base string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st struct {
+			Held int `json:"held_connections_count"`
+		}
+		rep := get(t, base+"/status.json").json(t)
+		if err := json.Unmarshal(rep.Status, &st); err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if st.Held == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held reads: %d, want %d", st.Held, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+}
