@@ -89,7 +89,7 @@ func (a *App) Cleanup() error {
 // setting both of them set; a setting only one of them sets applies to both.
 func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*hub.Hub, error) {
 	if use, ok := a.hubs[name]; ok {
-		if !bytes.Equal(compactJSON(use.storeRaw), compactJSON(storeRaw)) {
+		if !bytes.Equal(storeKey(use.storeRaw), storeKey(storeRaw)) {
 			return nil, fmt.Errorf("hub %q: routes name different stores (%s and %s); give them different hub names or the same store",
 				name, storeLabel(use.storeRaw), storeLabel(storeRaw))
 		}
@@ -106,7 +106,7 @@ func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store fu
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: loading store: %w", name, err)
 	}
-	key := name + "\x00" + string(compactJSON(storeRaw))
+	key := name + "\x00" + string(storeKey(storeRaw))
 	val, loaded, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		h, err := hub.New(name, s.config(), opener.OpenStore)
 		if err != nil {
@@ -126,6 +126,16 @@ func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store fu
 	a.hubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
 	a.metrics.add(name, h)
 	return h, nil
+}
+
+// storeKey identifies a store configuration: no store is the memory store,
+// so a route (or a reload) that spells out "store memory" gets the same hub
+// as one that leaves it out.
+func storeKey(raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		raw = json.RawMessage(`{"store":"memory"}`)
+	}
+	return compactJSON(raw)
 }
 
 func compactJSON(raw json.RawMessage) []byte {
