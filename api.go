@@ -191,7 +191,16 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, opts jsonp.Option
 		return // the client has gone
 	}
 	withMessages := reply.Reason == hub.ReleasedMessages
-	body := jsonp.NewObject(nil).
+	size := 160 // the fields around the messages
+	if withMessages {
+		for _, c := range reply.Channels {
+			size += len(c.ID) + 8
+			for _, m := range c.Messages {
+				size += len(m.JSON) + 1
+			}
+		}
+	}
+	body := jsonp.NewObject(make([]byte, 0, size)).
 		Int("since", reply.Since).
 		RawFunc("messages", func(dst []byte) []byte {
 			if !withMessages {
