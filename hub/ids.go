@@ -48,7 +48,7 @@ func checkID(id string) string {
 
 // IDTick is the unit of message ids: ids count 10-microsecond ticks since the
 // Unix epoch, as the original server's did, so that ids keep increasing across
-// restarts. At this resolution they stay below 2^53 until the year 2255.
+// restarts. At this resolution they stay below 2^53 until the year 4824.
 const IDTick = 10 * time.Microsecond
 
 // ClockID is the id the clock gives for t.
