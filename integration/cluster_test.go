@@ -1,0 +1,344 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/simple-comet/caddy-comet/hub/redisstore/redistest"
+)
+
+// The cluster tests run two Caddy nodes on one Redis: node A is the
+// in-process Caddy (caddytest, port 9080), node B a separate caddy process
+// built from ./cmd/caddy, as a second machine would run it.
+
+var (
+	caddyBinOnce sync.Once
+	caddyBin     string
+	caddyBinErr  error
+)
+
+// buildCaddy builds ./cmd/caddy once per test run, into the run's temporary
+// directory (TestMain removes it).
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	caddyBinOnce.Do(func() {
+		dir := filepath.Dir(os.Getenv("XDG_DATA_HOME"))
+		caddyBin = filepath.Join(dir, "caddy")
+		cmd := exec.Command("go", "build", "-o", caddyBin, "github.com/simple-comet/caddy-comet/cmd/caddy")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			caddyBinErr = fmt.Errorf("building ./cmd/caddy: %v\n%s", err, out)
+		}
+	})
+	if caddyBinErr != nil {
+		t.Fatal(caddyBinErr)
+	}
+	return caddyBin
+}
+
+// node is a Caddy process serving one comet site.
+type node struct {
+	t        *testing.T
+	base     string // http://127.0.0.1:port
+	admin    string // 127.0.0.1:port of its admin API
+	config   string // path of its Caddyfile
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	loaded   chan struct{} // receives once per configuration it starts serving
+	stopOnce sync.Once
+}
+
+// startNode runs a Caddy process with the given site block (its address is
+// filled in) and returns once it serves it.
+func startNode(t *testing.T, site func(addr string) string) *node {
+	t.Helper()
+	bin := buildCaddy(t)
+	dir := t.TempDir()
+	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
+	n := &node{
+		t:      t,
+		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
+		admin:  fmt.Sprintf("127.0.0.1:%d", adminPort),
+		config: filepath.Join(dir, "Caddyfile"),
+		exited: make(chan struct{}),
+		loaded: make(chan struct{}, 8),
+	}
+	n.write(site(n.base))
+	n.cmd = exec.Command(bin, "run", "--config", n.config, "--adapter", "caddyfile")
+	n.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
+	stderr, err := n.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting caddy: %v", err)
+	}
+	var logMu sync.Mutex
+	var logged strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			logMu.Lock()
+			if logged.Len() < 64<<10 {
+				logged.WriteString(line + "\n")
+			}
+			logMu.Unlock()
+			// Caddy logs this once a configuration is running: at start
+			// and after each reload.
+			if strings.Contains(line, `"msg":"serving initial configuration"`) ||
+				strings.Contains(line, `"msg":"load complete"`) {
+				n.loaded <- struct{}{}
+			}
+		}
+		_ = n.cmd.Wait()
+		close(n.exited)
+	}()
+	t.Cleanup(n.stop)
+	select {
+	case <-n.loaded:
+	case <-n.exited:
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("caddy node exited:\n%s", logged.String())
+	case <-time.After(30 * time.Second):
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("caddy node not serving after 30s:\n%s", logged.String())
+	}
+	return n
+}
+
+func (n *node) write(site string) {
+	n.t.Helper()
+	text := fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tgrace_period 1s\n}\n%s", n.admin, site)
+	if err := os.WriteFile(n.config, []byte(text), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// reload loads a new site block through the node's admin API, as `caddy
+// reload` does, and returns once it is running.
+func (n *node) reload(site string) {
+	n.t.Helper()
+	n.write(site)
+	out, err := exec.Command(caddyBin, "reload", "--config", n.config, "--adapter", "caddyfile", "--address", n.admin).CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
+}
+
+func (n *node) stop() {
+	n.stopOnce.Do(func() {
+		_ = n.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-n.exited:
+		case <-time.After(10 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+	})
+}
+
+// clusterSite is the comet site both nodes serve: the same hub on the same
+// Redis.
+func clusterSite(redisURL, extra string) func(addr string) string {
+	return func(addr string) string {
+		return fmt.Sprintf(`
+%s {
+	comet {
+		hub cluster
+		http_timeout 20s
+		enable_status
+		store redis %s {
+			read_timeout 1s
+		}
+		%s
+	}
+}
+`, addr, redisURL, extra)
+	}
+}
+
+// twoNodes starts node A (in process, base) and node B (a process) on srv.
+func twoNodes(t *testing.T, srv *redistest.Server) (a string, b *node) {
+	t.Helper()
+	startCaddy(t, clusterSite(srv.URL(), "")("http://127.0.0.1:9080"))
+	return base, startNode(t, clusterSite(srv.URL(), ""))
+}
+
+func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := twoNodes(t, srv)
+	registerChannel(t, a, "cl-news")
+	registerChannel(t, b.base, "cl-sports")
+
+	// A read held on B, for two channels, released by a publish on A.
+	held := readAsync(t, b.base, "cl-news|cl-sports", 0)
+	heldReads(t, b.base, 1)
+	id1 := publish(t, a, "cl-news", "from A")
+	rep := mustCode(t, answered(t, held, "publish on A"), 200, 1, "")
+	if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id1 || m[0].Content != "from A" || rep.LastID != id1 {
+		t.Fatalf("read on B: %+v last_id %d", rep.Messages, rep.LastID)
+	}
+
+	// And the other way round, continuing from last_id.
+	held = readAsync(t, a, "cl-news|cl-sports", rep.LastID)
+	heldReads(t, a, 1)
+	id2 := publish(t, b.base, "cl-sports", "from B")
+	rep = mustCode(t, answered(t, held, "publish on B"), 200, 1, "")
+	if m := rep.Messages["cl-sports"]; len(m) != 1 || m[0].ID != id2 || len(rep.Messages["cl-news"]) != 0 {
+		t.Fatalf("read on A: %+v", rep.Messages)
+	}
+	if id2 <= id1 {
+		t.Fatalf("id from B %d not above id from A %d", id2, id1)
+	}
+
+	// Many readers on both nodes, one publish: everyone gets it once.
+	const perNode = 20
+	var replies []<-chan response
+	for range perNode {
+		replies = append(replies, readAsync(t, a, "cl-news", id2), readAsync(t, b.base, "cl-news", id2))
+	}
+	heldReads(t, a, perNode)
+	heldReads(t, b.base, perNode)
+	id3 := publish(t, b.base, "cl-news", "to all")
+	for _, r := range replies {
+		rep := mustCode(t, answered(t, r, "fan-out"), 200, 1, "")
+		if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id3 {
+			t.Fatalf("fan-out reply: %+v", rep.Messages)
+		}
+	}
+
+	// Deleting on A releases a read held on B at once.
+	held = readAsync(t, b.base, "cl-news", id3)
+	heldReads(t, b.base, 1)
+	mustCode(t, do(t, http.MethodDelete, a+"/channels/cl-news.json", nil), 200, 2, "")
+	r := answered(t, held, "delete on A")
+	if !strings.Contains(r.body, `"messages":{}`) {
+		t.Fatalf("read on B after delete on A: %s", r.body)
+	}
+}
+
+func TestClusterSessionsAreShared(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := twoNodes(t, srv)
+	registerClient(t, b.base, "cl-alice")
+	mustCode(t, post(t, a+"/clients.json", map[string][]string{"client_id": {"cl-alice"}}), 200, -2, "Client already exists")
+	registerChannel(t, a, "cl-private", "use_sessions", "1")
+	mustCode(t, post(t, b.base+"/channels.json", map[string][]string{"channel_id": {"cl-private"}}), 200, -2, "Channel already exists")
+	id := publish(t, b.base, "cl-private", "secret")
+
+	rep := mustCode(t, read(t, a, "cl-private", 0, "client_id", "cl-alice"), 200, 1, "")
+	if m := rep.Messages["cl-private"]; len(m) != 1 || m[0].ID != id {
+		t.Fatalf("alice (registered on B) reading on A: %+v", rep.Messages)
+	}
+	mustCode(t, read(t, a, "cl-private", 0), 200, -2, "No valid channels")
+	mustCode(t, read(t, b.base, "cl-private", 0, "client_id", "cl-mallory"), 200, -3, "Unregistered client_id")
+
+	// Both nodes list the same hub.
+	for _, n := range []string{a, b.base} {
+		st := get(t, n+"/status.json")
+		if !strings.Contains(st.body, `"cl-alice"`) || !strings.Contains(st.body, `"cl-private"`) {
+			t.Fatalf("status on %s: %s", n, st.body)
+		}
+	}
+}
+
+// Reloading one node answers its held reads at once and loses nothing: the
+// other node keeps serving, and reads resumed with since get everything.
+func TestClusterReloadLosesNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := twoNodes(t, srv)
+	registerChannel(t, a, "cl-reload")
+	id0 := publish(t, a, "cl-reload", "zero")
+
+	heldA := readAsync(t, a, "cl-reload", id0)
+	heldB := readAsync(t, b.base, "cl-reload", id0)
+	heldReads(t, a, 1)
+	heldReads(t, b.base, 1)
+
+	// Reload B (a changed setting): its held read is answered empty at
+	// once; A's stays held.
+	b.reload(clusterSite(srv.URL(), "session_timeout 2m")(b.base))
+	rep := mustCode(t, answered(t, heldB, "reload of B"), 200, 1, "")
+	if len(rep.Messages["cl-reload"]) != 0 || rep.LastID != id0 {
+		t.Fatalf("B's held read at reload: %+v last_id %d", rep.Messages, rep.LastID)
+	}
+	resumeB := rep.LastID
+
+	// A publish on the reloaded node reaches the read held on A.
+	id1 := publish(t, b.base, "cl-reload", "after B's reload")
+	rep = mustCode(t, answered(t, heldA, "publish on reloaded B"), 200, 1, "")
+	if m := rep.Messages["cl-reload"]; len(m) != 1 || m[0].ID != id1 {
+		t.Fatalf("A's held read: %+v", rep.Messages)
+	}
+
+	// Reload A while B holds a read; publishes on A after its reload reach B.
+	heldB = readAsync(t, b.base, "cl-reload", id1)
+	heldReads(t, b.base, 1)
+	if err := loadCaddyfile(clusterSite(srv.URL(), "session_timeout 3m")("http://127.0.0.1:9080")); err != nil {
+		t.Fatal(err)
+	}
+	id2 := publish(t, a, "cl-reload", "after A's reload")
+	rep = mustCode(t, answered(t, heldB, "publish on reloaded A"), 200, 1, "")
+	if m := rep.Messages["cl-reload"]; len(m) != 1 || m[0].ID != id2 {
+		t.Fatalf("B's held read: %+v", rep.Messages)
+	}
+
+	// B's client resuming from where its read was cut by the reload gets
+	// everything since, once.
+	rep = mustCode(t, read(t, b.base, "cl-reload", resumeB), 200, 1, "")
+	if m := rep.Messages["cl-reload"]; len(m) != 2 || m[0].ID != id1 || m[1].ID != id2 {
+		t.Fatalf("resumed read on B: %+v", rep.Messages)
+	}
+}
+
+// Redis down: both nodes answer -4 with 503; Redis back: both serve again,
+// with what Redis kept, without a restart or reload.
+func TestClusterRedisDown(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	a, b := twoNodes(t, srv)
+	registerChannel(t, a, "cl-down")
+	id := publish(t, b.base, "cl-down", "kept")
+
+	srv.Kill()
+	for _, n := range []string{a, b.base} {
+		mustCode(t, post(t, n+"/channels/cl-down.json", map[string][]string{"content": {"x"}}), 503, -4, "Store unavailable")
+		mustCode(t, read(t, n, "cl-down", 0), 503, -4, "Store unavailable")
+	}
+
+	srv.Restart()
+	for _, n := range []string{a, b.base} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := read(t, n, "cl-down", 0)
+			if r.status == 200 {
+				rep := mustCode(t, r, 200, 1, "")
+				if m := rep.Messages["cl-down"]; len(m) != 1 || m[0].ID != id {
+					t.Fatalf("after redis came back, %s: %s", n, r.body)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still %d %s 10s after redis came back", n, r.status, r.body)
+			}
+			time.Sleep(50 * time.Millisecond) // reconnecting has no outside signal
+		}
+	}
+	held := readAsync(t, a, "cl-down", id)
+	heldReads(t, a, 1)
+	id2 := publish(t, b.base, "cl-down", "after")
+	rep := mustCode(t, answered(t, held, "publish after recovery"), 200, 1, "")
+	if m := rep.Messages["cl-down"]; len(m) != 1 || m[0].ID != id2 {
+		t.Fatalf("after recovery: %+v", rep.Messages)
+	}
+}
