@@ -43,8 +43,8 @@ func buildCaddy(t *testing.T) string {
 	return caddyBin
 }
 
-// node is a Caddy process serving one comet site.
-type node struct {
+// caddyNode is a Caddy process serving one comet site.
+type caddyNode struct {
 	t        *testing.T
 	base     string // http://127.0.0.1:port
 	admin    string // 127.0.0.1:port of its admin API
@@ -57,12 +57,12 @@ type node struct {
 
 // startNode runs a Caddy process with the given site block (its address is
 // filled in) and returns once it serves it.
-func startNode(t *testing.T, site func(addr string) string) *node {
+func startNode(t *testing.T, site func(addr string) string) *caddyNode {
 	t.Helper()
 	bin := buildCaddy(t)
 	dir := t.TempDir()
 	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
-	n := &node{
+	n := &caddyNode{
 		t:      t,
 		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
 		admin:  fmt.Sprintf("127.0.0.1:%d", adminPort),
@@ -117,7 +117,7 @@ func startNode(t *testing.T, site func(addr string) string) *node {
 	return n
 }
 
-func (n *node) write(site string) {
+func (n *caddyNode) write(site string) {
 	n.t.Helper()
 	text := fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tgrace_period 1s\n}\n%s", n.admin, site)
 	if err := os.WriteFile(n.config, []byte(text), 0o600); err != nil {
@@ -127,7 +127,7 @@ func (n *node) write(site string) {
 
 // reload loads a new site block through the node's admin API, as `caddy
 // reload` does, and returns once it is running.
-func (n *node) reload(site string) {
+func (n *caddyNode) reload(site string) {
 	n.t.Helper()
 	n.write(site)
 	out, err := exec.Command(caddyBin, "reload", "--config", n.config, "--adapter", "caddyfile", "--address", n.admin).CombinedOutput()
@@ -136,7 +136,7 @@ func (n *node) reload(site string) {
 	}
 }
 
-func (n *node) stop() {
+func (n *caddyNode) stop() {
 	n.stopOnce.Do(func() {
 		_ = n.cmd.Process.Signal(os.Interrupt)
 		select {
@@ -169,7 +169,7 @@ func clusterSite(redisURL, extra string) func(addr string) string {
 }
 
 // twoNodes starts node A (in process, base) and node B (a process) on srv.
-func twoNodes(t *testing.T, srv *redistest.Server) (a string, b *node) {
+func twoNodes(t *testing.T, srv *redistest.Server) (a string, b *caddyNode) {
 	t.Helper()
 	startCaddy(t, clusterSite(srv.URL(), "")("http://127.0.0.1:9080"))
 	return base, startNode(t, clusterSite(srv.URL(), ""))
@@ -182,19 +182,19 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	registerChannel(t, b.base, "cl-sports")
 
 	// A read held on B, for two channels, released by a publish on A.
-	held := readAsync(t, b.base, "cl-news|cl-sports", 0)
+	held := goRead(t, b.base, "cl-news|cl-sports", 0)
 	heldReads(t, b.base, 1)
 	id1 := publish(t, a, "cl-news", "from A")
-	rep := mustCode(t, answered(t, held, "publish on A"), 200, 1, "")
+	rep := mustCode(t, awaitReply(t, held, "publish on A"), 200, 1, "")
 	if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id1 || m[0].Content != "from A" || rep.LastID != id1 {
 		t.Fatalf("read on B: %+v last_id %d", rep.Messages, rep.LastID)
 	}
 
 	// And the other way round, continuing from last_id.
-	held = readAsync(t, a, "cl-news|cl-sports", rep.LastID)
+	held = goRead(t, a, "cl-news|cl-sports", rep.LastID)
 	heldReads(t, a, 1)
 	id2 := publish(t, b.base, "cl-sports", "from B")
-	rep = mustCode(t, answered(t, held, "publish on B"), 200, 1, "")
+	rep = mustCode(t, awaitReply(t, held, "publish on B"), 200, 1, "")
 	if m := rep.Messages["cl-sports"]; len(m) != 1 || m[0].ID != id2 || len(rep.Messages["cl-news"]) != 0 {
 		t.Fatalf("read on A: %+v", rep.Messages)
 	}
@@ -206,23 +206,23 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	const perNode = 20
 	var replies []<-chan response
 	for range perNode {
-		replies = append(replies, readAsync(t, a, "cl-news", id2), readAsync(t, b.base, "cl-news", id2))
+		replies = append(replies, goRead(t, a, "cl-news", id2), goRead(t, b.base, "cl-news", id2))
 	}
 	heldReads(t, a, perNode)
 	heldReads(t, b.base, perNode)
 	id3 := publish(t, b.base, "cl-news", "to all")
 	for _, r := range replies {
-		rep := mustCode(t, answered(t, r, "fan-out"), 200, 1, "")
+		rep := mustCode(t, awaitReply(t, r, "fan-out"), 200, 1, "")
 		if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id3 {
 			t.Fatalf("fan-out reply: %+v", rep.Messages)
 		}
 	}
 
 	// Deleting on A releases a read held on B at once.
-	held = readAsync(t, b.base, "cl-news", id3)
+	held = goRead(t, b.base, "cl-news", id3)
 	heldReads(t, b.base, 1)
 	mustCode(t, do(t, http.MethodDelete, a+"/channels/cl-news.json", nil), 200, 2, "")
-	r := answered(t, held, "delete on A")
+	r := awaitReply(t, held, "delete on A")
 	if !strings.Contains(r.body, `"messages":{}`) {
 		t.Fatalf("read on B after delete on A: %s", r.body)
 	}
@@ -261,15 +261,15 @@ func TestClusterReloadLosesNothing(t *testing.T) {
 	registerChannel(t, a, "cl-reload")
 	id0 := publish(t, a, "cl-reload", "zero")
 
-	heldA := readAsync(t, a, "cl-reload", id0)
-	heldB := readAsync(t, b.base, "cl-reload", id0)
+	heldA := goRead(t, a, "cl-reload", id0)
+	heldB := goRead(t, b.base, "cl-reload", id0)
 	heldReads(t, a, 1)
 	heldReads(t, b.base, 1)
 
 	// Reload B (a changed setting): its held read is answered empty at
 	// once; A's stays held.
 	b.reload(clusterSite(srv.URL(), "session_timeout 2m")(b.base))
-	rep := mustCode(t, answered(t, heldB, "reload of B"), 200, 1, "")
+	rep := mustCode(t, awaitReply(t, heldB, "reload of B"), 200, 1, "")
 	if len(rep.Messages["cl-reload"]) != 0 || rep.LastID != id0 {
 		t.Fatalf("B's held read at reload: %+v last_id %d", rep.Messages, rep.LastID)
 	}
@@ -277,19 +277,19 @@ func TestClusterReloadLosesNothing(t *testing.T) {
 
 	// A publish on the reloaded node reaches the read held on A.
 	id1 := publish(t, b.base, "cl-reload", "after B's reload")
-	rep = mustCode(t, answered(t, heldA, "publish on reloaded B"), 200, 1, "")
+	rep = mustCode(t, awaitReply(t, heldA, "publish on reloaded B"), 200, 1, "")
 	if m := rep.Messages["cl-reload"]; len(m) != 1 || m[0].ID != id1 {
 		t.Fatalf("A's held read: %+v", rep.Messages)
 	}
 
 	// Reload A while B holds a read; publishes on A after its reload reach B.
-	heldB = readAsync(t, b.base, "cl-reload", id1)
+	heldB = goRead(t, b.base, "cl-reload", id1)
 	heldReads(t, b.base, 1)
 	if err := loadCaddyfile(clusterSite(srv.URL(), "session_timeout 3m")("http://127.0.0.1:9080")); err != nil {
 		t.Fatal(err)
 	}
 	id2 := publish(t, a, "cl-reload", "after A's reload")
-	rep = mustCode(t, answered(t, heldB, "publish on reloaded A"), 200, 1, "")
+	rep = mustCode(t, awaitReply(t, heldB, "publish on reloaded A"), 200, 1, "")
 	if m := rep.Messages["cl-reload"]; len(m) != 1 || m[0].ID != id2 {
 		t.Fatalf("B's held read: %+v", rep.Messages)
 	}
@@ -334,10 +334,10 @@ func TestClusterRedisDown(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // reconnecting has no outside signal
 		}
 	}
-	held := readAsync(t, a, "cl-down", id)
+	held := goRead(t, a, "cl-down", id)
 	heldReads(t, a, 1)
 	id2 := publish(t, b.base, "cl-down", "after")
-	rep := mustCode(t, answered(t, held, "publish after recovery"), 200, 1, "")
+	rep := mustCode(t, awaitReply(t, held, "publish after recovery"), 200, 1, "")
 	if m := rep.Messages["cl-down"]; len(m) != 1 || m[0].ID != id2 {
 		t.Fatalf("after recovery: %+v", rep.Messages)
 	}

@@ -29,9 +29,9 @@ http://127.0.0.1:9080 {
 `, hubName, redisURL, extra)
 }
 
-// answered waits for a held read's reply, failing after 10s: the read must be
+// awaitReply waits for a held read's reply, failing after 10s: the read must be
 // answered well before its 20s http_timeout.
-func answered(t *testing.T, replies <-chan response, what string) response {
+func awaitReply(t *testing.T, replies <-chan response, what string) response {
 	t.Helper()
 	select {
 	case r := <-replies:
@@ -42,7 +42,7 @@ func answered(t *testing.T, replies <-chan response, what string) response {
 	}
 }
 
-func readAsync(t *testing.T, base, channels string, since int64, extra ...string) <-chan response {
+func goRead(t *testing.T, base, channels string, since int64, extra ...string) <-chan response {
 	ch := make(chan response, 1)
 	go func() { ch <- read(t, base, channels, since, extra...) }()
 	return ch
@@ -88,11 +88,11 @@ func TestRedisOutage(t *testing.T) {
 	startCaddy(t, redisSite("redis-outage", srv.URL(), ""))
 	registerChannel(t, base, "o-chan")
 	id := publish(t, base, "o-chan", "kept")
-	held := readAsync(t, base, "o-chan", id)
+	held := goRead(t, base, "o-chan", id)
 	heldReads(t, base, 1)
 
 	srv.Kill()
-	r := answered(t, held, "redis killed")
+	r := awaitReply(t, held, "redis killed")
 	if rep := r.json(t); !(r.status == 200 && rep.ReturnCode == 1 && len(rep.Messages["o-chan"]) == 0) &&
 		!(r.status == 503 && rep.ReturnCode == -4) {
 		t.Fatalf("held read when redis went away: %d %s, want an empty reply or -4", r.status, r.body)
@@ -124,10 +124,10 @@ func TestRedisOutage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	held = readAsync(t, base, "o-chan", id)
+	held = goRead(t, base, "o-chan", id)
 	heldReads(t, base, 1)
 	id2 := publish(t, base, "o-chan", "after")
-	rep := mustCode(t, answered(t, held, "publish after recovery"), 200, 1, "")
+	rep := mustCode(t, awaitReply(t, held, "publish after recovery"), 200, 1, "")
 	if m := rep.Messages["o-chan"]; len(m) != 1 || m[0].ID != id2 {
 		t.Fatalf("held read after recovery: %+v", rep.Messages)
 	}
@@ -141,14 +141,14 @@ func TestRedisReloadWithNewStoreOptions(t *testing.T) {
 	registerChannel(t, base, "rl-chan")
 	registerClient(t, base, "rl-client")
 	id1 := publish(t, base, "rl-chan", "before")
-	held := readAsync(t, base, "rl-chan", id1, "client_id", "rl-client")
+	held := goRead(t, base, "rl-chan", id1, "client_id", "rl-client")
 	heldReads(t, base, 1)
 
 	changed := strings.Replace(redisSite("redis-reload", srv.URL(), ""), "read_timeout 1s", "read_timeout 2s", 1)
 	if err := loadCaddyfile(changed); err != nil {
 		t.Fatal(err)
 	}
-	rep := mustCode(t, answered(t, held, "reload"), 200, 1, "")
+	rep := mustCode(t, awaitReply(t, held, "reload"), 200, 1, "")
 	if len(rep.Messages["rl-chan"]) != 0 || rep.LastID != id1 {
 		t.Fatalf("held read at reload: %+v last_id %d, want empty at %d", rep.Messages, rep.LastID, id1)
 	}
