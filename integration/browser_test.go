@@ -15,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/chromedp"
-
-	_ "github.com/simple-comet/caddy-comet"
 )
 
 // The browser tests run the JavaScript client in Debian's headless Chromium
@@ -84,8 +81,6 @@ var browserTricky = []string{
 
 func TestBrowserClient(t *testing.T) {
 	chromium := browserChromium(t)
-	t.Setenv("XDG_DATA_HOME", t.TempDir())
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 
 	pagePort, cometPort := browserFreePort(t), browserFreePort(t)
 	comet := &browserComet{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", cometPort)}
@@ -101,17 +96,12 @@ func TestBrowserClient(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(siteDir, "index.html"), []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := browserConfig{pagePort: pagePort, cometPort: cometPort, siteDir: siteDir, storage: t.TempDir()}
+	cfg := browserConfig{pagePort: pagePort, cometPort: cometPort, siteDir: siteDir}
 
-	tester := caddytest.NewTester(t)
-	tester.InitServer(cfg.caddyfile(true), "caddyfile")
+	tester := startCaddy(t, cfg.sites(true))
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Cleanup(func() {
-		// Leave the shared in-process Caddy with nothing of this test on it.
-		caddytest.NewTester(t).InitServer(browserBareConfig, "caddyfile")
-	})
 
 	comet.setUp()
 	// Published before the page loads: a subscription starts at since=0,
@@ -167,10 +157,10 @@ func TestBrowserClient(t *testing.T) {
 	// again and publish while the client is still waiting to retry: it
 	// must come back by itself and read everything since its last id.
 	errorsBefore := p.int("loadErrors")
-	tester.InitServer(cfg.caddyfile(false), "caddyfile")
+	tester.InitServer(globalOptions+cfg.sites(false), "caddyfile")
 	comet.waitDown()
 	p.waitFor("the client to fail to reach the stopped server", fmt.Sprintf("loadErrors > %d", errorsBefore))
-	tester.InitServer(cfg.caddyfile(true), "caddyfile")
+	tester.InitServer(globalOptions+cfg.sites(true), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -215,46 +205,27 @@ func (c *browserComet) setUp() {
 		{"channel_id": {"gamma"}},
 		{"channel_id": {"private"}, "use_sessions": {"1"}},
 	} {
-		c.post("/channels.json", ch, 1, -2)
+		c.register("/channels.json", ch)
 	}
-	c.post("/clients.json", url.Values{"client_id": {browserClientID}}, 1, -2)
+	c.register("/clients.json", url.Values{"client_id": {browserClientID}})
+}
+
+// register creates a channel or a client, or finds it there already.
+func (c *browserComet) register(path string, form url.Values) {
+	c.t.Helper()
+	r := post(c.t, c.base+path, form)
+	if rep := r.json(c.t); r.status != http.StatusOK || (rep.ReturnCode != 1 && rep.ReturnCode != -2) {
+		c.t.Fatalf("POST %s %v: HTTP %d %s", path, form, r.status, r.body)
+	}
 }
 
 func (c *browserComet) publish(channel, content string) {
 	c.t.Helper()
-	reply := c.post("/channels/"+url.PathEscape(channel)+".json", url.Values{"content": {content}}, 1)
+	id := publish(c.t, c.base, channel, content)
 	if c.published == nil {
 		c.published = map[string][]browserPageMsg{}
 	}
-	c.published[channel] = append(c.published[channel], browserPageMsg{Channel: channel, Content: content, ID: reply.MessageID})
-}
-
-type browserReply struct {
-	ReturnCode   int    `json:"return_code"`
-	ErrorMessage string `json:"error_message"`
-	MessageID    int64  `json:"message_id"`
-}
-
-// post sends a form and fails the test unless return_code is one of codes.
-func (c *browserComet) post(path string, form url.Values, codes ...int) browserReply {
-	c.t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	res, err := client.PostForm(c.base+path, form)
-	if err != nil {
-		c.t.Fatalf("POST %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	var reply browserReply
-	if err := json.NewDecoder(res.Body).Decode(&reply); err != nil {
-		c.t.Fatalf("POST %s: decoding the reply (HTTP %d): %v", path, res.StatusCode, err)
-	}
-	for _, code := range codes {
-		if reply.ReturnCode == code {
-			return reply
-		}
-	}
-	c.t.Fatalf("POST %s %v: return_code %d (%q), want one of %v", path, form, reply.ReturnCode, reply.ErrorMessage, codes)
-	return reply
+	c.published[channel] = append(c.published[channel], browserPageMsg{Channel: channel, Content: content, ID: id})
 }
 
 // waitDown waits until the comet port refuses connections.
@@ -413,31 +384,19 @@ func (p *browserTabState) fatalf(format string, args ...any) {
 // browserConfig is the Caddy configuration of the browser tests.
 type browserConfig struct {
 	pagePort, cometPort int
-	siteDir, storage    string
+	siteDir             string
 }
 
-// browserBareConfig leaves the in-process Caddy serving nothing.
-const browserBareConfig = `{
-	admin localhost:2999
-	persist_config off
-}
-`
-
-func (c browserConfig) caddyfile(withComet bool) string {
+// sites returns the sites (to follow globalOptions): the page's, and the
+// comet handler's unless withComet is false.
+func (c browserConfig) sites(withComet bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `{
-	admin localhost:2999
-	persist_config off
-	grace_period 200ms
-	skip_install_trust
-	storage file_system %q
-}
-
+	fmt.Fprintf(&b, `
 http://127.0.0.1:%d {
 	root * %q
 	file_server
 }
-`, c.storage, c.pagePort, c.siteDir)
+`, c.pagePort, c.siteDir)
 	if withComet {
 		fmt.Fprintf(&b, `
 http://127.0.0.1:%d {
