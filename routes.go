@@ -39,7 +39,10 @@ func routeOf(path string) (call apiCall, ok bool) {
 		id, format, fok := jsonp.SplitFormat(rest)
 		return apiCall{resource: resChannel, id: id, format: format, formatOK: fok}, true
 	}
-	name := strings.TrimPrefix(path, "/")
+	name, rooted := strings.CutPrefix(path, "/")
+	if !rooted {
+		return apiCall{}, false
+	}
 	base, format, fok := jsonp.SplitFormat(name)
 	if !fok {
 		// "/channels.xml" and the like: part of the API, in an unknown format.
