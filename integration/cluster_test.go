@@ -59,18 +59,37 @@ type caddyNode struct {
 // filled in) and returns once it serves it.
 func startNode(t *testing.T, site func(addr string) string) *caddyNode {
 	t.Helper()
-	bin := buildCaddy(t)
-	dir := t.TempDir()
 	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
 	n := &caddyNode{
 		t:      t,
 		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
 		admin:  fmt.Sprintf("127.0.0.1:%d", adminPort),
-		config: filepath.Join(dir, "Caddyfile"),
-		exited: make(chan struct{}),
-		loaded: make(chan struct{}, 8),
+		config: filepath.Join(t.TempDir(), "Caddyfile"),
 	}
 	n.write(site(n.base))
+	n.run()
+	return n
+}
+
+// runCaddyfile runs a Caddy process on a complete Caddyfile and returns once
+// it serves it.
+func runCaddyfile(t *testing.T, text string) *caddyNode {
+	t.Helper()
+	n := &caddyNode{t: t, config: filepath.Join(t.TempDir(), "Caddyfile")}
+	if err := os.WriteFile(n.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	return n
+}
+
+func (n *caddyNode) run() {
+	t := n.t
+	t.Helper()
+	bin := buildCaddy(t)
+	dir := filepath.Dir(n.config)
+	n.exited = make(chan struct{})
+	n.loaded = make(chan struct{}, 8)
 	n.cmd = exec.Command(bin, "run", "--config", n.config, "--adapter", "caddyfile")
 	n.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
 	stderr, err := n.cmd.StderrPipe()
@@ -96,7 +115,10 @@ func startNode(t *testing.T, site func(addr string) string) *caddyNode {
 			// and after each reload.
 			if strings.Contains(line, `"msg":"serving initial configuration"`) ||
 				strings.Contains(line, `"msg":"load complete"`) {
-				n.loaded <- struct{}{}
+				select {
+				case n.loaded <- struct{}{}:
+				default:
+				}
 			}
 		}
 		_ = n.cmd.Wait()
@@ -108,13 +130,12 @@ func startNode(t *testing.T, site func(addr string) string) *caddyNode {
 	case <-n.exited:
 		logMu.Lock()
 		defer logMu.Unlock()
-		t.Fatalf("caddy node exited:\n%s", logged.String())
+		t.Fatalf("caddy exited:\n%s", logged.String())
 	case <-time.After(30 * time.Second):
 		logMu.Lock()
 		defer logMu.Unlock()
-		t.Fatalf("caddy node not serving after 30s:\n%s", logged.String())
+		t.Fatalf("caddy not serving after 30s:\n%s", logged.String())
 	}
-	return n
 }
 
 func (n *caddyNode) write(site string) {
@@ -340,5 +361,61 @@ func TestClusterRedisDown(t *testing.T) {
 	rep := mustCode(t, awaitReply(t, held, "publish after recovery"), 200, 1, "")
 	if m := rep.Messages["cl-down"]; len(m) != 1 || m[0].ID != id2 {
 		t.Fatalf("after recovery: %+v", rep.Messages)
+	}
+}
+
+// The example in examples/cluster runs as written (only its ports moved to
+// free ones): two nodes and a load balancer. Reads held through the balancer
+// land on both nodes and one publish releases them all; with a node stopped
+// the balancer keeps serving from the other.
+func TestClusterExample(t *testing.T) {
+	srv := redistest.Start(t)
+	ports := map[string]string{"127.0.0.1:6379": srv.Addr()}
+	for _, p := range []string{"localhost:2020", "localhost:2021", "localhost:2022", "127.0.0.1:4080", "127.0.0.1:4081", "127.0.0.1:4082"} {
+		host, _, _ := strings.Cut(p, ":")
+		ports[p] = fmt.Sprintf("%s:%d", host, redistest.FreePort(t))
+	}
+	load := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "cluster", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		for from, to := range ports {
+			text = strings.ReplaceAll(text, from, to)
+		}
+		return text
+	}
+	node1 := runCaddyfile(t, load("node1.Caddyfile"))
+	runCaddyfile(t, load("node2.Caddyfile"))
+	runCaddyfile(t, load("lb.Caddyfile"))
+	lb := "http://" + ports["127.0.0.1:4080"]
+	nodes := []string{"http://" + ports["127.0.0.1:4081"], "http://" + ports["127.0.0.1:4082"]}
+
+	registerChannel(t, lb, "ex-news")
+	id0 := publish(t, lb, "ex-news", "zero")
+	const readers = 6
+	var replies []<-chan response
+	for range readers {
+		replies = append(replies, goRead(t, lb, "ex-news", id0))
+	}
+	// Round robin spreads the held reads over both nodes.
+	heldReads(t, nodes[0], readers/2)
+	heldReads(t, nodes[1], readers/2)
+	id1 := publish(t, lb, "ex-news", "to everyone")
+	for _, r := range replies {
+		rep := mustCode(t, awaitReply(t, r, "publish through the balancer"), 200, 1, "")
+		if m := rep.Messages["ex-news"]; len(m) != 1 || m[0].ID != id1 {
+			t.Fatalf("reply through the balancer: %+v", rep.Messages)
+		}
+	}
+
+	node1.stop()
+	for i := range 4 {
+		id := publish(t, lb, "ex-news", fmt.Sprint("with node 1 down ", i))
+		rep := mustCode(t, read(t, lb, "ex-news", id-1), 200, 1, "")
+		if m := rep.Messages["ex-news"]; len(m) != 1 || m[0].ID != id {
+			t.Fatalf("with node 1 down: %+v", rep.Messages)
+		}
 	}
 }
