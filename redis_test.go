@@ -211,3 +211,23 @@ func TestRedisStoreOpens(t *testing.T) {
 		t.Fatalf("read back: %+v %v", res, err)
 	}
 }
+
+// A unix:// URL reaches Redis over its unix socket.
+func TestRedisStoreUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	redistest.Start(t, "--unixsocket", sock)
+	r := RedisStore{URL: "unix://" + sock + "?db=1"}
+	opts, err := r.options(zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.opts = opts
+	st, err := r.OpenStore(hub.StoreOptions{Hub: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateChannel(context.Background(), hub.ChannelSpec{ID: "c", MaxMessages: 1}, hub.Expiry{}); err != nil {
+		t.Fatalf("over the unix socket: %v", err)
+	}
+}
