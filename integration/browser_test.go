@@ -373,7 +373,7 @@ func (p *browserTabState) fatalf(format string, args ...any) {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
 	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](
-		`JSON.stringify({got: got, loadErrors: loadErrors, scripts: [].map.call(document.getElementsByTagName('script'), function (s) { return s.src; })})`))
+		`JSON.stringify({got: window.got, loadErrors: window.loadErrors, text: document.body.innerText.slice(0, 2000), scripts: [].map.call(document.getElementsByTagName('script'), function (s) { return s.src; })})`))
 	if err != nil {
 		state = "(unreadable: " + err.Error() + ")"
 	}

@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserChatExample runs examples/chat as a user would: two browser
+// tabs on the page, one sends a message through the form, both show it.
+// It keeps the example working as the module and the client change.
+func TestBrowserChatExample(t *testing.T) {
+	chromium := browserChromium(t)
+	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", "chat", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "examples", "chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := string(caddyfile)
+	// The example's own global options (its admin address) give way to the
+	// test Caddy's; its site moves to a free port, and its root (relative
+	// to the repository, where the example is run from) to an absolute path.
+	_, site, ok := strings.Cut(site, "\n}\n")
+	if !ok {
+		t.Fatal("examples/chat/Caddyfile has no global options block")
+	}
+	port := browserFreePort(t)
+	for old, repl := range map[string]string{
+		"http://127.0.0.1:4090": fmt.Sprintf("http://127.0.0.1:%d", port),
+		"root * examples/chat":  fmt.Sprintf("root * %q", dir),
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("examples/chat/Caddyfile no longer has %q; update this test", old)
+		}
+		site = strings.ReplaceAll(site, old, repl)
+	}
+	startCaddy(t, site)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	page := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	alice := &browserTabState{t: t, ctx: browserTab(t, chromium)}
+	bob := &browserTabState{t: t, ctx: browserNewTab(t, alice.ctx)}
+	logHas := func(text string) string {
+		return fmt.Sprintf(`[].some.call(document.querySelectorAll('#log li'), function (li) { return li.textContent.indexOf(%q) >= 0; })`, text)
+	}
+
+	alice.do("opening the chat", chromedp.Navigate(page))
+	bob.do("opening the chat", chromedp.Navigate(page))
+	// The page starts reading once its channel registration is answered;
+	// wait for that, so that bob's page is reading when alice talks.
+	for _, tab := range []*browserTabState{alice, bob} {
+		tab.waitFor("the page to start reading", `document.querySelector('script[src*="/comet/channels/chat.jsonp?"]') !== null`)
+	}
+
+	say := func(tab *browserTabState, name, text string) {
+		t.Helper()
+		tab.do("sending "+text, chromedp.Steps(
+			chromedp.SetValue("#name", name),
+			chromedp.SetValue("#text", text),
+			chromedp.Click("#say button"),
+		))
+	}
+	say(alice, "alice", "hello <b>bob</b> & all")
+	for _, tab := range []*browserTabState{alice, bob} {
+		tab.waitFor("alice's message", logHas("alicehello <b>bob</b> & all"))
+	}
+	say(bob, "bob", "hi alice")
+	for _, tab := range []*browserTabState{alice, bob} {
+		tab.waitFor("bob's answer", logHas("bobhi alice"))
+	}
+	// The text field is cleared after sending, and the markup stayed text.
+	if n := alice.int(`document.querySelectorAll('#log li b b').length + document.getElementById('text').value.length`); n != 0 {
+		t.Errorf("after sending, the page has markup from a message or a text field not cleared (%d)", n)
+	}
+	// A page opened later shows the room's history.
+	carol := &browserTabState{t: t, ctx: browserNewTab(t, alice.ctx)}
+	carol.do("opening the chat", chromedp.Navigate(page))
+	carol.waitFor("the history", logHas("alicehello <b>bob</b> & all")+" && "+logHas("bobhi alice"))
+}
+
+// browserNewTab opens another tab in the browser of a tab's context. Like
+// the first tab, it is opened by a run without a deadline: the context of
+// that first run owns the tab.
+func browserNewTab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("opening a tab: %v", err)
+	}
+	return ctx
+}
