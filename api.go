@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,8 +50,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		return
 	}
 	if r.Method == http.MethodPost {
-		maxBody := 3*h.hub.Config().MaxMessageSize + formOverhead
-		r.Body = http.MaxBytesReader(w, r.Body, int64(maxBody))
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodySize(h.hub.Config().MaxMessageSize))
 	}
 	if err := r.ParseForm(); err != nil {
 		var tooLarge *http.MaxBytesError
@@ -79,6 +79,15 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case r.Method == http.MethodDelete:
 		h.deleteChannel(w, r, opts, call.id)
 	}
+}
+
+// maxBodySize is the largest publish body for a max_message_size, without
+// overflowing into a negative limit that would refuse every body.
+func maxBodySize(maxMessageSize int) int64 {
+	if int64(maxMessageSize) > (math.MaxInt64-formOverhead)/3 {
+		return math.MaxInt64
+	}
+	return 3*int64(maxMessageSize) + formOverhead
 }
 
 // operation returns the operation a method on a resource performs, or "" and
