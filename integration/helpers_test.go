@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,23 +20,44 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Keep Caddy's storage and autosaved config out of the user's home.
+	os.Exit(runExclusively(m))
+}
+
+// runExclusively runs the tests while holding a machine-wide lock: the
+// admin port and the site ports are fixed, so two test processes (two
+// packages' worth of `go test`, or two people on one machine) would load
+// their configurations into each other's Caddy.
+func runExclusively(m *testing.M) int {
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "caddy-comet-integration.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		fmt.Fprintln(os.Stderr, "locking the integration tests:", err)
+		return 1
+	}
+
+	// Keep Caddy's storage out of the user's home (globalOptions points
+	// storage here; persist_config off keeps autosave.json out too).
 	dir, err := os.MkdirTemp("", "caddy-comet-integration")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	os.Setenv("XDG_DATA_HOME", dir+"/data")
-	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	defer os.RemoveAll(dir)
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	return m.Run()
 }
 
 // globalOptions start every test Caddyfile: the admin API caddytest expects,
 // no trust store changes, and a short grace period.
 const globalOptions = `{
 	admin localhost:2999
+	persist_config off
+	storage file_system {$XDG_DATA_HOME}/caddy
 	skip_install_trust
 	grace_period 1s
 	http_port 9080
