@@ -7,19 +7,19 @@
  *
  *   var sub = SimpleComet.subscribe(
  *       'https://comet.example.com/channels/news%7Csport.jsonp',
- *       function (content, channel, message) { ... },
+ *       function (reply) { ... reply.messages.news[0].content ... },
  *       'client id');            // optional: needed for session channels
  *   window.onload = SimpleComet.start;
  *   ...
  *   sub.unsubscribe();
  *
  * The url names the channels (joined by %7C) and has no query string: the
- * client adds since, cb and client_id. The callback is called once for each
- * message with its content (a string), its channel id, and the message as the
- * server sent it ({content, id, ts}). Messages of a channel come oldest
- * first; a reply that holds several channels is handed out channel by
- * channel. A callback that throws loses the rest of that reply, not the
- * subscription.
+ * client adds since, cb, client_id and t. As in the original client, the
+ * callback is called once for each good reply (return_code > 0) with the
+ * reply object as the server sent it: {since, messages: {channel: [{content,
+ * id, ts}, ...]}, last_id, return_code, error_message}. A read held until
+ * http_timeout ends in a good reply too, with messages {}. A callback that
+ * throws does not stop the subscription.
  *
  * A subscription made before start() begins when start() is called, a later
  * one at once. Call start() once the page has loaded: a script requested
@@ -32,6 +32,10 @@
  * reply within SimpleComet.timeout, return_code <= 0) it waits half a second,
  * then twice as long after each further failure, up to 32 seconds, and goes
  * back to polling at once after the next good reply.
+ *
+ * Like the original, each request carries t=<milliseconds>.<sequence>, which
+ * the server ignores, so that no cache between the page and the server can
+ * answer it with an earlier reply.
  */
 (function () {
     var root = document.documentElement,
@@ -44,7 +48,8 @@
         // Subscriptions waiting for start(), as the functions that begin
         // them; 0 once start() has been called.
         waiting = [],
-        // Numbers the callback names, so that none is used twice on a page.
+        // Numbers the callback names and the requests, so that no name is
+        // used twice on a page and no two requests have the same URL.
         counter = 0;
 
     SimpleComet.start = function () {
@@ -69,7 +74,6 @@
             // are a failure. Later calls (the load event after the reply, the
             // timer, a reply after the timeout) find node gone and do nothing.
             function done(reply) {
-                var messages, channel, i;
                 if (node) {
                     root.removeChild(node);
                     node = 0;
@@ -79,16 +83,11 @@
                     if (reply && reply.return_code > 0) {
                         delay = 500;
                         since = reply.last_id;
-                        // Poll before handing the messages out, so that a
+                        // Poll before handing the reply out, so that a
                         // callback that throws cannot stop the subscription.
                         // The next reply cannot run before this one returns.
                         poll();
-                        messages = reply.messages;
-                        for (channel in messages) {
-                            for (i = 0; i < messages[channel].length && !stopped; i++) {
-                                callback(messages[channel][i].content, channel, messages[channel][i]);
-                            }
-                        }
+                        callback(reply);
                     } else {
                         // A script we gave up on may still run; a new name
                         // keeps it from passing for the reply to the next
@@ -107,7 +106,8 @@
                 setTimeout(done, SimpleComet.timeout);
                 window[name] = node.onload = node.onerror = done;
                 node.src = url + '?since=' + since + '&cb=' + name +
-                    (client_id ? '&client_id=' + encodeURIComponent(client_id) : '');
+                    (client_id ? '&client_id=' + encodeURIComponent(client_id) : '') +
+                    '&t=' + new Date().getTime() + '.' + ++counter;
                 root.appendChild(node);
             }
         }
