@@ -23,8 +23,8 @@ import (
 // to the comet handler on another port, so every read is a cross-origin
 // <script> load, as on a production site.
 
-// browserPageMsg is what the test page records for each message a
-// subscription's callback gets.
+// browserPageMsg is what the test page records for each message in the
+// replies a subscription's callback gets.
 type browserPageMsg struct {
 	Channel string `json:"channel"`
 	Content string `json:"content"`
@@ -32,31 +32,58 @@ type browserPageMsg struct {
 	TS      int64  `json:"ts"`
 }
 
+// browserPageReply is what the test page records for each call of a
+// subscription's callback: the reply object's fields, and the channels its
+// messages object holds.
+type browserPageReply struct {
+	Since        int64    `json:"since"`
+	LastID       int64    `json:"last_id"`
+	ReturnCode   int      `json:"return_code"`
+	ErrorMessage string   `json:"error_message"`
+	Channels     []string `json:"channels"`
+}
+
 // browserPage is the test page. It loads the min client from the comet
 // server, subscribes before start() (multi: two channels joined by |;
-// session: a session channel with a client id that needs escaping; dropped:
-// the one the test unsubscribes), records every callback in got, and counts
-// <script> nodes that failed to load.
+// session: a session channel with a client id that needs escaping, whose
+// callback throws after each reply; dropped: the one the test unsubscribes),
+// and counts <script> nodes that failed to load. Its callbacks take the
+// reply object, as pages written for the original client do: each call is
+// recorded in replies, and the messages of the reply in got.
 const browserPage = `<!doctype html>
 <html>
 <head><meta charset="utf-8"><title>caddy-comet browser test</title></head>
 <body>
 <script src="{COMET}/simple-comet.min.js"></script>
 <script>
-var got = {multi: [], session: [], dropped: [], late: []}, loadErrors = 0, subs;
+var got = {multi: [], session: [], dropped: [], late: []},
+	replies = {multi: [], session: [], dropped: [], late: []},
+	loadErrors = 0, subs;
 document.addEventListener('error', function (e) {
 	if (e.target && e.target.tagName === 'SCRIPT') loadErrors++;
 }, true);
-function recorder(list) {
-	return function (content, channel, message) {
-		list.push({channel: channel, content: content, id: message.id, ts: message.ts});
+function recorder(sub, throws) {
+	return function (reply) {
+		var channel, list, i, channels = [];
+		for (channel in reply.messages) {
+			channels.push(channel);
+			list = reply.messages[channel];
+			for (i = 0; i < list.length; i++) {
+				got[sub].push({channel: channel, content: list[i].content, id: list[i].id, ts: list[i].ts});
+			}
+		}
+		replies[sub].push({since: reply.since, last_id: reply.last_id, return_code: reply.return_code,
+			error_message: reply.error_message, channels: channels});
+		if (throws) {
+			throw new Error('a page bug');
+		}
 	};
 }
 SimpleComet.timeout = {TIMEOUT};
 subs = {
-	multi: SimpleComet.subscribe('{COMET}/channels/alpha%7Cbeta.jsonp', recorder(got.multi)),
-	session: SimpleComet.subscribe('{COMET}/channels/private.jsonp', recorder(got.session), {CLIENT}),
-	dropped: SimpleComet.subscribe('{COMET}/channels/gamma.jsonp', recorder(got.dropped))
+	multi: SimpleComet.subscribe('{COMET}/channels/alpha%7Cbeta.jsonp', recorder('multi')),
+	session: SimpleComet.subscribe('{COMET}/channels/private.jsonp', recorder('session', true), {CLIENT}),
+	dropped: SimpleComet.subscribe('{COMET}/channels/gamma.jsonp', recorder('dropped'))
 };
 window.onload = SimpleComet.start;
 </script>
@@ -127,10 +154,16 @@ func TestBrowserClient(t *testing.T) {
 	p.waitForCounts(map[string]int{"multi": 5, "session": 1, "dropped": 1})
 	p.check(comet)
 
+	// A read held until http_timeout ends in a reply with no messages; the
+	// callback gets that reply too, as the original client's did.
+	for _, sub := range []string{"multi", "session"} {
+		p.waitFor("an empty reply on "+sub, `replies.`+sub+`.some(function (r) { return r.channels.length === 0; })`)
+	}
+
 	// A subscription made after start() begins at once, and gets what its
 	// channels retain.
 	p.do("subscribing after start", chromedp.Evaluate[chromedp.Void](
-		`subs.late = SimpleComet.subscribe('`+comet.base+`/channels/beta%7Cgamma.jsonp', recorder(got.late)); undefined`))
+		`subs.late = SimpleComet.subscribe('`+comet.base+`/channels/beta%7Cgamma.jsonp', recorder('late')); undefined`))
 	p.subs["late"] = []string{"beta", "gamma"}
 	p.waitForCounts(map[string]int{"late": 3})
 	p.check(comet)
@@ -139,15 +172,15 @@ func TestBrowserClient(t *testing.T) {
 	// the next message) it has no <script> node left and makes no request.
 	// The twin subscription "late" also reads gamma and proves that what is
 	// published there gets delivered.
-	p.do("unsubscribing", chromedp.Evaluate[chromedp.Void](`subs.dropped.unsubscribe()`))
+	droppedReplies := p.int(`subs.dropped.unsubscribe(), replies.dropped.length`)
 	p.waitFor("the unsubscribed subscription's last request to end",
 		`!document.querySelector('script[src*="/channels/gamma.jsonp?"]')`)
 	comet.publish("gamma", "g2 after unsubscribe")
 	p.waitForCounts(map[string]int{"late": 4})
 	comet.publish("gamma", "g3 after unsubscribe")
 	p.waitForCounts(map[string]int{"late": 5})
-	if n := p.count("dropped"); n != 1 {
-		t.Fatalf("the unsubscribed callback was called %d times, want 1 (only before unsubscribe)", n)
+	if n := p.int(`replies.dropped.length`); n != droppedReplies {
+		t.Fatalf("the unsubscribed callback was called %d times, %d of them after unsubscribe", n, n-droppedReplies)
 	}
 	p.check(comet)
 
@@ -157,6 +190,10 @@ func TestBrowserClient(t *testing.T) {
 	// again and publish while the client is still waiting to retry: it
 	// must come back by itself and read everything since its last id.
 	errorsBefore := p.int("loadErrors")
+	p.restartAt = map[string]int{}
+	for sub := range p.subs {
+		p.restartAt[sub] = p.int("replies." + sub + ".length")
+	}
 	tester.InitServer(globalOptions+cfg.sites(false), "caddyfile")
 	comet.waitDown()
 	p.waitFor("the client to fail to reach the stopped server", fmt.Sprintf("loadErrors > %d", errorsBefore))
@@ -171,8 +208,8 @@ func TestBrowserClient(t *testing.T) {
 	comet.publish("gamma", "g4 after the restart")
 	p.waitForCounts(map[string]int{"multi": 7, "session": 2, "late": 7})
 	p.check(comet)
-	if n := p.count("dropped"); n != 1 {
-		t.Fatalf("the unsubscribed callback was called %d times after the restart, want 1", n)
+	if n := p.int(`replies.dropped.length`); n != droppedReplies {
+		t.Fatalf("the unsubscribed callback was called %d times, %d of them after unsubscribe", n, n-droppedReplies)
 	}
 
 	// Nothing was run from message contents, and no script node was left
@@ -252,6 +289,9 @@ type browserTabState struct {
 	ctx context.Context
 	// subs maps the live subscriptions the test checks to their channels.
 	subs map[string][]string
+	// restartAt holds, once the comet server has been restarted, how many
+	// replies each subscription had got before.
+	restartAt map[string]int
 }
 
 // browserStep bounds each browser step; the client may be in a backoff of
@@ -307,15 +347,16 @@ func (p *browserTabState) int(expr string) int {
 	return n
 }
 
-func (p *browserTabState) got() map[string][]browserPageMsg {
+// pageValue reads a global of the test page as T.
+func pageValue[T any](p *browserTabState, expr string) T {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, browserStep)
 	defer cancel()
-	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string][]browserPageMsg](`got`))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
-		p.t.Fatalf("reading what the page got: %v", err)
+		p.t.Fatalf("reading %s from the page: %v", expr, err)
 	}
-	return got
+	return v
 }
 
 // check compares what each subscription got with what was published on its
@@ -323,7 +364,8 @@ func (p *browserTabState) got() map[string][]browserPageMsg {
 // id and content the server gave it.
 func (p *browserTabState) check(c *browserComet) {
 	p.t.Helper()
-	got := p.got()
+	p.checkReplies()
+	got := pageValue[map[string][]browserPageMsg](p, `got`)
 	for sub, chans := range p.subs {
 		byChannel := map[string][]browserPageMsg{}
 		for _, m := range got[sub] {
@@ -357,6 +399,40 @@ func (p *browserTabState) check(c *browserComet) {
 	}
 }
 
+// checkReplies checks the reply objects each subscription's callback got:
+// good replies only, as the server sent them, on the subscription's own
+// channels, each read with the cursor the one before it gave (since =
+// last_id), starting at since=0. After a restart of the comet server the
+// cursor may be clamped to the newest id of the new hub, so from then on a
+// reply's since may be lower than the last_id before it, never higher.
+func (p *browserTabState) checkReplies() {
+	p.t.Helper()
+	replies := pageValue[map[string][]browserPageReply](p, `replies`)
+	for sub, chans := range p.subs {
+		for i, r := range replies[sub] {
+			if r.ReturnCode != 1 || r.ErrorMessage != "" {
+				p.fatalf("subscription %s, reply %d: return_code %d, error_message %q; want only good replies", sub, i, r.ReturnCode, r.ErrorMessage)
+			}
+			for _, ch := range r.Channels {
+				if !containsString(chans, ch) {
+					p.fatalf("subscription %s, reply %d holds channel %q, which it did not ask for", sub, i, ch)
+				}
+			}
+			if r.LastID < r.Since {
+				p.fatalf("subscription %s, reply %d: last_id %d is below since %d", sub, i, r.LastID, r.Since)
+			}
+			var prev int64
+			if i > 0 {
+				prev = replies[sub][i-1].LastID
+			}
+			restarted, ok := p.restartAt[sub]
+			if r.Since != prev && !(ok && i >= restarted && r.Since < prev) {
+				p.fatalf("subscription %s, reply %d: since %d, want the last_id of the reply before (%d)", sub, i, r.Since, prev)
+			}
+		}
+	}
+}
+
 func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -373,7 +449,7 @@ func (p *browserTabState) fatalf(format string, args ...any) {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
 	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](
-		`JSON.stringify({got: window.got, loadErrors: window.loadErrors, text: document.body.innerText.slice(0, 2000), scripts: [].map.call(document.getElementsByTagName('script'), function (s) { return s.src; })})`))
+		`JSON.stringify({got: window.got, replies: window.replies, loadErrors: window.loadErrors, text: document.body.innerText.slice(0, 2000), scripts: [].map.call(document.getElementsByTagName('script'), function (s) { return s.src; })})`))
 	if err != nil {
 		state = "(unreadable: " + err.Error() + ")"
 	}
