@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,14 +122,14 @@ func runCatchup(ctx context.Context, cfg catchupConfig, progress io.Writer) (*ca
 			return nil, err
 		}
 	}
-	url := read.base + readPath([]string{cfg.Channel}) + "?since=0"
-	ref, err := fetch(ctx, read.client, url)
+	readURL := read.base + readPath([]string{cfg.Channel}) + "?since=0"
+	ref, err := fetch(ctx, read.client, readURL)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, err)
+		return nil, fmt.Errorf("reading %s: %w", readURL, err)
 	}
 	r, err := decodeReply(ref)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, err)
+		return nil, fmt.Errorf("reading %s: %w", readURL, err)
 	}
 	if n := len(r.Messages[cfg.Channel]); n != cfg.Messages {
 		return nil, fmt.Errorf("channel %q returns %d messages, not %d: it existed with another max_messages; "+
@@ -150,10 +151,13 @@ func runCatchup(ctx context.Context, cfg catchupConfig, progress io.Writer) (*ca
 		Connections: cfg.Connections,
 		Messages:    cfg.Messages,
 		WrkCommand: fmt.Sprintf("wrk -t%d -c%d -d%s --latency '%s'",
-			cfg.WrkThreads, cfg.Connections, wrkDuration(cfg.Duration), url),
+			cfg.WrkThreads, cfg.Connections, wrkDuration(cfg.Duration), readURL),
 		StaticSnippet: staticSnippet(ref),
 	}
-	rep.Comet = load(ctx, read.client, url, cfg.Connections, cfg.Duration, check, progress, cfg.ProgressEvery)
+	lo := loadOptions{conns: cfg.Connections, duration: cfg.Duration, insecure: cfg.Insecure, progress: progress, every: cfg.ProgressEvery}
+	if rep.Comet, err = load(ctx, readURL, check, lo); err != nil {
+		return nil, err
+	}
 	rep.Comet.BodyBytes = len(ref)
 	if compare != "" && ctx.Err() == nil {
 		cref, err := fetch(ctx, read.client, compare)
@@ -161,7 +165,10 @@ func runCatchup(ctx context.Context, cfg catchupConfig, progress io.Writer) (*ca
 			return nil, fmt.Errorf("reading -compare %s: %w", compare, err)
 		}
 		same := func(b []byte) bool { return bytes.Equal(b, cref) }
-		c := load(ctx, read.client, compare, cfg.Connections, cfg.Duration, same, progress, cfg.ProgressEvery)
+		c, err := load(ctx, compare, same, lo)
+		if err != nil {
+			return nil, err
+		}
 		c.BodyBytes = len(cref)
 		rep.Compare = &c
 		if c.RequestsPerSecond > 0 {
@@ -193,49 +200,62 @@ func fetch(ctx context.Context, c *http.Client, url string) ([]byte, error) {
 	return b, nil
 }
 
-// load has conns clients GET url back to back for d, each on its own
-// connection, and counts the replies that pass check.
-func load(ctx context.Context, c *http.Client, url string, conns int, d time.Duration,
-	check func([]byte) bool, progress io.Writer, every time.Duration) loadResult {
-	ctx, cancel := context.WithTimeout(ctx, d)
+// loadOptions shape a load: how many clients, for how long.
+type loadOptions struct {
+	conns    int
+	duration time.Duration
+	insecure bool
+	progress io.Writer
+	every    time.Duration
+}
+
+// load has o.conns clients GET rawURL back to back for o.duration, each on
+// its own connection, and counts the replies that pass check. The clients
+// are lean pollers, like the fan-out readers: on a machine the tool shares
+// with the server, a heavier client would cap the figure itself.
+func load(ctx context.Context, rawURL string, check func([]byte) bool, o loadOptions) (loadResult, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return loadResult{}, err
+	}
+	d, err := newLeanDialer(&endpoint{base: u.Scheme + "://" + u.Host}, 30*time.Second, 0, o.insecure)
+	if err != nil {
+		return loadResult{}, err
+	}
+	path := u.RequestURI()
+
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	lat := &histogram{}
 	errs := &errorCounts{}
 	var done atomic.Int64
-	stop := startProgress(every, progress, func(elapsed time.Duration, rps float64) string {
-		return fmt.Sprintf("[%5.1fs] %s  %d requests  %.0f/s  errors %d", elapsed.Seconds(), url, done.Load(), rps, errs.total())
+	stop := startProgress(o.every, o.progress, func(elapsed time.Duration, rps float64) string {
+		return fmt.Sprintf("[%5.1fs] %s  %d requests  %.0f/s  errors %d", elapsed.Seconds(), rawURL, done.Load(), rps, errs.total())
 	}, done.Load)
 	defer stop()
 
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range conns {
+	for range o.conns {
 		wg.Go(func() {
+			p := newLeanPoller(d)
+			defer p.close()
 			var body bytes.Buffer
 			for ctx.Err() == nil {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				if err != nil {
-					errs.add("other")
-					return
-				}
 				t := time.Now()
-				resp, err := c.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						errs.add(errorKind(err))
-					}
-					continue
-				}
-				body.Reset()
-				_, err = body.ReadFrom(resp.Body)
-				resp.Body.Close()
+				status, err := p.get(ctx, path, &body, nil)
 				switch {
 				case err != nil && ctx.Err() != nil:
 					return
 				case err != nil:
 					errs.add(errorKind(err))
-				case resp.StatusCode != http.StatusOK:
-					errs.add(fmt.Sprintf("http_%d", resp.StatusCode))
+					// Not a tight loop against a server that refuses.
+					select {
+					case <-time.After(10 * time.Millisecond):
+					case <-ctx.Done():
+					}
+				case status != http.StatusOK:
+					errs.add(fmt.Sprintf("http_%d", status))
 				case !check(body.Bytes()):
 					errs.add("unexpected_body")
 				default:
@@ -248,13 +268,13 @@ func load(ctx context.Context, c *http.Client, url string, conns int, d time.Dur
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	res := loadResult{
-		URL: url, Requests: done.Load(), RequestsPerSecond: float64(done.Load()) / secs,
+		URL: rawURL, Requests: done.Load(), RequestsPerSecond: float64(done.Load()) / secs,
 		Latency: lat.summary(), Errors: errs.snapshot(), Seconds: secs,
 	}
 	if res.Errors == nil {
 		res.Errors = map[string]int64{}
 	}
-	return res
+	return res, nil
 }
 
 // wrkDuration formats d for wrk's -d, which takes whole seconds.

@@ -194,7 +194,8 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.BoolVar(&cfg.UseStatus, "status", false, "wait until /status.json (publish target) shows every reader held; needs enable_status")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "without -status: wait this long after every reader's request went out")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
-	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id: report its RSS (/proc/PID/status) before and with the readers held")
+	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id: report its RSS (/proc/PID/status) before and with the readers held\n"+
+		"(start the server afresh for memory figures: a Go server keeps the memory an earlier run freed)")
 	fs.StringVar(&cfg.Client, "client", "lean", "readers' HTTP client: lean (one goroutine and connection each, least CPU) or net/http")
 	fs.IntVar(&cfg.Connections, "connections", 0, "with -client net/http: cap on the readers' connections (0: one per reader; fewer makes reads queue)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 256, "connections being opened at once (0: no cap); keeps the accept backlog from overflowing")
@@ -319,7 +320,8 @@ func printFanout(w io.Writer, r *fanoutReport) {
 		}
 		fmt.Fprintf(w, "  server RSS:  before %.1f MiB, readers held %.1f MiB, %s (pid %d)\n",
 			mib(m.BeforeKiB), mib(m.HeldKiB), end, m.PID)
-		fmt.Fprintf(w, "  per held read: %.1f KiB\n", m.PerHeldReadKiB)
+		fmt.Fprintf(w, "  per held read: %.1f KiB (RSS growth while the readers connected, over -readers; only meaningful\n"+
+			"                 on a freshly started server: a Go server keeps memory it freed for reuse)\n", m.PerHeldReadKiB)
 	}
 }
 
