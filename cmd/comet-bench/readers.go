@@ -146,12 +146,15 @@ func (p *readerPool) receive(i, c, slot int, m replyMessage, lastID []int64, now
 		p.errs.add("read_wrong_channel")
 		return
 	}
+	if p.tally.deliver(i, seq) {
+		return // counted as a duplicate, not also as out of order
+	}
 	if m.ID <= lastID[slot] {
 		p.reordered.Add(1)
 	} else {
 		lastID[slot] = m.ID
 	}
-	if p.tally.deliver(i, seq) || seq < p.warm {
+	if seq < p.warm {
 		return
 	}
 	if sent := p.sent[seq].Load(); sent > 0 {

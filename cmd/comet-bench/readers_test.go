@@ -1,0 +1,52 @@
+package main
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestReceiveAccounting(t *testing.T) {
+	const run = "0a1b2c3d"
+	p := &readerPool{
+		channels: []string{"c0", "c1"}, perRead: 2, runID: run, clock: newRunClock(),
+		sent: make([]atomic.Int64, 6), warm: 2, tally: newTally(1, 6), latency: &histogram{}, errs: &errorCounts{},
+	}
+	for seq := range p.sent {
+		p.sent[seq].Store(p.clock.now())
+	}
+	lastID := make([]int64, 2)
+	msg := func(seq int, id int64) replyMessage {
+		return replyMessage{Content: messageContent(run, seq, time.Now(), 0), ID: id}
+	}
+	now := p.clock.now()
+	// Channel c1 (slot 1) gets odd messages, c0 even ones.
+	p.receive(0, 0, 0, msg(0, 100), lastID, now) // warm-up: counted, not timed
+	p.receive(0, 1, 1, msg(3, 103), lastID, now)
+	p.receive(0, 1, 1, msg(3, 103), lastID, now) // duplicate
+	p.receive(0, 1, 1, msg(1, 101), lastID, now) // older than 103 on c1: reordered, warm-up
+	p.receive(0, 0, 0, msg(4, 104), lastID, now)
+	p.receive(0, 0, 0, msg(5, 105), lastID, now)                                      // odd message on c0: wrong channel
+	p.receive(0, 0, 0, replyMessage{Content: "someone else's", ID: 106}, lastID, now) // foreign
+	p.receive(0, 0, 0, msg(9, 109), lastID, now)                                      // seq beyond this run: foreign
+	p.receive(0, 0, 0, replyMessage{Content: messageContent("ffffffff", 2, time.Now(), 0), ID: 110}, lastID, now)
+
+	if got := p.tally.delivered.Load(); got != 4 {
+		t.Errorf("delivered = %d, want 4 (0, 1, 3, 4)", got)
+	}
+	if got := p.tally.duplicated.Load(); got != 1 {
+		t.Errorf("duplicated = %d, want 1", got)
+	}
+	if got := p.reordered.Load(); got != 1 {
+		t.Errorf("reordered = %d, want 1", got)
+	}
+	if got := p.foreign.Load(); got != 3 {
+		t.Errorf("foreign = %d, want 3", got)
+	}
+	if got := p.errs.snapshot()["read_wrong_channel"]; got != 1 {
+		t.Errorf("wrong-channel errors = %d, want 1", got)
+	}
+	if got := p.latency.count(); got != 2 {
+		t.Errorf("timed deliveries = %d, want 2 (3 and 4; 0 and 1 are warm-up)", got)
+	}
+}
