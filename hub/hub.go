@@ -91,10 +91,13 @@ func (c Config) expiry() Expiry {
 // Hub is one pub/sub namespace. It is safe for concurrent use. Its settings
 // may change while it runs (SetConfig); its store may not.
 type Hub struct {
-	store     Store
-	sweeper   Sweeper // the store, when it sweeps its own expiry
-	config    atomic.Pointer[Config]
-	waiters   *waiters
+	store   Store
+	sweeper Sweeper // the store, when it sweeps its own expiry
+	config  atomic.Pointer[Config]
+	waiters *waiters
+	flights *flights
+	// events counts store notifications; see flights.
+	events    atomic.Uint64
 	deadlines *deadlines
 	stats     Stats
 	held      atomic.Int64
@@ -109,6 +112,7 @@ type Hub struct {
 func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub, error) {
 	h := &Hub{
 		waiters:         newWaiters(),
+		flights:         newFlights(),
 		deadlines:       newDeadlines(100 * time.Millisecond),
 		stopMaintenance: make(chan struct{}),
 		maintenanceDone: make(chan struct{}),
@@ -152,6 +156,7 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 func (h *Hub) Held() int { return int(h.held.Load()) }
 
 func (h *Hub) notify(e Event) {
+	h.events.Add(1)
 	switch e.Kind {
 	case EventPublished:
 		h.waiters.wake(e.Channel, wakePublished)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -41,7 +42,20 @@ const (
 	ReleasedStopped
 	// ReleasedCanceled: the request's context ended (client went away).
 	ReleasedCanceled
+	// ReleasedUnavailable: the store failed while the read was held (Redis
+	// went away). The reader gets an empty reply and comes back with its
+	// since; the store reports the outage.
+	ReleasedUnavailable
 )
+
+var releaseReasons = [...]string{"messages", "timeout", "deleted", "stopped", "canceled", "unavailable"}
+
+func (r ReleaseReason) String() string {
+	if int(r) < len(releaseReasons) {
+		return releaseReasons[r]
+	}
+	return "ReleaseReason(" + strconv.Itoa(int(r)) + ")"
+}
 
 // Read answers a read: at once when any readable requested channel has
 // messages newer than Since, otherwise when one gets a message, a channel of
@@ -88,6 +102,7 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 	}
 	defer h.held.Add(-1)
 	timeout := h.deadlines.after(cfg.HTTPTimeout)
+	key := flightKey(q)
 	for {
 		select {
 		case <-w.signal:
@@ -103,8 +118,18 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 		case <-ctx.Done():
 			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
 		}
-		if res, err = h.store.Read(ctx, q, exp); err != nil || res.HasMessages() {
-			return Reply{ReadResult: res}, wrapRead(err, q)
+		next, err := h.reread(ctx, key, q, exp, h.events.Load())
+		switch {
+		case err == nil && next.HasMessages():
+			return Reply{ReadResult: next}, nil
+		case err == nil:
+			res = next
+		case ctx.Err() != nil:
+			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
+		case AsError(err) == ErrStoreUnavailable:
+			return Reply{ReadResult: res, Reason: ReleasedUnavailable}, nil
+		default:
+			return Reply{}, wrapRead(err, q)
 		}
 	}
 }

@@ -106,7 +106,7 @@ func (s *suite) testHeldReadKeepsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Reason != hub.ReleasedTimeout || time.Since(start) < hold {
-		t.Fatalf("held read released by %s after %v, want a timeout after %v", reasonName(r.Reason), time.Since(start), hold)
+		t.Fatalf("held read released by %s after %v, want a timeout after %v", r.Reason, time.Since(start), hold)
 	}
 	// The read was held for two session timeouts; the client is still
 	// registered.
@@ -195,7 +195,7 @@ func (s *suite) testHeldReadKeepsChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Reason != hub.ReleasedTimeout || time.Since(start) < hold {
-		t.Fatalf("held read released by %s after %v, want a timeout after %v", reasonName(r.Reason), time.Since(start), hold)
+		t.Fatalf("held read released by %s after %v, want a timeout after %v", r.Reason, time.Since(start), hold)
 	}
 	mustPublish(t, h, "held", "still here")
 }

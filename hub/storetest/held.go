@@ -84,7 +84,7 @@ func (s *suite) testDeleteReleasesHeldReads(t *testing.T) {
 			t.Fatalf("read on %s: %v", name, err)
 		}
 		if r.Reason != hub.ReleasedDeleted || r.HasMessages() {
-			t.Fatalf("read on %s released by %s with messages %v, want deletion and none", name, reasonName(r.Reason), r.HasMessages())
+			t.Fatalf("read on %s released by %s with messages %v, want deletion and none", name, r.Reason, r.HasMessages())
 		}
 		last = r.LastID
 	}
@@ -97,7 +97,7 @@ func (s *suite) testDeleteReleasesHeldReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, _ := messagesOf(r, "b"); r.Reason != hub.ReleasedMessages || !slices.Equal(ids(got), []int64{m.ID}) {
-		t.Fatalf("read on b released by %s with %v, want [%d]", reasonName(r.Reason), ids(got), m.ID)
+		t.Fatalf("read on b released by %s with %v, want [%d]", r.Reason, ids(got), m.ID)
 	}
 	// The released reader continues from its last_id and misses nothing.
 	r = mustRead(t, h, hub.ReadRequest{Channels: "a|b", Since: last})
@@ -129,7 +129,7 @@ func (s *suite) testHeldReadReleasedByPublish(t *testing.T) {
 		}
 		got, _ := messagesOf(r, "a")
 		if r.Reason != hub.ReleasedMessages || len(got) != 1 || got[0].ID != m.ID || got[0].Content() != "new" {
-			t.Fatalf("reader %d released by %s with %v, want exactly [%d]", i, reasonName(r.Reason), ids(got), m.ID)
+			t.Fatalf("reader %d released by %s with %v, want exactly [%d]", i, r.Reason, ids(got), m.ID)
 		}
 		if r.LastID != m.ID || r.Since != old.ID {
 			t.Fatalf("reader %d: since %d last_id %d, want %d and %d", i, r.Since, r.LastID, old.ID, m.ID)
@@ -164,7 +164,7 @@ func (s *suite) testHeldReadTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Reason != hub.ReleasedTimeout || r.HasMessages() {
-		t.Fatalf("released by %s with messages %v, want a timeout without", reasonName(r.Reason), r.HasMessages())
+		t.Fatalf("released by %s with messages %v, want a timeout without", r.Reason, r.HasMessages())
 	}
 	if elapsed := time.Since(start); elapsed < shortHold {
 		t.Fatalf("answered after %v, before http_timeout %v", elapsed, shortHold)
@@ -208,7 +208,7 @@ func (s *suite) testHeldReadStopped(t *testing.T) {
 			}
 			if r.Reason != tc.want || r.HasMessages() || r.LastID != m.ID {
 				t.Fatalf("released by %s with messages %v and last_id %d, want %s, none and %d",
-					reasonName(r.Reason), r.HasMessages(), r.LastID, reasonName(tc.want), m.ID)
+					r.Reason, r.HasMessages(), r.LastID, tc.want, m.ID)
 			}
 			waitHeld(t, h, 0)
 		})
@@ -241,7 +241,7 @@ func (s *suite) testMaxHeld(t *testing.T) {
 
 	cancel1()
 	if r, err := first.wait(t); err != nil || r.Reason != hub.ReleasedCanceled {
-		t.Fatalf("canceled read: %s, %v", reasonName(r.Reason), err)
+		t.Fatalf("canceled read: %s, %v", r.Reason, err)
 	}
 	waitHeld(t, h, 1)
 	third := startRead(context.Background(), h, hub.ReadRequest{Channels: "a"}, nil)

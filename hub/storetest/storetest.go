@@ -202,7 +202,7 @@ func mustRead(t *testing.T, h *hub.Hub, req hub.ReadRequest) hub.Reply {
 		t.Fatalf("read %+v: %v", req, err)
 	}
 	if r.Reason != hub.ReleasedMessages {
-		t.Fatalf("read %+v: released by %v, want an answer with messages", req, reasonName(r.Reason))
+		t.Fatalf("read %+v: released by %v, want an answer with messages", req, r.Reason)
 	}
 	return r
 }
@@ -349,18 +349,3 @@ func channelIDs(r hub.Reply) []string {
 	return out
 }
 
-func reasonName(r hub.ReleaseReason) string {
-	switch r {
-	case hub.ReleasedMessages:
-		return "messages"
-	case hub.ReleasedTimeout:
-		return "timeout"
-	case hub.ReleasedDeleted:
-		return "deletion"
-	case hub.ReleasedStopped:
-		return "stop"
-	case hub.ReleasedCanceled:
-		return "cancellation"
-	}
-	return fmt.Sprintf("reason %d", r)
-}

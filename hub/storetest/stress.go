@@ -125,7 +125,7 @@ func (r *stressReader) run(ctx context.Context, h *hub.Hub) {
 		}
 		if reply.Reason != hub.ReleasedMessages {
 			r.err = fmt.Errorf("read since %d answered by %s after %d of %d messages (a lost wake-up?)",
-				req.Since, reasonName(reply.Reason), received, r.want)
+				req.Since, reply.Reason, received, r.want)
 			return
 		}
 		if reply.Since != req.Since || reply.LastID < req.Since {
@@ -211,7 +211,7 @@ func (s *suite) testPublishDuringHeldRead(t *testing.T) {
 		got, _ := messagesOf(o.reply, "race")
 		if o.reply.Reason != hub.ReleasedMessages || len(got) != 1 || got[0].ID != published.ID {
 			t.Fatalf("iteration %d: read since %d answered by %s with %v, want [%d]: the publish was lost",
-				i, last, reasonName(o.reply.Reason), ids(got), published.ID)
+				i, last, o.reply.Reason, ids(got), published.ID)
 		}
 		last = published.ID
 	}

@@ -1,0 +1,113 @@
+package hub
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// gatedStore is a memory store whose next Read waits at a gate, so a test
+// can hold a store read in flight while events happen.
+type gatedStore struct {
+	*MemoryStore
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *gatedStore) Read(ctx context.Context, q ReadQuery, exp Expiry) (ReadResult, error) {
+	select {
+	case s.entered <- struct{}{}:
+		<-s.gate
+	default:
+	}
+	return s.MemoryStore.Read(ctx, q, exp)
+}
+
+// A read woken by an event must not take the answer of a store read that
+// began before that event: it could miss the message that woke it.
+func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
+	var store *gatedStore
+	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
+		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
+		return store, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	if err := h.RegisterChannel(ctx, "c", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	q := ReadQuery{Channels: []string{"c"}}
+	key := flightKey(q)
+	exp := h.Config().expiry()
+
+	// An early flight, started before the publish, waits in the store.
+	early := make(chan ReadResult, 1)
+	go func() {
+		res, _ := h.reread(ctx, key, q, exp, h.events.Load())
+		early <- res
+	}()
+	<-store.entered
+
+	m, err := h.Publish(ctx, "c", "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A read woken by that publish gets its own snapshot, with the message.
+	done := make(chan ReadResult, 1)
+	go func() {
+		res, _ := h.reread(ctx, key, q, exp, h.events.Load())
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if !res.HasMessages() || res.Channels[0].Messages[0].ID != m.ID {
+			t.Fatalf("woken read missed the message: %+v", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the woken read waited for a flight that began before its event")
+	}
+	close(store.gate)
+	<-early
+}
+
+// Reads woken by the same event share one store read.
+func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
+	var store *gatedStore
+	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
+		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
+		return store, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	if err := h.RegisterChannel(ctx, "c", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(ctx, "c", "news"); err != nil {
+		t.Fatal(err)
+	}
+	q := ReadQuery{Channels: []string{"c"}}
+	key := flightKey(q)
+	exp := h.Config().expiry()
+	seen := h.events.Load()
+
+	joined := make(chan struct{}, 1)
+	testHookJoined = func() { joined <- struct{}{} }
+	defer func() { testHookJoined = nil }()
+
+	results := make(chan ReadResult, 2)
+	go func() { res, _ := h.reread(ctx, key, q, exp, seen); results <- res }()
+	<-store.entered // the leader is in the store
+	go func() { res, _ := h.reread(ctx, key, q, exp, seen); results <- res }()
+	<-joined // the follower waits for the leader's snapshot
+	close(store.gate)
+	a, b := <-results, <-results
+	if !a.HasMessages() || !b.HasMessages() || &a.Channels[0] != &b.Channels[0] {
+		t.Fatalf("want one shared snapshot, got %+v and %+v", a, b)
+	}
+}
