@@ -348,4 +348,3 @@ func channelIDs(r hub.Reply) []string {
 	}
 	return out
 }
-
