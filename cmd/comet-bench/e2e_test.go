@@ -21,9 +21,10 @@ import (
 // caddyServer is the project's Caddy binary running a Caddyfile on a free
 // loopback port.
 type caddyServer struct {
-	bin  string
-	base string // http://127.0.0.1:PORT
-	pid  int
+	bin   string
+	base  string // http://127.0.0.1:PORT
+	admin string // http://127.0.0.1:ADMINPORT, the admin API
+	pid   int
 }
 
 var (
@@ -76,7 +77,7 @@ func freePort(t *testing.T) int {
 // under /ops/), a quote_json read route under /quoted/, and a static
 // respond for the catch-up comparison.
 const e2eCaddyfile = `{
-	admin off
+	admin 127.0.0.1:%d
 	persist_config off
 	grace_period 1s
 }
@@ -122,10 +123,10 @@ func startCaddy(t *testing.T) *caddyServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port, adminPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, e2eCaddyfile, port, bytes.TrimSpace(hash)), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, e2eCaddyfile, adminPort, port, bytes.TrimSpace(hash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
@@ -182,7 +183,10 @@ func startCaddy(t *testing.T) *caddyServer {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("caddy did not start within 30s")
 	}
-	return &caddyServer{bin: bin, base: fmt.Sprintf("http://127.0.0.1:%d", port), pid: cmd.Process.Pid}
+	return &caddyServer{
+		bin: bin, base: fmt.Sprintf("http://127.0.0.1:%d", port),
+		admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), pid: cmd.Process.Pid,
+	}
 }
 
 // A fan-out run against the real server: every message reaches every reader
@@ -203,6 +207,7 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 				Messages: 60, Rate: 100, Size: 120, Publishers: 2, Warmup: 100 * time.Millisecond,
 				Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
 				UseStatus: true, ReadTimeout: 30 * time.Second, PID: srv.pid, DialConcurrency: 8,
+				Expvar: srv.admin + "/debug/vars",
 			}
 			rep, err := runFanout(context.Background(), cfg, io.Discard)
 			if err != nil {
@@ -237,6 +242,9 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 			}
 			if m := rep.Memory; m == nil || m.BeforeKiB <= 0 || m.HeldKiB <= 0 || m.EndKiB <= 0 || m.PeakKiB < m.EndKiB {
 				t.Errorf("memory report = %+v, want the server's RSS figures", rep.Memory)
+			}
+			if rt := rep.Runtime; rt == nil || rt.HeapBeforeKiB <= 0 || rt.HeapHeldKiB <= 0 || rt.StackBeforeKiB <= 0 || rt.StackHeldKiB <= 0 {
+				t.Errorf("Go runtime report = %+v, want the server's heap and stack figures", rep.Runtime)
 			}
 		})
 	}

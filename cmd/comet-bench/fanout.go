@@ -69,6 +69,9 @@ type fanoutConfig struct {
 
 	// PID is the server's process id for memory figures; 0 skips them.
 	PID int
+	// Expvar is the URL of the server's Go expvar memstats (Caddy's admin
+	// /debug/vars), for heap and stack figures; empty skips them.
+	Expvar string
 	// Connections caps the readers' connections; 0 means one per reader.
 	Connections int
 	// DialConcurrency caps connections being opened at once.
@@ -263,7 +266,8 @@ type fanoutReport struct {
 	Errors         map[string]int64 `json:"errors"`
 	LastError      string           `json:"last_error,omitempty"`
 
-	Memory *memoryReport `json:"memory,omitempty"`
+	Memory  *memoryReport  `json:"memory,omitempty"`
+	Runtime *runtimeReport `json:"go_runtime,omitempty"`
 
 	SetupSeconds   float64 `json:"setup_seconds"`
 	PublishSeconds float64 `json:"publish_seconds"`
@@ -327,6 +331,17 @@ func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fano
 			return nil, err
 		}
 		rep.Memory = &memoryReport{PID: cfg.PID, BeforeKiB: m.RSSKiB}
+	}
+	if cfg.Expvar != "" {
+		u, err := checkBase(ctx, cfg.Expvar, cfg.AllowRemote)
+		if err != nil {
+			return nil, fmt.Errorf("-expvar: %w", err)
+		}
+		m, err := readRuntimeMemory(ctx, pub.client, u)
+		if err != nil {
+			return nil, fmt.Errorf("-expvar: %w", err)
+		}
+		rep.Runtime = &runtimeReport{URL: u, HeapBeforeKiB: int64(m.HeapInuse >> 10), StackBeforeKiB: int64(m.StackInuse >> 10)}
 	}
 
 	// Readers of each channel, to know how many deliveries a message owes.
@@ -396,6 +411,15 @@ func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fano
 		}
 		rep.Memory.HeldKiB = m.RSSKiB
 		rep.Memory.PerHeldReadKiB = float64(m.RSSKiB-rep.Memory.BeforeKiB) / float64(cfg.Readers)
+	}
+	if rt := rep.Runtime; rt != nil {
+		m, err := readRuntimeMemory(ctx, pub.client, rt.URL)
+		if err != nil {
+			return nil, fmt.Errorf("-expvar: %w", err)
+		}
+		rt.HeapHeldKiB, rt.StackHeldKiB = int64(m.HeapInuse>>10), int64(m.StackInuse>>10)
+		rt.HeapPerHeldReadKiB = float64(rt.HeapHeldKiB-rt.HeapBeforeKiB) / float64(cfg.Readers)
+		rt.StackPerHeldReadKiB = float64(rt.StackHeldKiB-rt.StackBeforeKiB) / float64(cfg.Readers)
 	}
 
 	phase.Store("publish")

@@ -196,6 +196,8 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id: report its RSS (/proc/PID/status) before and with the readers held\n"+
 		"(start the server afresh for memory figures: a Go server keeps the memory an earlier run freed)")
+	fs.StringVar(&cfg.Expvar, "expvar", "", "`URL` of the server's Go memstats, e.g. Caddy's admin http://localhost:2019/debug/vars:\n"+
+		"report heap and goroutine stacks per held read beside RSS")
 	fs.StringVar(&cfg.Client, "client", "lean", "readers' HTTP client: lean (one goroutine and connection each, least CPU) or net/http")
 	fs.IntVar(&cfg.Connections, "connections", 0, "with -client net/http: cap on the readers' connections (0: one per reader; fewer makes reads queue)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 256, "connections being opened at once (0: no cap); keeps the accept backlog from overflowing")
@@ -322,6 +324,11 @@ func printFanout(w io.Writer, r *fanoutReport) {
 			mib(m.BeforeKiB), mib(m.HeldKiB), end, m.PID)
 		fmt.Fprintf(w, "  per held read: %.1f KiB (RSS growth while the readers connected, over -readers; only meaningful\n"+
 			"                 on a freshly started server: a Go server keeps memory it freed for reuse)\n", m.PerHeldReadKiB)
+	}
+	if rt := r.Runtime; rt != nil {
+		fmt.Fprintf(w, "  server Go:   heap in use %.1f -> %.1f MiB, stacks %.1f -> %.1f MiB; per held read: heap %.1f KiB, stack %.1f KiB\n",
+			mib(rt.HeapBeforeKiB), mib(rt.HeapHeldKiB), mib(rt.StackBeforeKiB), mib(rt.StackHeldKiB),
+			rt.HeapPerHeldReadKiB, rt.StackPerHeldReadKiB)
 	}
 }
 

@@ -3,7 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -84,4 +88,54 @@ type memoryReport struct {
 	EndError string `json:"end_error,omitempty"`
 	// PerHeldReadKiB is (HeldKiB - BeforeKiB) / readers.
 	PerHeldReadKiB float64 `json:"per_held_read_kib"`
+}
+
+// runtimeMemory is a Go server's heap and stack in use, from the memstats
+// its expvar handler publishes (Caddy's admin endpoint serves it at
+// /debug/vars). It splits what RSS lumps together: the heap (buffers,
+// request state) and the goroutine stacks of held requests.
+type runtimeMemory struct {
+	HeapInuse  uint64
+	StackInuse uint64
+}
+
+func readRuntimeMemory(ctx context.Context, c *http.Client, url string) (runtimeMemory, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return runtimeMemory{}, fmt.Errorf("reading %s: %w", url, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return runtimeMemory{}, fmt.Errorf("reading %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return runtimeMemory{}, fmt.Errorf("reading %s: HTTP %d", url, resp.StatusCode)
+	}
+	var v struct {
+		Memstats *runtimeMemory `json:"memstats"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&v); err != nil {
+		return runtimeMemory{}, fmt.Errorf("reading %s: %w", url, err)
+	}
+	if v.Memstats == nil {
+		return runtimeMemory{}, fmt.Errorf("reading %s: no memstats (is it a Go expvar endpoint?)", url)
+	}
+	return *v.Memstats, nil
+}
+
+// runtimeReport is the server's heap and stack over a fan-out run.
+type runtimeReport struct {
+	URL string `json:"url"`
+	// HeapBeforeKiB and StackBeforeKiB are before the readers connected;
+	// HeapHeldKiB and StackHeldKiB with every reader held. The heap
+	// figures include garbage not yet collected.
+	HeapBeforeKiB  int64 `json:"heap_before_kib"`
+	HeapHeldKiB    int64 `json:"heap_held_kib"`
+	StackBeforeKiB int64 `json:"stack_before_kib"`
+	StackHeldKiB   int64 `json:"stack_held_kib"`
+	// HeapPerHeldReadKiB and StackPerHeldReadKiB divide the growth by the
+	// number of readers.
+	HeapPerHeldReadKiB  float64 `json:"heap_per_held_read_kib"`
+	StackPerHeldReadKiB float64 `json:"stack_per_held_read_kib"`
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"expvar"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -34,5 +38,25 @@ func TestReadProcMemoryOfThisProcess(t *testing.T) {
 	}
 	if _, err := readProcMemory(1 << 30); err == nil || !strings.Contains(err.Error(), "pid") {
 		t.Errorf("memory of a pid that cannot exist: %v", err)
+	}
+}
+
+func TestReadRuntimeMemory(t *testing.T) {
+	srv := httptest.NewServer(expvar.Handler())
+	defer srv.Close()
+	m, err := readRuntimeMemory(context.Background(), srv.Client(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HeapInuse == 0 || m.StackInuse == 0 {
+		t.Errorf("memstats of this process = %+v, want heap and stack in use", m)
+	}
+	notExpvar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"return_code":1}`))
+	}))
+	defer notExpvar.Close()
+	if _, err := readRuntimeMemory(context.Background(), notExpvar.Client(), notExpvar.URL); err == nil ||
+		!strings.Contains(err.Error(), "no memstats") {
+		t.Errorf("reading memstats from a URL without them: %v", err)
 	}
 }
