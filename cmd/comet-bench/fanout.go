@@ -148,8 +148,17 @@ func (c *fanoutConfig) validate() error {
 	if c.ReadTimeout <= 0 {
 		bad("-read-timeout %v: must be positive", c.ReadTimeout)
 	}
-	if c.Connections < 0 {
-		bad("-connections %d: must not be negative", c.Connections)
+	switch c.Client {
+	case "", "lean":
+		if c.Connections != 0 {
+			bad("-connections %d: applies to -client net/http only (a lean reader always has one connection)", c.Connections)
+		}
+	case "net/http":
+		if c.Connections < 0 {
+			bad("-connections %d: must not be negative", c.Connections)
+		}
+	default:
+		bad("-client %q: want lean or net/http", c.Client)
 	}
 	if c.DialConcurrency < 0 {
 		bad("-dial-concurrency %d: must not be negative", c.DialConcurrency)

@@ -41,6 +41,10 @@ func TestFanoutConfigLimits(t *testing.T) {
 		{"zero duration", func(c *fanoutConfig) { c.Duration = 0 }, "-duration 0s"},
 		{"bar in prefix", func(c *fanoutConfig) { c.Prefix = "a|b" }, "-prefix"},
 		{"negative pid", func(c *fanoutConfig) { c.PID = -1 }, "-pid -1"},
+		{"unknown client", func(c *fanoutConfig) { c.Client = "curl" }, `-client "curl"`},
+		{"connections with the lean client", func(c *fanoutConfig) { c.Connections = 10 }, "applies to -client net/http only"},
+		{"connections with net/http", func(c *fanoutConfig) { c.Client, c.Connections = "net/http", 10 }, ""},
+		{"negative connections", func(c *fanoutConfig) { c.Client, c.Connections = "net/http", -1 }, "-connections -1"},
 		// Readers against the open-file limit: 64 files are kept for
 		// everything else.
 		{"readers at the file limit", func(c *fanoutConfig) { c.FileLimit = 20000; c.Readers = 20000 - 64 }, ""},
