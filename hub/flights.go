@@ -7,16 +7,19 @@ import (
 	"sync"
 )
 
-// flights lets held reads that a publish woke together share one store read
-// when they ask the same question (same channels, client and since), as the
-// readers of one busy channel do. A publish to a channel with thousands of
-// readers then costs the store a handful of reads, not thousands, which
-// matters most when each read is a round trip to Redis.
+// flights lets reads that ask the same question (same channels, client and
+// since) at about the same time share one store read, as the readers of one
+// busy channel do: all of them are woken by one publish, and all of them
+// come back with the same since right after. A publish to a channel with
+// thousands of readers then costs the store a handful of reads, not
+// thousands, which matters most when each read is a round trip to Redis.
 //
-// A woken read may only join a store read that started after the event that
-// woke it: one that started earlier may predate the message. Events are
-// numbered (Hub.events) before they wake anyone, so a read woken by event n
-// joins only flights started when the count was already n or more.
+// A read may only take the answer of a store read that began after the
+// moment its snapshot must follow: the request's arrival, its registration
+// for wake-ups, or the event that woke it; an earlier one may predate a
+// message. Hub.ticks orders those moments: a read takes a tick at its moment
+// (notifications take one before they wake anyone), each store read takes
+// one as it begins, and a read joins only store reads with a later tick.
 type flights struct {
 	seed   maphash.Seed
 	shards [flightShards]flightShard
@@ -30,7 +33,7 @@ type flightShard struct {
 }
 
 type flight struct {
-	started uint64 // event count when the store read began
+	started uint64 // tick taken as the store read began
 	done    chan struct{}
 	res     ReadResult
 	err     error
@@ -71,11 +74,11 @@ func appendUint(b []byte, v uint64) []byte {
 	return b
 }
 
-// reread takes a snapshot for a read woken when the event count was seen.
-func (h *Hub) reread(ctx context.Context, key string, q ReadQuery, exp Expiry, seen uint64) (ReadResult, error) {
+// reread takes a snapshot for a read whose snapshot must follow tick mine.
+func (h *Hub) reread(ctx context.Context, key string, q ReadQuery, exp Expiry, mine uint64) (ReadResult, error) {
 	s := &h.flights.shards[maphash.String(h.flights.seed, key)%flightShards]
 	s.mu.Lock()
-	if f := s.m[key]; f != nil && f.started >= seen {
+	if f := s.m[key]; f != nil && f.started > mine {
 		s.mu.Unlock()
 		if testHookJoined != nil {
 			testHookJoined()
@@ -92,7 +95,7 @@ func (h *Hub) reread(ctx context.Context, key string, q ReadQuery, exp Expiry, s
 		}
 		return h.store.Read(ctx, q, exp)
 	}
-	f := &flight{started: h.events.Load(), done: make(chan struct{})}
+	f := &flight{started: h.ticks.Add(1), done: make(chan struct{})}
 	s.m[key] = f
 	s.mu.Unlock()
 

@@ -46,7 +46,7 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 	// An early flight, started before the publish, waits in the store.
 	early := make(chan ReadResult, 1)
 	go func() {
-		res, _ := h.reread(ctx, key, q, exp, h.events.Load())
+		res, _ := h.reread(ctx, key, q, exp, h.ticks.Add(1))
 		early <- res
 	}()
 	<-store.entered
@@ -58,7 +58,7 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 	// A read woken by that publish gets its own snapshot, with the message.
 	done := make(chan ReadResult, 1)
 	go func() {
-		res, _ := h.reread(ctx, key, q, exp, h.events.Load())
+		res, _ := h.reread(ctx, key, q, exp, h.ticks.Add(1))
 		done <- res
 	}()
 	select {
@@ -94,16 +94,16 @@ func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
 	q := ReadQuery{Channels: []string{"c"}}
 	key := flightKey(q)
 	exp := h.Config().expiry()
-	seen := h.events.Load()
+	mine := h.ticks.Add(1)
 
 	joined := make(chan struct{}, 1)
 	testHookJoined = func() { joined <- struct{}{} }
 	defer func() { testHookJoined = nil }()
 
 	results := make(chan ReadResult, 2)
-	go func() { res, _ := h.reread(ctx, key, q, exp, seen); results <- res }()
+	go func() { res, _ := h.reread(ctx, key, q, exp, mine); results <- res }()
 	<-store.entered // the leader is in the store
-	go func() { res, _ := h.reread(ctx, key, q, exp, seen); results <- res }()
+	go func() { res, _ := h.reread(ctx, key, q, exp, mine); results <- res }()
 	<-joined // the follower waits for the leader's snapshot
 	close(store.gate)
 	a, b := <-results, <-results

@@ -96,8 +96,9 @@ type Hub struct {
 	config  atomic.Pointer[Config]
 	waiters *waiters
 	flights *flights
-	// events counts store notifications; see flights.
-	events    atomic.Uint64
+	// ticks orders store notifications, the moments reads need their
+	// snapshot to come after, and the starts of store reads; see flights.
+	ticks     atomic.Uint64
 	deadlines *deadlines
 	stats     Stats
 	held      atomic.Int64
@@ -156,7 +157,7 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 func (h *Hub) Held() int { return int(h.held.Load()) }
 
 func (h *Hub) notify(e Event) {
-	h.events.Add(1)
+	h.ticks.Add(1)
 	switch e.Kind {
 	case EventPublished:
 		h.waiters.wake(e.Channel, wakePublished)

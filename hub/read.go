@@ -68,14 +68,18 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 		return Reply{}, err
 	}
 	exp := cfg.expiry()
-	res, err := h.store.Read(ctx, q, exp)
+	key := flightKey(q)
+	res, err := h.reread(ctx, key, q, exp, h.ticks.Add(1))
 	if err != nil || res.HasMessages() {
 		return Reply{ReadResult: res}, wrapRead(err, q)
 	}
 	// A since beyond the newest id is clamped once, here: the read then
 	// waits for messages newer than the hub's newest. Clamping again at each
 	// later snapshot would move since past the very messages that wake it.
-	q.Since = res.Since
+	if q.Since != res.Since {
+		q.Since = res.Since
+		key = flightKey(q)
+	}
 	// A cheap refusal first, so that an overloaded hub does not register
 	// and look again for reads it will turn away; the check that counts is
 	// below.
@@ -89,7 +93,7 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 	// The snapshot comes after registering, so a publish it misses
 	// notifies the waiter; the first snapshot above only saves the
 	// registration when messages are already there.
-	if res, err = h.store.Read(ctx, q, exp); err != nil || res.HasMessages() {
+	if res, err = h.reread(ctx, key, q, exp, h.ticks.Add(1)); err != nil || res.HasMessages() {
 		return Reply{ReadResult: res}, wrapRead(err, q)
 	}
 	// The read counts as held only from here, registered and having looked
@@ -102,7 +106,6 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 	}
 	defer h.held.Add(-1)
 	timeout := h.deadlines.after(cfg.HTTPTimeout)
-	key := flightKey(q)
 	for {
 		select {
 		case <-w.signal:
@@ -118,7 +121,7 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 		case <-ctx.Done():
 			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
 		}
-		next, err := h.reread(ctx, key, q, exp, h.events.Load())
+		next, err := h.reread(ctx, key, q, exp, h.ticks.Add(1))
 		switch {
 		case err == nil && next.HasMessages():
 			return Reply{ReadResult: next}, nil
