@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +47,7 @@ func TestReloadKeepsStateAndReleasesHeldReads(t *testing.T) {
 	}
 	heldReads(t, base, readers)
 
+	publishedBefore := metricValue(t, `caddy_comet_messages_published_total{hub="api"}`)
 	start := time.Now()
 	if err := loadCaddyfile(strings.Replace(apiSites, `respond "fallback" 404`, `respond "reloaded" 404`, 1)); err != nil {
 		t.Fatal(err)
@@ -78,4 +80,25 @@ func TestReloadKeepsStateAndReleasesHeldReads(t *testing.T) {
 	if r := get(t, base+"/elsewhere"); r.body != "reloaded" {
 		t.Fatalf("the new configuration is not running: %q", r.body)
 	}
+	// The metrics are served by the new configuration and kept their counts.
+	if after := metricValue(t, `caddy_comet_messages_published_total{hub="api"}`); after != publishedBefore+2 {
+		t.Fatalf("messages published: %v before the reload, %v after two more, want %v", publishedBefore, after, publishedBefore+2)
+	}
+}
+
+// metricValue reads one sample from Caddy's metrics endpoint.
+func metricValue(t *testing.T, series string) float64 {
+	t.Helper()
+	body := get(t, "http://localhost:2999/metrics").body
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", series)
+	return 0
 }
