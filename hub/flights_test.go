@@ -23,9 +23,9 @@ func (s *gatedStore) Read(ctx context.Context, q ReadQuery, exp Expiry) (ReadRes
 	return s.MemoryStore.Read(ctx, q, exp)
 }
 
-// A read woken by an event must not take the answer of a store read that
-// began before that event: it could miss the message that woke it.
-func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
+// newGatedHub returns a hub on a gated memory store, with a channel "c".
+func newGatedHub(t *testing.T) (*Hub, *gatedStore) {
+	t.Helper()
 	var store *gatedStore
 	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
 		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
@@ -34,11 +34,18 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	ctx := context.Background()
-	if err := h.RegisterChannel(ctx, "c", false, 0); err != nil {
+	t.Cleanup(func() { h.Close() })
+	if err := h.RegisterChannel(context.Background(), "c", false, 0); err != nil {
 		t.Fatal(err)
 	}
+	return h, store
+}
+
+// A read woken by an event must not take the answer of a store read that
+// began before that event: it could miss the message that woke it.
+func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
+	h, store := newGatedHub(t)
+	ctx := context.Background()
 	q := ReadQuery{Channels: []string{"c"}}
 	key := flightKey(q)
 	exp := h.Config().expiry()
@@ -75,19 +82,8 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 
 // Reads woken by the same event share one store read.
 func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
-	var store *gatedStore
-	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
-		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
-		return store, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h, store := newGatedHub(t)
 	ctx := context.Background()
-	if err := h.RegisterChannel(ctx, "c", false, 0); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := h.Publish(ctx, "c", "news"); err != nil {
 		t.Fatal(err)
 	}
