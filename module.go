@@ -21,6 +21,7 @@ import (
 )
 
 func init() {
+	caddy.RegisterModule(App{})
 	caddy.RegisterModule(Handler{})
 }
 
@@ -33,6 +34,56 @@ const (
 )
 
 var allOps = []string{OpSubscribe, OpPublish, OpManage, OpStatus}
+
+// App is the comet app: it owns the hubs that comet handlers publish to and
+// read from. It needs no configuration; handlers create hubs through it.
+//
+// JSON: {"apps": {"comet": {}}}
+type App struct {
+	ctx     caddy.Context
+	logger  *zap.Logger
+	hubs    map[string]*hubUse
+	metrics *metricsCollector
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "comet",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets up the app.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	a.hubs = make(map[string]*hubUse)
+	a.metrics = newMetricsCollector()
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := reg.Register(a.metrics); err != nil {
+			return fmt.Errorf("registering comet metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Start implements caddy.App; hubs start when handlers ask for them.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App. Held reads are answered by the handlers when
+// their server shuts down; hubs are closed in Cleanup once unused.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this configuration's hold on its hubs.
+func (a *App) Cleanup() error {
+	for name, use := range a.hubs {
+		if _, err := hubs.Delete(use.poolKey); err != nil {
+			a.logger.Error("closing hub", zap.String("hub", name), zap.Error(err))
+		}
+	}
+	return nil
+}
 
 // Handler serves the comet API (Simple-Comet-Server's REST API) from a hub of
 // the comet app. Requests that are not part of the API, and OPTIONS
@@ -236,4 +287,10 @@ var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
+
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

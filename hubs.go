@@ -12,10 +12,6 @@ import (
 	"github.com/simple-comet/caddy-comet/hub"
 )
 
-func init() {
-	caddy.RegisterModule(App{})
-}
-
 // hubs holds every running hub, keyed by hub name and store configuration.
 // A hub outlives the configurations that use it: a reload provisions the new
 // configuration (which finds the hub here) before it cleans up the old one.
@@ -26,62 +22,12 @@ type pooledHub struct{ *hub.Hub }
 // Destruct closes the hub once no configuration uses it.
 func (p pooledHub) Destruct() error { return p.Close() }
 
-// App is the comet app: it owns the hubs that comet handlers publish to and
-// read from. It needs no configuration; handlers create hubs through it.
-//
-// JSON: {"apps": {"comet": {}}}
-type App struct {
-	ctx     caddy.Context
-	logger  *zap.Logger
-	hubs    map[string]*hubUse
-	metrics *metricsCollector
-}
-
 // hubUse is one hub as this configuration's handlers asked for it.
 type hubUse struct {
 	poolKey  string
 	storeRaw json.RawMessage
 	settings hubSettings
 	hub      *hub.Hub
-}
-
-// CaddyModule returns the Caddy module information.
-func (App) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "comet",
-		New: func() caddy.Module { return new(App) },
-	}
-}
-
-// Provision sets up the app.
-func (a *App) Provision(ctx caddy.Context) error {
-	a.ctx = ctx
-	a.logger = ctx.Logger()
-	a.hubs = make(map[string]*hubUse)
-	a.metrics = newMetricsCollector()
-	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := reg.Register(a.metrics); err != nil {
-			return fmt.Errorf("registering comet metrics: %w", err)
-		}
-	}
-	return nil
-}
-
-// Start implements caddy.App; hubs start when handlers ask for them.
-func (a *App) Start() error { return nil }
-
-// Stop implements caddy.App. Held reads are answered by the handlers when
-// their server shuts down; hubs are closed in Cleanup once unused.
-func (a *App) Stop() error { return nil }
-
-// Cleanup releases this configuration's hold on its hubs.
-func (a *App) Cleanup() error {
-	for name, use := range a.hubs {
-		if _, err := hubs.Delete(use.poolKey); err != nil {
-			a.logger.Error("closing hub", zap.String("hub", name), zap.Error(err))
-		}
-	}
-	return nil
 }
 
 // hub returns the hub named name for a handler, creating it on first use.
@@ -233,9 +179,3 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
-
-var (
-	_ caddy.App          = (*App)(nil)
-	_ caddy.Provisioner  = (*App)(nil)
-	_ caddy.CleanerUpper = (*App)(nil)
-)
