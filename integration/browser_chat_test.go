@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // TestBrowserChatExample runs examples/chat as a user would: two browser
@@ -32,7 +34,7 @@ func TestBrowserChatExample(t *testing.T) {
 	if !ok {
 		t.Fatal("examples/chat/Caddyfile has no global options block")
 	}
-	port := browserFreePort(t)
+	port := freeport.Get(t)
 	for old, repl := range map[string]string{
 		"http://127.0.0.1:4090": fmt.Sprintf("http://127.0.0.1:%d", port),
 		"root * examples/chat":  fmt.Sprintf("root * %q", dir),

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // The browser tests run the JavaScript client in Debian's headless Chromium
@@ -109,7 +111,7 @@ var browserTricky = []string{
 func TestBrowserClient(t *testing.T) {
 	chromium := browserChromium(t)
 
-	pagePort, cometPort := browserFreePort(t), browserFreePort(t)
+	pagePort, cometPort := freeport.Get(t), freeport.Get(t)
 	comet := &browserComet{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", cometPort)}
 	siteDir := t.TempDir()
 	clientJS, _ := json.Marshal(browserClientID)
@@ -532,15 +534,4 @@ func browserTab(t *testing.T, execPath string) context.Context {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	return ctx
-}
-
-// browserFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func browserFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub/redisstore/redistest"
+	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // The cluster tests run two Caddy nodes on one Redis: node A is the
@@ -59,7 +60,7 @@ type caddyNode struct {
 // filled in) and returns once it serves it.
 func startNode(t *testing.T, site func(addr string) string) *caddyNode {
 	t.Helper()
-	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
+	port, adminPort := freeport.Get(t), freeport.Get(t)
 	n := &caddyNode{
 		t:      t,
 		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
@@ -373,7 +374,7 @@ func TestClusterExample(t *testing.T) {
 	ports := map[string]string{"127.0.0.1:6379": srv.Addr()}
 	for _, p := range []string{"localhost:2020", "localhost:2021", "localhost:2022", "127.0.0.1:4080", "127.0.0.1:4081", "127.0.0.1:4082"} {
 		host, _, _ := strings.Cut(p, ":")
-		ports[p] = fmt.Sprintf("%s:%d", host, redistest.FreePort(t))
+		ports[p] = fmt.Sprintf("%s:%d", host, freeport.Get(t))
 	}
 	load := func(name string) string {
 		b, err := os.ReadFile(filepath.Join("..", "examples", "cluster", name))

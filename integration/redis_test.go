@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub/redisstore/redistest"
+	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // redisSite is a site on the in-process Caddy whose hub lives in Redis.
@@ -169,7 +170,7 @@ func TestRedisUnreachableRefusesConfig(t *testing.T) {
 	srv := redistest.Start(t)
 	startCaddy(t, redisSite("redis-refuse-ok", srv.URL(), ""))
 	registerChannel(t, base, "rf-chan")
-	port := redistest.FreePort(t)
+	port := freeport.Get(t)
 	err := loadCaddyfile(redisSite("redis-refuse", fmt.Sprintf("redis://127.0.0.1:%d/0", port), ""))
 	if err == nil || !strings.Contains(err.Error(), "connecting to redis") {
 		t.Fatalf("config with an unreachable redis: %v, want a connection error", err)

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // startTimeout bounds how long a server may take to say it is ready.
@@ -79,20 +81,9 @@ func Start(t testing.TB, extra ...string) *Server {
 func newServer(t testing.TB, ready string) *Server {
 	t.Helper()
 	RequireBinary(t)
-	s := &Server{Port: FreePort(t), Dir: t.TempDir(), t: t, ready: ready}
+	s := &Server{Port: freeport.Get(t), Dir: t.TempDir(), t: t, ready: ready}
 	t.Cleanup(s.Kill)
 	return s
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // start runs the server and returns once it logged its ready line.
