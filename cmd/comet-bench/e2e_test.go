@@ -1,88 +1,32 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/simple-comet/caddy-comet/internal/caddyproc"
 )
-
-// caddyServer is the project's Caddy binary running a Caddyfile on a free
-// loopback port.
-type caddyServer struct {
-	bin   string
-	base  string // http://127.0.0.1:PORT
-	admin string // http://127.0.0.1:ADMINPORT, the admin API
-	pid   int
-}
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// caddyBinary builds ./cmd/caddy (without -race: it is the server under
-// load, not the code under test) once per test binary.
-func caddyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "comet-bench-caddy-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "caddy"),
-			"github.com/simple-comet/caddy-comet/cmd/caddy").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "caddy")
-}
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	os.Exit(caddyproc.RunTests(m))
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// The Caddyfile of the end-to-end tests: a public route that only serves
+// The site of the end-to-end tests: a public route that only serves
 // reads, a protected route for publishing, managing and status (basic auth,
 // under /ops/), a quote_json read route under /quoted/, and a static
 // respond for the catch-up comparison.
-const e2eCaddyfile = `{
-	admin 127.0.0.1:%d
-	persist_config off
-	grace_period 1s
-}
-
-http://127.0.0.1:%d {
+const e2eSite = `
+%s {
 	handle_path /ops/* {
 		basic_auth {
 			bench %s
@@ -111,82 +55,20 @@ http://127.0.0.1:%d {
 
 const e2eUser, e2ePassword = "bench", "s3cret"
 
-func startCaddy(t *testing.T) *caddyServer {
+func startCaddy(t *testing.T) *caddyproc.Process {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs Caddy; skipped with -short")
 	}
-	bin := caddyBinary(t)
 	// The lowest bcrypt cost: what "caddy hash-password" makes takes a
 	// second of CPU to check, which is not what these tests are about.
 	hash, err := bcrypt.GenerateFromPassword([]byte(e2ePassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, adminPort := freePort(t), freePort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, e2eCaddyfile, adminPort, port, bytes.TrimSpace(hash)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Caddy logs this line once its listeners are up.
-	ready := make(chan struct{})
-	var logMu sync.Mutex
-	var log bytes.Buffer
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		signalled := false
-		for sc.Scan() {
-			logMu.Lock()
-			log.Write(sc.Bytes())
-			log.WriteByte('\n')
-			logMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "serving initial configuration") {
-				signalled = true
-				close(ready)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		<-logDone
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("caddy log:\n%s", log.String())
-			logMu.Unlock()
-		}
+	return caddyproc.Start(t, func(base string) string {
+		return fmt.Sprintf(e2eSite, base, bytes.TrimSpace(hash))
 	})
-	select {
-	case <-ready:
-	case <-logDone:
-		t.Fatalf("caddy exited before serving:\n%s", log.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("caddy did not start within 30s")
-	}
-	return &caddyServer{
-		bin: bin, base: fmt.Sprintf("http://127.0.0.1:%d", port),
-		admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), pid: cmd.Process.Pid,
-	}
 }
 
 // A fan-out run against the real server: every message reaches every reader
@@ -202,12 +84,12 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(tc.client, "/", "_"), func(t *testing.T) {
 			cfg := fanoutConfig{
-				Target: srv.base + tc.path, PublishTarget: srv.base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
+				Target: srv.Base + tc.path, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
 				Client: tc.client, Prefix: tc.prefix, Channels: 4, Readers: 40, PerRead: 2,
 				Messages: 60, Rate: 100, Size: 120, Publishers: 2, Warmup: 100 * time.Millisecond,
 				Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
-				UseStatus: true, ReadTimeout: 30 * time.Second, PID: srv.pid, DialConcurrency: 8,
-				Expvar: srv.admin + "/debug/vars",
+				UseStatus: true, ReadTimeout: 30 * time.Second, PID: srv.PID, DialConcurrency: 8,
+				Expvar: srv.Admin + "/debug/vars",
 			}
 			rep, err := runFanout(context.Background(), cfg, io.Discard)
 			if err != nil {
@@ -255,7 +137,7 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 func TestFanoutRepeatsOnSameChannels(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := fanoutConfig{
-		Target: srv.base, PublishTarget: srv.base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
+		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
 		Prefix: "e2e-repeat", Channels: 2, Readers: 6, PerRead: 1, Messages: 10, Rate: 200, Size: 0,
 		Publishers: 1, Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
 		Settle: 200 * time.Millisecond, ReadTimeout: 30 * time.Second,
@@ -276,7 +158,7 @@ func TestFanoutRepeatsOnSameChannels(t *testing.T) {
 func TestFanoutReportsRefusedPublishRoute(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := fanoutConfig{
-		Target: srv.base, PublishTarget: srv.base + "/ops", PublishAuth: e2eUser + ":wrong",
+		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":wrong",
 		Prefix: "e2e-auth", Channels: 1, Readers: 1, PerRead: 1, Messages: 1, Rate: 1,
 		Publishers: 1, Duration: time.Minute, SetupTimeout: time.Minute, ReadTimeout: time.Minute,
 	}
@@ -295,9 +177,9 @@ func TestFanoutReportsRefusedPublishRoute(t *testing.T) {
 func TestCatchupAgainstCaddy(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := catchupConfig{
-		Target: srv.base, PublishTarget: srv.base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
+		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
 		Channel: "e2e-catchup", Messages: 5, Size: 100, Connections: 4, Duration: 500 * time.Millisecond,
-		Compare: srv.base + "/static.json", WrkThreads: 2,
+		Compare: srv.Base + "/static.json", WrkThreads: 2,
 	}
 	rep, err := runCatchup(context.Background(), cfg, io.Discard)
 	if err != nil {
@@ -309,7 +191,7 @@ func TestCatchupAgainstCaddy(t *testing.T) {
 	if rep.Compare == nil || rep.Compare.Requests == 0 || len(rep.Compare.Errors) != 0 || rep.Ratio <= 0 {
 		t.Errorf("compare load: %+v, ratio %v", rep.Compare, rep.Ratio)
 	}
-	wantURL := srv.base + "/channels/e2e-catchup.json?since=0"
+	wantURL := srv.Base + "/channels/e2e-catchup.json?since=0"
 	if rep.Comet.URL != wantURL || rep.WrkCommand != "wrk -t2 -c4 -d1s --latency '"+wantURL+"'" {
 		t.Errorf("url %q, wrk command %q", rep.Comet.URL, rep.WrkCommand)
 	}
@@ -320,7 +202,7 @@ func TestCatchupAgainstCaddy(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(site), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(srv.bin, "adapt", "--config", conf, "--adapter", "caddyfile").CombinedOutput(); err != nil {
+	if out, err := exec.Command(caddyproc.Build(t), "adapt", "--config", conf, "--adapter", "caddyfile").CombinedOutput(); err != nil {
 		t.Errorf("caddy adapt of the printed snippet: %v\n%s\n%s", err, out, site)
 	}
 
