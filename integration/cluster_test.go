@@ -1,174 +1,22 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub/redisstore/redistest"
+	"github.com/simple-comet/caddy-comet/internal/caddyproc"
 	"github.com/simple-comet/caddy-comet/internal/freeport"
 )
 
 // The cluster tests run two Caddy nodes on one Redis: node A is the
 // in-process Caddy (caddytest, port 9080), node B a separate caddy process
 // built from ./cmd/caddy, as a second machine would run it.
-
-var (
-	caddyBinOnce sync.Once
-	caddyBin     string
-	caddyBinErr  error
-)
-
-// buildCaddy builds ./cmd/caddy once per test run, into the run's temporary
-// directory (TestMain removes it).
-func buildCaddy(t *testing.T) string {
-	t.Helper()
-	caddyBinOnce.Do(func() {
-		dir := filepath.Dir(os.Getenv("XDG_DATA_HOME"))
-		caddyBin = filepath.Join(dir, "caddy")
-		cmd := exec.Command("go", "build", "-o", caddyBin, "github.com/simple-comet/caddy-comet/cmd/caddy")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			caddyBinErr = fmt.Errorf("building ./cmd/caddy: %v\n%s", err, out)
-		}
-	})
-	if caddyBinErr != nil {
-		t.Fatal(caddyBinErr)
-	}
-	return caddyBin
-}
-
-// caddyNode is a Caddy process serving one comet site.
-type caddyNode struct {
-	t        *testing.T
-	base     string // http://127.0.0.1:port
-	admin    string // 127.0.0.1:port of its admin API
-	config   string // path of its Caddyfile
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	loaded   chan struct{} // receives once per configuration it starts serving
-	stopOnce sync.Once
-}
-
-// startNode runs a Caddy process with the given site block (its address is
-// filled in) and returns once it serves it.
-func startNode(t *testing.T, site func(addr string) string) *caddyNode {
-	t.Helper()
-	port, adminPort := freeport.Get(t), freeport.Get(t)
-	n := &caddyNode{
-		t:      t,
-		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
-		admin:  fmt.Sprintf("127.0.0.1:%d", adminPort),
-		config: filepath.Join(t.TempDir(), "Caddyfile"),
-	}
-	n.write(site(n.base))
-	n.run()
-	return n
-}
-
-// runCaddyfile runs a Caddy process on a complete Caddyfile and returns once
-// it serves it.
-func runCaddyfile(t *testing.T, text string) *caddyNode {
-	t.Helper()
-	n := &caddyNode{t: t, config: filepath.Join(t.TempDir(), "Caddyfile")}
-	if err := os.WriteFile(n.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.run()
-	return n
-}
-
-func (n *caddyNode) run() {
-	t := n.t
-	t.Helper()
-	bin := buildCaddy(t)
-	dir := filepath.Dir(n.config)
-	n.exited = make(chan struct{})
-	n.loaded = make(chan struct{}, 8)
-	n.cmd = exec.Command(bin, "run", "--config", n.config, "--adapter", "caddyfile")
-	n.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	stderr, err := n.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("starting caddy: %v", err)
-	}
-	var logMu sync.Mutex
-	var logged strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			logMu.Lock()
-			if logged.Len() < 64<<10 {
-				logged.WriteString(line + "\n")
-			}
-			logMu.Unlock()
-			// Caddy logs this once a configuration is running: at start
-			// and after each reload.
-			if strings.Contains(line, `"msg":"serving initial configuration"`) ||
-				strings.Contains(line, `"msg":"load complete"`) {
-				select {
-				case n.loaded <- struct{}{}:
-				default:
-				}
-			}
-		}
-		_ = n.cmd.Wait()
-		close(n.exited)
-	}()
-	t.Cleanup(n.stop)
-	select {
-	case <-n.loaded:
-	case <-n.exited:
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("caddy exited:\n%s", logged.String())
-	case <-time.After(30 * time.Second):
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("caddy not serving after 30s:\n%s", logged.String())
-	}
-}
-
-func (n *caddyNode) write(site string) {
-	n.t.Helper()
-	text := fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tgrace_period 1s\n}\n%s", n.admin, site)
-	if err := os.WriteFile(n.config, []byte(text), 0o600); err != nil {
-		n.t.Fatal(err)
-	}
-}
-
-// reload loads a new site block through the node's admin API, as `caddy
-// reload` does, and returns once it is running.
-func (n *caddyNode) reload(site string) {
-	n.t.Helper()
-	n.write(site)
-	out, err := exec.Command(caddyBin, "reload", "--config", n.config, "--adapter", "caddyfile", "--address", n.admin).CombinedOutput()
-	if err != nil {
-		n.t.Fatalf("caddy reload: %v\n%s", err, out)
-	}
-}
-
-func (n *caddyNode) stop() {
-	n.stopOnce.Do(func() {
-		_ = n.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-n.exited:
-		case <-time.After(10 * time.Second):
-			_ = n.cmd.Process.Kill()
-			<-n.exited
-		}
-	})
-}
 
 // clusterSite is the comet site both nodes serve: the same hub on the same
 // Redis.
@@ -191,21 +39,21 @@ func clusterSite(redisURL, extra string) func(addr string) string {
 }
 
 // twoNodes starts node A (in process, base) and node B (a process) on srv.
-func twoNodes(t *testing.T, srv *redistest.Server) (a string, b *caddyNode) {
+func twoNodes(t *testing.T, srv *redistest.Server) (a string, b *caddyproc.Process) {
 	t.Helper()
 	startCaddy(t, clusterSite(srv.URL(), "")("http://127.0.0.1:9080"))
-	return base, startNode(t, clusterSite(srv.URL(), ""))
+	return base, caddyproc.Start(t, clusterSite(srv.URL(), ""))
 }
 
 func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := twoNodes(t, srv)
 	registerChannel(t, a, "cl-news")
-	registerChannel(t, b.base, "cl-sports")
+	registerChannel(t, b.Base, "cl-sports")
 
 	// A read held on B, for two channels, released by a publish on A.
-	held := goRead(t, b.base, "cl-news|cl-sports", 0)
-	heldReads(t, b.base, 1)
+	held := goRead(t, b.Base, "cl-news|cl-sports", 0)
+	heldReads(t, b.Base, 1)
 	id1 := publish(t, a, "cl-news", "from A")
 	rep := mustCode(t, awaitReply(t, held, "publish on A"), 200, 1, "")
 	if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id1 || m[0].Content != "from A" || rep.LastID != id1 {
@@ -215,7 +63,7 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	// And the other way round, continuing from last_id.
 	held = goRead(t, a, "cl-news|cl-sports", rep.LastID)
 	heldReads(t, a, 1)
-	id2 := publish(t, b.base, "cl-sports", "from B")
+	id2 := publish(t, b.Base, "cl-sports", "from B")
 	rep = mustCode(t, awaitReply(t, held, "publish on B"), 200, 1, "")
 	if m := rep.Messages["cl-sports"]; len(m) != 1 || m[0].ID != id2 || len(rep.Messages["cl-news"]) != 0 {
 		t.Fatalf("read on A: %+v", rep.Messages)
@@ -228,11 +76,11 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	const perNode = 20
 	var replies []<-chan response
 	for range perNode {
-		replies = append(replies, goRead(t, a, "cl-news", id2), goRead(t, b.base, "cl-news", id2))
+		replies = append(replies, goRead(t, a, "cl-news", id2), goRead(t, b.Base, "cl-news", id2))
 	}
 	heldReads(t, a, perNode)
-	heldReads(t, b.base, perNode)
-	id3 := publish(t, b.base, "cl-news", "to all")
+	heldReads(t, b.Base, perNode)
+	id3 := publish(t, b.Base, "cl-news", "to all")
 	for _, r := range replies {
 		rep := mustCode(t, awaitReply(t, r, "fan-out"), 200, 1, "")
 		if m := rep.Messages["cl-news"]; len(m) != 1 || m[0].ID != id3 {
@@ -241,8 +89,8 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 	}
 
 	// Deleting on A releases a read held on B at once.
-	held = goRead(t, b.base, "cl-news", id3)
-	heldReads(t, b.base, 1)
+	held = goRead(t, b.Base, "cl-news", id3)
+	heldReads(t, b.Base, 1)
 	mustCode(t, do(t, http.MethodDelete, a+"/channels/cl-news.json", nil), 200, 2, "")
 	r := awaitReply(t, held, "delete on A")
 	if !strings.Contains(r.body, `"messages":{}`) {
@@ -253,21 +101,21 @@ func TestClusterPublishReachesHeldReadsOnTheOtherNode(t *testing.T) {
 func TestClusterSessionsAreShared(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := twoNodes(t, srv)
-	registerClient(t, b.base, "cl-alice")
+	registerClient(t, b.Base, "cl-alice")
 	mustCode(t, post(t, a+"/clients.json", map[string][]string{"client_id": {"cl-alice"}}), 200, -2, "Client already exists")
 	registerChannel(t, a, "cl-private", "use_sessions", "1")
-	mustCode(t, post(t, b.base+"/channels.json", map[string][]string{"channel_id": {"cl-private"}}), 200, -2, "Channel already exists")
-	id := publish(t, b.base, "cl-private", "secret")
+	mustCode(t, post(t, b.Base+"/channels.json", map[string][]string{"channel_id": {"cl-private"}}), 200, -2, "Channel already exists")
+	id := publish(t, b.Base, "cl-private", "secret")
 
 	rep := mustCode(t, read(t, a, "cl-private", 0, "client_id", "cl-alice"), 200, 1, "")
 	if m := rep.Messages["cl-private"]; len(m) != 1 || m[0].ID != id {
 		t.Fatalf("alice (registered on B) reading on A: %+v", rep.Messages)
 	}
 	mustCode(t, read(t, a, "cl-private", 0), 200, -2, "No valid channels")
-	mustCode(t, read(t, b.base, "cl-private", 0, "client_id", "cl-mallory"), 200, -3, "Unregistered client_id")
+	mustCode(t, read(t, b.Base, "cl-private", 0, "client_id", "cl-mallory"), 200, -3, "Unregistered client_id")
 
 	// Both nodes list the same hub.
-	for _, n := range []string{a, b.base} {
+	for _, n := range []string{a, b.Base} {
 		st := get(t, n+"/status.json")
 		if !strings.Contains(st.body, `"cl-alice"`) || !strings.Contains(st.body, `"cl-private"`) {
 			t.Fatalf("status on %s: %s", n, st.body)
@@ -284,13 +132,13 @@ func TestClusterReloadLosesNothing(t *testing.T) {
 	id0 := publish(t, a, "cl-reload", "zero")
 
 	heldA := goRead(t, a, "cl-reload", id0)
-	heldB := goRead(t, b.base, "cl-reload", id0)
+	heldB := goRead(t, b.Base, "cl-reload", id0)
 	heldReads(t, a, 1)
-	heldReads(t, b.base, 1)
+	heldReads(t, b.Base, 1)
 
 	// Reload B (a changed setting): its held read is answered empty at
 	// once; A's stays held.
-	b.reload(clusterSite(srv.URL(), "session_timeout 2m")(b.base))
+	b.Reload(clusterSite(srv.URL(), "session_timeout 2m")(b.Base))
 	rep := mustCode(t, awaitReply(t, heldB, "reload of B"), 200, 1, "")
 	if len(rep.Messages["cl-reload"]) != 0 || rep.LastID != id0 {
 		t.Fatalf("B's held read at reload: %+v last_id %d", rep.Messages, rep.LastID)
@@ -298,15 +146,15 @@ func TestClusterReloadLosesNothing(t *testing.T) {
 	resumeB := rep.LastID
 
 	// A publish on the reloaded node reaches the read held on A.
-	id1 := publish(t, b.base, "cl-reload", "after B's reload")
+	id1 := publish(t, b.Base, "cl-reload", "after B's reload")
 	rep = mustCode(t, awaitReply(t, heldA, "publish on reloaded B"), 200, 1, "")
 	if m := rep.Messages["cl-reload"]; len(m) != 1 || m[0].ID != id1 {
 		t.Fatalf("A's held read: %+v", rep.Messages)
 	}
 
 	// Reload A while B holds a read; publishes on A after its reload reach B.
-	heldB = goRead(t, b.base, "cl-reload", id1)
-	heldReads(t, b.base, 1)
+	heldB = goRead(t, b.Base, "cl-reload", id1)
+	heldReads(t, b.Base, 1)
 	if err := loadCaddyfile(clusterSite(srv.URL(), "session_timeout 3m")("http://127.0.0.1:9080")); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +166,7 @@ func TestClusterReloadLosesNothing(t *testing.T) {
 
 	// B's client resuming from where its read was cut by the reload gets
 	// everything since, once.
-	rep = mustCode(t, read(t, b.base, "cl-reload", resumeB), 200, 1, "")
+	rep = mustCode(t, read(t, b.Base, "cl-reload", resumeB), 200, 1, "")
 	if m := rep.Messages["cl-reload"]; len(m) != 2 || m[0].ID != id1 || m[1].ID != id2 {
 		t.Fatalf("resumed read on B: %+v", rep.Messages)
 	}
@@ -330,16 +178,16 @@ func TestClusterRedisDown(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	a, b := twoNodes(t, srv)
 	registerChannel(t, a, "cl-down")
-	id := publish(t, b.base, "cl-down", "kept")
+	id := publish(t, b.Base, "cl-down", "kept")
 
 	srv.Kill()
-	for _, n := range []string{a, b.base} {
+	for _, n := range []string{a, b.Base} {
 		mustCode(t, post(t, n+"/channels/cl-down.json", map[string][]string{"content": {"x"}}), 503, -4, "Store unavailable")
 		mustCode(t, read(t, n, "cl-down", 0), 503, -4, "Store unavailable")
 	}
 
 	srv.Restart()
-	for _, n := range []string{a, b.base} {
+	for _, n := range []string{a, b.Base} {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			r := read(t, n, "cl-down", 0)
@@ -358,7 +206,7 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 	held := goRead(t, a, "cl-down", id)
 	heldReads(t, a, 1)
-	id2 := publish(t, b.base, "cl-down", "after")
+	id2 := publish(t, b.Base, "cl-down", "after")
 	rep := mustCode(t, awaitReply(t, held, "publish after recovery"), 200, 1, "")
 	if m := rep.Messages["cl-down"]; len(m) != 1 || m[0].ID != id2 {
 		t.Fatalf("after recovery: %+v", rep.Messages)
@@ -387,9 +235,9 @@ func TestClusterExample(t *testing.T) {
 		}
 		return text
 	}
-	node1 := runCaddyfile(t, load("node1.Caddyfile"))
-	runCaddyfile(t, load("node2.Caddyfile"))
-	runCaddyfile(t, load("lb.Caddyfile"))
+	node1 := caddyproc.StartCaddyfile(t, load("node1.Caddyfile"))
+	caddyproc.StartCaddyfile(t, load("node2.Caddyfile"))
+	caddyproc.StartCaddyfile(t, load("lb.Caddyfile"))
 	lb := "http://" + ports["127.0.0.1:4080"]
 	nodes := []string{"http://" + ports["127.0.0.1:4081"], "http://" + ports["127.0.0.1:4082"]}
 
@@ -411,7 +259,7 @@ func TestClusterExample(t *testing.T) {
 		}
 	}
 
-	node1.stop()
+	node1.Stop()
 	for i := range 4 {
 		id := publish(t, lb, "ex-news", fmt.Sprint("with node 1 down ", i))
 		rep := mustCode(t, read(t, lb, "ex-news", id-1), 200, 1, "")

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/simple-comet/caddy-comet"
+	"github.com/simple-comet/caddy-comet/internal/caddyproc"
 )
 
 func TestMain(m *testing.M) {
@@ -49,7 +50,7 @@ func runExclusively(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	return m.Run()
+	return caddyproc.RunTests(m)
 }
 
 // globalOptions start every test Caddyfile: the admin API caddytest expects,
