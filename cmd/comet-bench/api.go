@@ -117,6 +117,67 @@ type endpoint struct {
 	hasAuth      bool
 }
 
+// targetConfig is where a run sends its requests, in both modes; the
+// common flags fill it.
+type targetConfig struct {
+	// Target is the base URL of the comet API that readers use.
+	Target string
+	// PublishTarget is the base URL for registering channels, publishing and
+	// /status.json; empty means Target.
+	PublishTarget string
+	// AllowRemote permits targets that are not loopback.
+	AllowRemote bool
+	// Insecure skips TLS certificate checks.
+	Insecure bool
+	// PublishAuth is "user:password" for basic auth on the publish side.
+	PublishAuth string
+	// PublishHeaders are "Name: value" headers for the publish side.
+	PublishHeaders []string
+}
+
+// endpoints builds the read and publish endpoints, checking their targets.
+func (c targetConfig) endpoints(ctx context.Context, readConns, dialSlots int) (read, pub *endpoint, err error) {
+	base, err := checkBase(ctx, c.Target, c.AllowRemote)
+	if err != nil {
+		return nil, nil, err
+	}
+	pubBase := base
+	if c.PublishTarget != "" {
+		if pubBase, err = checkBase(ctx, c.PublishTarget, c.AllowRemote); err != nil {
+			return nil, nil, err
+		}
+	}
+	read = &endpoint{
+		base: base,
+		client: &http.Client{Transport: newTransport(transportOptions{
+			conns: readConns, dialSlots: dialSlots, insecure: c.Insecure,
+		})},
+	}
+	pub = &endpoint{
+		base: pubBase,
+		client: &http.Client{
+			Transport: newTransport(transportOptions{conns: 64, insecure: c.Insecure}),
+			Timeout:   30 * time.Second,
+		},
+		header: http.Header{},
+	}
+	if c.PublishAuth != "" {
+		user, pass, ok := strings.Cut(c.PublishAuth, ":")
+		if !ok {
+			return nil, nil, fmt.Errorf("-publish-auth: want user:password")
+		}
+		pub.user, pub.passwd, pub.hasAuth = user, pass, true
+	}
+	for _, h := range c.PublishHeaders {
+		name, value, err := parseHeader(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-publish-header: %w", err)
+		}
+		pub.header.Add(name, value)
+	}
+	return read, pub, nil
+}
+
 // checkBase parses a base URL and, unless allowRemote, refuses hosts that
 // are not loopback: a load tool pointed at someone else's server by mistake
 // is a denial of service.

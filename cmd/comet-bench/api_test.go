@@ -99,8 +99,10 @@ func TestParseHeader(t *testing.T) {
 
 func TestEndpointsPublishAuth(t *testing.T) {
 	ctx := context.Background()
-	_, pub, err := endpoints(ctx, "http://127.0.0.1:1", "http://127.0.0.1:2/admin", false, false,
-		"ops:pa:ss", []string{"X-Token: t"}, 1, 0)
+	_, pub, err := targetConfig{
+		Target: "http://127.0.0.1:1", PublishTarget: "http://127.0.0.1:2/admin",
+		PublishAuth: "ops:pa:ss", PublishHeaders: []string{"X-Token: t"},
+	}.endpoints(ctx, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +117,10 @@ func TestEndpointsPublishAuth(t *testing.T) {
 	if req.URL.String() != "http://127.0.0.1:2/admin/channels.json" {
 		t.Errorf("publish request URL = %s", req.URL)
 	}
-	if _, _, err := endpoints(ctx, "http://127.0.0.1:1", "", false, false, "nocolon", nil, 1, 0); err == nil {
+	if _, _, err := (targetConfig{Target: "http://127.0.0.1:1", PublishAuth: "nocolon"}).endpoints(ctx, 1, 0); err == nil {
 		t.Error("-publish-auth without a colon accepted")
 	}
-	if _, _, err := endpoints(ctx, "http://127.0.0.1:1", "http://192.0.2.1", false, false, "", nil, 1, 0); err == nil {
+	if _, _, err := (targetConfig{Target: "http://127.0.0.1:1", PublishTarget: "http://192.0.2.1"}).endpoints(ctx, 1, 0); err == nil {
 		t.Error("a remote -publish-target accepted without -allow-remote")
 	}
 }

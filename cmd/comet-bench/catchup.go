@@ -17,14 +17,7 @@ import (
 // catchupConfig is one catch-up run: many clients repeating a read that
 // returns at once with the messages a channel retains.
 type catchupConfig struct {
-	// Target, PublishTarget, AllowRemote, Insecure, PublishAuth and
-	// PublishHeaders are as in fanoutConfig.
-	Target         string
-	PublishTarget  string
-	AllowRemote    bool
-	Insecure       bool
-	PublishAuth    string
-	PublishHeaders []string
+	targetConfig
 
 	// Channel is the channel read; it is registered to retain exactly
 	// Messages messages, and filled.
@@ -99,8 +92,7 @@ func runCatchup(ctx context.Context, cfg catchupConfig, progress io.Writer) (*ca
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	read, pub, err := endpoints(ctx, cfg.Target, cfg.PublishTarget, cfg.AllowRemote, cfg.Insecure,
-		cfg.PublishAuth, cfg.PublishHeaders, cfg.Connections, 0)
+	read, pub, err := cfg.endpoints(ctx, cfg.Connections, 0)
 	if err != nil {
 		return nil, err
 	}

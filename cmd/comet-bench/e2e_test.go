@@ -71,6 +71,12 @@ func startCaddy(t *testing.T) *caddyproc.Process {
 	})
 }
 
+// e2eTargets reads through srv's route at path and publishes through its
+// protected /ops route with password.
+func e2eTargets(srv *caddyproc.Process, path, password string) targetConfig {
+	return targetConfig{Target: srv.Base + path, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + password}
+}
+
 // A fan-out run against the real server: every message reaches every reader
 // of its channel once, readers span several channels, publishing goes
 // through a separate protected route, held reads are seen in /status.json,
@@ -84,10 +90,9 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(tc.client, "/", "_"), func(t *testing.T) {
 			cfg := fanoutConfig{
-				Target: srv.Base + tc.path, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
-				Client: tc.client, Prefix: tc.prefix, Channels: 4, Readers: 40, PerRead: 2,
-				Messages: 60, Rate: 100, Size: 120, Publishers: 2, Warmup: 100 * time.Millisecond,
-				Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
+				targetConfig: e2eTargets(srv, tc.path, e2ePassword), Client: tc.client, Prefix: tc.prefix,
+				Channels: 4, Readers: 40, PerRead: 2, Messages: 60, Rate: 100, Size: 120, Publishers: 2,
+				Warmup: 100 * time.Millisecond, Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
 				UseStatus: true, ReadTimeout: 30 * time.Second, PID: srv.PID, DialConcurrency: 8,
 				Expvar: srv.Admin + "/debug/vars",
 			}
@@ -137,9 +142,9 @@ func TestFanoutAgainstCaddy(t *testing.T) {
 func TestFanoutRepeatsOnSameChannels(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := fanoutConfig{
-		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
-		Prefix: "e2e-repeat", Channels: 2, Readers: 6, PerRead: 1, Messages: 10, Rate: 200, Size: 0,
-		Publishers: 1, Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
+		targetConfig: e2eTargets(srv, "", e2ePassword), Prefix: "e2e-repeat",
+		Channels: 2, Readers: 6, PerRead: 1, Messages: 10, Rate: 200, Size: 0, Publishers: 1,
+		Duration: time.Minute, Drain: 20 * time.Second, SetupTimeout: 30 * time.Second,
 		Settle: 200 * time.Millisecond, ReadTimeout: 30 * time.Second,
 	}
 	for run := range 2 {
@@ -158,9 +163,9 @@ func TestFanoutRepeatsOnSameChannels(t *testing.T) {
 func TestFanoutReportsRefusedPublishRoute(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := fanoutConfig{
-		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":wrong",
-		Prefix: "e2e-auth", Channels: 1, Readers: 1, PerRead: 1, Messages: 1, Rate: 1,
-		Publishers: 1, Duration: time.Minute, SetupTimeout: time.Minute, ReadTimeout: time.Minute,
+		targetConfig: e2eTargets(srv, "", "wrong"), Prefix: "e2e-auth",
+		Channels: 1, Readers: 1, PerRead: 1, Messages: 1, Rate: 1, Publishers: 1,
+		Duration: time.Minute, SetupTimeout: time.Minute, ReadTimeout: time.Minute,
 	}
 	_, err := runFanout(context.Background(), cfg, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
@@ -177,8 +182,8 @@ func TestFanoutReportsRefusedPublishRoute(t *testing.T) {
 func TestCatchupAgainstCaddy(t *testing.T) {
 	srv := startCaddy(t)
 	cfg := catchupConfig{
-		Target: srv.Base, PublishTarget: srv.Base + "/ops", PublishAuth: e2eUser + ":" + e2ePassword,
-		Channel: "e2e-catchup", Messages: 5, Size: 100, Connections: 4, Duration: 500 * time.Millisecond,
+		targetConfig: e2eTargets(srv, "", e2ePassword), Channel: "e2e-catchup",
+		Messages: 5, Size: 100, Connections: 4, Duration: 500 * time.Millisecond,
 		Compare: srv.Base + "/static.json", WrkThreads: 2,
 	}
 	rep, err := runCatchup(context.Background(), cfg, io.Discard)

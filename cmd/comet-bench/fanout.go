@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,19 +14,7 @@ import (
 
 // fanoutConfig is one fan-out run; flags fill it in main.go, tests directly.
 type fanoutConfig struct {
-	// Target is the base URL of the comet API that readers use.
-	Target string
-	// PublishTarget is the base URL for registering channels, publishing and
-	// /status.json; empty means Target.
-	PublishTarget string
-	// AllowRemote permits targets that are not loopback.
-	AllowRemote bool
-	// Insecure skips TLS certificate checks.
-	Insecure bool
-	// PublishAuth is "user:password" for basic auth on the publish side.
-	PublishAuth string
-	// PublishHeaders are "Name: value" headers for the publish side.
-	PublishHeaders []string
+	targetConfig
 
 	// Prefix names the channels: <Prefix>-0 ... <Prefix>-<Channels-1>.
 	Prefix   string
@@ -198,50 +185,6 @@ func (c *fanoutConfig) pollers(read *endpoint) (func() poller, error) {
 	return nil, fmt.Errorf("-client %q: want lean or net/http", c.Client)
 }
 
-// endpoints builds the read and publish endpoints, checking their targets.
-func endpoints(ctx context.Context, target, publishTarget string, allowRemote, insecure bool,
-	auth string, headers []string, readConns, dialSlots int) (read, pub *endpoint, err error) {
-	base, err := checkBase(ctx, target, allowRemote)
-	if err != nil {
-		return nil, nil, err
-	}
-	pubBase := base
-	if publishTarget != "" {
-		if pubBase, err = checkBase(ctx, publishTarget, allowRemote); err != nil {
-			return nil, nil, err
-		}
-	}
-	read = &endpoint{
-		base: base,
-		client: &http.Client{Transport: newTransport(transportOptions{
-			conns: readConns, dialSlots: dialSlots, insecure: insecure,
-		})},
-	}
-	pub = &endpoint{
-		base: pubBase,
-		client: &http.Client{
-			Transport: newTransport(transportOptions{conns: 64, insecure: insecure}),
-			Timeout:   30 * time.Second,
-		},
-		header: http.Header{},
-	}
-	if auth != "" {
-		user, pass, ok := strings.Cut(auth, ":")
-		if !ok {
-			return nil, nil, fmt.Errorf("-publish-auth: want user:password")
-		}
-		pub.user, pub.passwd, pub.hasAuth = user, pass, true
-	}
-	for _, h := range headers {
-		name, value, err := parseHeader(h)
-		if err != nil {
-			return nil, nil, fmt.Errorf("-publish-header: %w", err)
-		}
-		pub.header.Add(name, value)
-	}
-	return read, pub, nil
-}
-
 // fanoutReport is the outcome of a fan-out run.
 type fanoutReport struct {
 	Target          string `json:"target"`
@@ -296,8 +239,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fano
 	if conns == 0 {
 		conns = cfg.Readers
 	}
-	read, pub, err := endpoints(ctx, cfg.Target, cfg.PublishTarget, cfg.AllowRemote, cfg.Insecure,
-		cfg.PublishAuth, cfg.PublishHeaders, conns, cfg.DialConcurrency)
+	read, pub, err := cfg.endpoints(ctx, conns, cfg.DialConcurrency)
 	if err != nil {
 		return nil, err
 	}

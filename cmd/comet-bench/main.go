@@ -89,27 +89,24 @@ func raiseFileLimit() (uint64, error) {
 
 // commonFlags are the flags both modes share.
 type commonFlags struct {
-	target, publishTarget string
-	allowRemote, insecure bool
-	publishAuth           string
-	publishHeaders        []string
-	jsonOut, quiet        bool
-	cpuProfile            string
+	targets        targetConfig
+	jsonOut, quiet bool
+	cpuProfile     string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.target, "target", "http://127.0.0.1:4080",
+	fs.StringVar(&c.targets.Target, "target", "http://127.0.0.1:4080",
 		"base `URL` of the comet API (reads go to <URL>/channels/<ids>.json)")
-	fs.StringVar(&c.publishTarget, "publish-target", "",
+	fs.StringVar(&c.targets.PublishTarget, "publish-target", "",
 		"base `URL` for registering channels, publishing and status, when that route is separate (default -target)")
-	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
-	fs.BoolVar(&c.insecure, "insecure", false, "do not verify TLS certificates (a local Caddy's internal CA)")
-	fs.StringVar(&c.publishAuth, "publish-auth", "", "`user:password` for basic auth on the publish target")
+	fs.BoolVar(&c.targets.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
+	fs.BoolVar(&c.targets.Insecure, "insecure", false, "do not verify TLS certificates (a local Caddy's internal CA)")
+	fs.StringVar(&c.targets.PublishAuth, "publish-auth", "", "`user:password` for basic auth on the publish target")
 	fs.Func("publish-header", "`Name: value` header for publish-target requests (repeatable)", func(s string) error {
 		if _, _, err := parseHeader(s); err != nil {
 			return err
 		}
-		c.publishHeaders = append(c.publishHeaders, s)
+		c.targets.PublishHeaders = append(c.targets.PublishHeaders, s)
 		return nil
 	})
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
@@ -204,9 +201,7 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg.Target, cfg.PublishTarget = common.target, common.publishTarget
-	cfg.AllowRemote, cfg.Insecure = common.allowRemote, common.insecure
-	cfg.PublishAuth, cfg.PublishHeaders = common.publishAuth, common.publishHeaders
+	cfg.targetConfig = common.targets
 	if common.quiet {
 		cfg.ProgressEvery = 0
 	}
@@ -258,9 +253,7 @@ func runCatchupCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg.Target, cfg.PublishTarget = common.target, common.publishTarget
-	cfg.AllowRemote, cfg.Insecure = common.allowRemote, common.insecure
-	cfg.PublishAuth, cfg.PublishHeaders = common.publishAuth, common.publishHeaders
+	cfg.targetConfig = common.targets
 	if common.quiet {
 		cfg.ProgressEvery = 0
 	}

@@ -14,7 +14,7 @@ import (
 // at a time.
 func validFanout() fanoutConfig {
 	return fanoutConfig{
-		Target: "http://127.0.0.1:1", Prefix: "bench", Channels: 10, Readers: 100, PerRead: 1,
+		targetConfig: targetConfig{Target: "http://127.0.0.1:1"}, Prefix: "bench", Channels: 10, Readers: 100, PerRead: 1,
 		Messages: 10, Rate: 10, Size: 100, Publishers: 1, Duration: time.Second, Drain: time.Second,
 		SetupTimeout: time.Second, Settle: 0, ReadTimeout: time.Minute, DialConcurrency: 16,
 	}
