@@ -209,23 +209,13 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "comet-bench: %v\n", limitErr)
 	}
 
-	stopProfile, err := common.startCPUProfile()
-	if err != nil {
-		fmt.Fprintf(stderr, "comet-bench fanout: %v\n", err)
+	rep, ok := runMode(&common, "fanout", stdout, stderr, func() (*fanoutReport, error) {
+		return runFanout(ctx, cfg, stderr)
+	}, printFanout)
+	switch {
+	case !ok:
 		return 1
-	}
-	rep, err := runFanout(ctx, cfg, stderr)
-	stopProfile()
-	if err != nil {
-		fmt.Fprintf(stderr, "comet-bench fanout: %v\n", err)
-		return 1
-	}
-	if common.jsonOut {
-		writeJSON(stdout, rep)
-	} else {
-		printFanout(stdout, rep)
-	}
-	if !rep.ok() {
+	case !rep.ok():
 		return 2
 	}
 	return 0
@@ -257,23 +247,34 @@ func runCatchupCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if common.quiet {
 		cfg.ProgressEvery = 0
 	}
-	stopProfile, err := common.startCPUProfile()
-	if err != nil {
-		fmt.Fprintf(stderr, "comet-bench catchup: %v\n", err)
+	if _, ok := runMode(&common, "catchup", stdout, stderr, func() (*catchupReport, error) {
+		return runCatchup(ctx, cfg, stderr)
+	}, printCatchup); !ok {
 		return 1
 	}
-	rep, err := runCatchup(ctx, cfg, stderr)
-	stopProfile()
+	return 0
+}
+
+// runMode runs one mode's load under -cpuprofile and prints its report, as
+// JSON with -json. An error goes to stderr, prefixed with the mode, and ok
+// is false.
+func runMode[R any](common *commonFlags, mode string, stdout, stderr io.Writer,
+	load func() (R, error), printText func(io.Writer, R)) (rep R, ok bool) {
+	stopProfile, err := common.startCPUProfile()
+	if err == nil {
+		rep, err = load()
+		stopProfile()
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "comet-bench catchup: %v\n", err)
-		return 1
+		fmt.Fprintf(stderr, "comet-bench %s: %v\n", mode, err)
+		return rep, false
 	}
 	if common.jsonOut {
 		writeJSON(stdout, rep)
 	} else {
-		printCatchup(stdout, rep)
+		printText(stdout, rep)
 	}
-	return 0
+	return rep, true
 }
 
 func writeJSON(w io.Writer, v any) {
