@@ -72,7 +72,16 @@ func startCaddy(t *testing.T, sites string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(globalOptions+sites, "caddyfile")
+	forgetConnections()
 	return tester
+}
+
+// forgetConnections drops idle keep-alive connections after a configuration
+// change: the old server closes them as it shuts down, and a POST sent on
+// one just then fails with EOF (Go retries only idempotent requests). Real
+// publishers meet the same race at a reload and must retry.
+func forgetConnections() {
+	longPoll.Transport.(*http.Transport).CloseIdleConnections()
 }
 
 // loadCaddyfile replaces the running configuration, as `caddy reload` does,
@@ -92,6 +101,7 @@ func loadCaddyfile(sites string) error {
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("loading config: %s: %s", res.Status, body)
 	}
+	forgetConnections()
 	return nil
 }
 
