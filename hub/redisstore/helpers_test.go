@@ -70,3 +70,18 @@ func startRedis(t testing.TB, extra ...string) *redistest.Server {
 	t.Helper()
 	return redistest.Start(t, extra...)
 }
+
+// openHub opens a hub on a store on addr, as one node of a cluster runs it,
+// and closes it when the test ends.
+func openHub(t testing.TB, addr string) *hub.Hub {
+	t.Helper()
+	h, err := hub.New("default", hub.Config{HTTPTimeout: time.Minute, MessagesPerChannel: 100},
+		func(so hub.StoreOptions) (hub.Store, error) {
+			return Open(Options{Client: rueidis.ClientOption{InitAddress: []string{addr}}, Timeout: time.Second}, so)
+		})
+	if err != nil {
+		t.Fatalf("opening hub: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}

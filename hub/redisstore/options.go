@@ -22,8 +22,10 @@ type Options struct {
 	// the client finds out by itself whether the addresses are a Cluster.
 	// Zero Dialer.Timeout means DefaultDialTimeout; zero ConnWriteTimeout
 	// means Timeout. The store disables client-side caching (it does not
-	// use it) and names its connections "caddy-comet" unless ClientName is
-	// set.
+	// use it), uses one always-pipelined connection per Redis node
+	// (overriding PipelineMultiplex and AlwaysPipelining, so that a Redis
+	// restart cannot leave a dead connection behind a working one) and
+	// names its connections "caddy-comet" unless ClientName is set.
 	Client rueidis.ClientOption
 
 	// KeyPrefix starts every key of the store, after the '{' of the hash

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -130,5 +131,122 @@ func TestRedisUnresponsive(t *testing.T) {
 			t.Fatalf("publish still failing 10s after unpausing: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// untilRecovered repeats call until it succeeds, failing the test after 10s.
+// The store reconnects by itself and nothing tells when, hence the polling.
+func untilRecovered(t *testing.T, what string, call func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := call()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still failing 10s after redis came back: %v", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// After Redis restarts, once a call has succeeded every later call succeeds
+// too, until Redis goes away again: the store does not flap. Several rounds,
+// because what broke it was chance: commands spread at random over
+// connections, one fresh and one still dead.
+func TestRedisRestartedCallsKeepSucceeding(t *testing.T) {
+	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := open(t, srv.Addr(), "default", hub.StoreOptions{}, nil)
+	ctx := context.Background()
+	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "c", MaxMessages: 10}, exp); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := hub.EncodeContent("x")
+	q := hub.ReadQuery{Channels: []string{"c"}}
+	const rounds, calls = 20, 10
+	for round := range rounds {
+		srv.Kill()
+		srv.Restart()
+		untilRecovered(t, "read", func() error {
+			_, err := s.Read(ctx, q, exp)
+			return err
+		})
+		for i := range calls {
+			if _, err := s.Read(ctx, q, exp); err != nil {
+				t.Fatalf("round %d: read %d after the store had recovered: %v", round, i, err)
+			}
+			if _, err := s.Publish(ctx, "c", enc, time.Now(), exp); err != nil {
+				t.Fatalf("round %d: publish %d after the store had recovered: %v", round, i, err)
+			}
+		}
+	}
+}
+
+// After Redis restarts, a read held on one node is released by a publish on
+// another, and neither fails. The read registers before its node has
+// subscribed again (the store waits a little before resubscribing), so the
+// publish's notification is missed and what releases the read is the
+// EventResync sent once the subscription is back: the read it makes look
+// again must not fail, which would lose the held read (an empty
+// "unavailable" reply) or fail one just registered (-4).
+func TestRedisRestartedHeldReadsAreReleased(t *testing.T) {
+	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	a, b := openHub(t, srv.Addr()), openHub(t, srv.Addr())
+	ctx := context.Background()
+	if err := a.RegisterChannel(ctx, "c", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	last, err := b.Publish(ctx, "c", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		srv.Kill()
+		srv.Restart()
+		for _, n := range []*hub.Hub{a, b} {
+			untilRecovered(t, "read", func() error {
+				_, err := n.Read(ctx, hub.ReadRequest{Channels: "c"}, nil)
+				return err
+			})
+		}
+		type result struct {
+			rep hub.Reply
+			err error
+		}
+		held := make(chan result, 1)
+		go func() {
+			rep, err := a.Read(ctx, hub.ReadRequest{Channels: "c", Since: last.ID}, nil)
+			held <- result{rep, err}
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for a.Held() != 1 {
+			select {
+			case r := <-held:
+				t.Fatalf("round %d: read answered before any publish: %+v, %v", round, r.rep, r.err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: read not held after 10s", round)
+			}
+			time.Sleep(time.Millisecond) // polling an observable state, not standing in for a signal
+		}
+		m, err := b.Publish(ctx, "c", fmt.Sprint("round ", round))
+		if err != nil {
+			t.Fatalf("round %d: publish after the store had recovered: %v", round, err)
+		}
+		select {
+		case r := <-held:
+			if r.err != nil {
+				t.Fatalf("round %d: held read: %v", round, r.err)
+			}
+			if r.rep.Reason != hub.ReleasedMessages || len(r.rep.Channels) != 1 ||
+				len(r.rep.Channels[0].Messages) != 1 || r.rep.Channels[0].Messages[0].ID != m.ID {
+				t.Fatalf("round %d: held read answered %v with %+v, want message %d", round, r.rep.Reason, r.rep.Channels, m.ID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: held read not released within 10s of the publish", round)
+		}
+		last = m
 	}
 }

@@ -78,6 +78,18 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 	}
 	co.DisableCache = true
 	co.RetryDelay = retryDelay
+	// One connection per Redis node carries every command and the
+	// subscription, and its reader runs from the start. By default rueidis
+	// spreads commands at random over up to four connections, and one used
+	// a command at a time has no reader: when Redis restarts, nothing
+	// notices it is dead until a command is sent on it, which can be after
+	// other calls have succeeded on a fresh one, so calls would fail again
+	// after the store had recovered. With one connection whose reader sees
+	// Redis close it, a call that succeeds proves the connection later calls
+	// use, until Redis fails again; so does the subscription's confirmation,
+	// which is what makes held reads look again (EventResync).
+	co.PipelineMultiplex = -1
+	co.AlwaysPipelining = true
 
 	client, err := rueidis.NewClient(co)
 	if err != nil {
