@@ -199,10 +199,10 @@ func (s *Store) CreateChannel(ctx context.Context, spec hub.ChannelSpec, exp hub
 		[]string{k.channel(spec.ID), k.messages(spec.ID), k.readers(spec.ID), k.channels()},
 		[]string{k.base, spec.ID, boolArg(spec.UseSessions), strconv.Itoa(spec.MaxMessages), millis(exp.InactiveChannelTimeout)})
 	if err != nil {
-		return fmt.Errorf("creating channel %q: %w", spec.ID, err)
+		return fmt.Errorf("redis create-channel script: %w", err)
 	}
 	if created, err := msg.AsInt64(); err != nil {
-		return fmt.Errorf("creating channel %q: %w", spec.ID, err)
+		return fmt.Errorf("redis create-channel script: %w", err)
 	} else if created == 0 {
 		return hub.ErrChannelExists
 	}
@@ -216,11 +216,11 @@ func (s *Store) DeleteChannel(ctx context.Context, id string) (bool, error) {
 		[]string{k.channel(id), k.messages(id), k.readers(id), k.channels()},
 		[]string{id, k.events(), s.publishCmd})
 	if err != nil {
-		return false, fmt.Errorf("deleting channel %q: %w", id, err)
+		return false, fmt.Errorf("redis delete-channel script: %w", err)
 	}
 	removed, err := msg.AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("deleting channel %q: %w", id, err)
+		return false, fmt.Errorf("redis delete-channel script: %w", err)
 	}
 	return removed == 1, nil
 }
@@ -234,11 +234,11 @@ func (s *Store) Publish(ctx context.Context, channel string, encoded []byte, now
 		[]string{channel, string(encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
 			millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd})
 	if err != nil {
-		return hub.Message{}, fmt.Errorf("publishing to %q: %w", channel, err)
+		return hub.Message{}, fmt.Errorf("redis publish script: %w", err)
 	}
 	id, err := msg.AsInt64()
 	if err != nil {
-		return hub.Message{}, fmt.Errorf("publishing to %q: %w", channel, err)
+		return hub.Message{}, fmt.Errorf("redis publish script: %w", err)
 	}
 	if id == -2 {
 		return hub.Message{}, hub.ErrNoChannel
@@ -253,10 +253,10 @@ func (s *Store) CreateClient(ctx context.Context, id string, exp hub.Expiry) err
 		[]string{k.client(id), k.sessions()},
 		[]string{k.base, id, millis(exp.SessionTimeout)})
 	if err != nil {
-		return fmt.Errorf("registering client %q: %w", id, err)
+		return fmt.Errorf("redis register-client script: %w", err)
 	}
 	if created, err := msg.AsInt64(); err != nil {
-		return fmt.Errorf("registering client %q: %w", id, err)
+		return fmt.Errorf("redis register-client script: %w", err)
 	} else if created == 0 {
 		return hub.ErrClientExists
 	}
@@ -277,7 +277,7 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 	}
 	msg, err := s.exec(ctx, readScript, keys, args)
 	if err != nil {
-		return hub.ReadResult{}, fmt.Errorf("reading %d channels: %w", len(q.Channels), err)
+		return hub.ReadResult{}, fmt.Errorf("redis read script: %w", err)
 	}
 	if msg.IsInt64() {
 		code, _ := msg.AsInt64()
@@ -291,7 +291,7 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 	}
 	res, err := parseRead(msg, q)
 	if err != nil {
-		return hub.ReadResult{}, fmt.Errorf("reading %d channels: %w", len(q.Channels), err)
+		return hub.ReadResult{}, fmt.Errorf("redis read script: %w", err)
 	}
 	return res, nil
 }
