@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"sync"
+	"time"
 )
 
 // flights lets reads that ask the same question (same channels, client and
@@ -51,7 +52,7 @@ func newFlights() *flights {
 var testHookJoined func()
 
 // flightKey identifies reads that may share a snapshot.
-func flightKey(q ReadQuery) string {
+func flightKey(q *ReadQuery) string {
 	n := 24 + len(q.ClientID)
 	for _, c := range q.Channels {
 		n += len(c) + 1
@@ -74,38 +75,67 @@ func appendUint(b []byte, v uint64) []byte {
 	return b
 }
 
-// reread takes a snapshot for a read whose snapshot must follow tick mine.
-func (h *Hub) reread(ctx context.Context, key string, q ReadQuery, exp Expiry, mine uint64) (ReadResult, error) {
-	s := &h.flights.shards[maphash.String(h.flights.seed, key)%flightShards]
+// reread takes a snapshot for w whose snapshot must follow tick mine, into
+// *res; on error it leaves *res as it was.
+//
+// It runs under every held read's goroutine (see ReadInto), so it stays
+// lean: joining a flight, the cold branch, is a call of its own.
+func (h *Hub) reread(ctx context.Context, w *waiter, res *ReadResult, mine uint64) error {
+	s := &h.flights.shards[maphash.String(h.flights.seed, w.key)%flightShards]
 	s.mu.Lock()
-	if f := s.m[key]; f != nil && f.started > mine {
+	if f := s.m[w.key]; f != nil && f.started > mine {
 		s.mu.Unlock()
-		if testHookJoined != nil {
-			testHookJoined()
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return ReadResult{}, ctx.Err()
-		}
-		// The leader's request may have gone away mid-read; that is not
-		// this read's failure.
-		if !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
-			return f.res, f.err
-		}
-		return h.store.Read(ctx, q, exp)
+		return h.join(ctx, f, w, res)
 	}
 	f := &flight{started: h.ticks.Add(1), done: make(chan struct{})}
-	s.m[key] = f
+	s.m[w.key] = f
 	s.mu.Unlock()
 
-	f.res, f.err = h.store.Read(ctx, q, exp)
+	// Timed here rather than through timedStore.Read, which would add a
+	// frame under every held read.
+	start := time.Now()
+	r, err := h.store.Store.Read(ctx, w.q, w.exp)
+	// Field by field: assigning the whole result through f takes a
+	// temporary copy in the frame.
+	f.res.Since, f.res.LastID, f.res.Channels, f.err = r.Since, r.LastID, r.Channels, err
+	h.store.observe(start)
 
 	s.mu.Lock()
-	if s.m[key] == f {
-		delete(s.m, key)
+	if s.m[w.key] == f {
+		delete(s.m, w.key)
 	}
 	s.mu.Unlock()
 	close(f.done)
-	return f.res, f.err
+	if f.err != nil {
+		return f.err
+	}
+	*res = f.res
+	return nil
+}
+
+// join waits for the snapshot of a flight that began after the read's moment.
+func (h *Hub) join(ctx context.Context, f *flight, w *waiter, res *ReadResult) error {
+	if testHookJoined != nil {
+		testHookJoined()
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The leader's request may have gone away mid-read; that is not this
+	// read's failure.
+	if errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) {
+		r, err := h.store.Read(ctx, w.q, w.exp)
+		if err != nil {
+			return err
+		}
+		*res = r
+		return nil
+	}
+	if f.err != nil {
+		return f.err
+	}
+	*res = f.res
+	return nil
 }

@@ -41,19 +41,25 @@ func newGatedHub(t *testing.T) (*Hub, *gatedStore) {
 	return h, store
 }
 
+// readWaiter returns the waiter of an anonymous read of channel since 0.
+func readWaiter(h *Hub, channel string) *waiter {
+	w := &waiter{q: ReadQuery{Channels: []string{channel}}, exp: h.Config().expiry()}
+	w.key = flightKey(&w.q)
+	return w
+}
+
 // A read woken by an event must not take the answer of a store read that
 // began before that event: it could miss the message that woke it.
 func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 	h, store := newGatedHub(t)
 	ctx := context.Background()
-	q := ReadQuery{Channels: []string{"c"}}
-	key := flightKey(q)
-	exp := h.Config().expiry()
+	w := readWaiter(h, "c")
 
 	// An early flight, started before the publish, waits in the store.
 	early := make(chan ReadResult, 1)
 	go func() {
-		res, _ := h.reread(ctx, key, q, exp, h.ticks.Add(1))
+		var res ReadResult
+		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
 		early <- res
 	}()
 	<-store.entered
@@ -65,7 +71,8 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 	// A read woken by that publish gets its own snapshot, with the message.
 	done := make(chan ReadResult, 1)
 	go func() {
-		res, _ := h.reread(ctx, key, q, exp, h.ticks.Add(1))
+		var res ReadResult
+		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
 		done <- res
 	}()
 	select {
@@ -87,9 +94,7 @@ func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
 	if _, err := h.Publish(ctx, "c", "news"); err != nil {
 		t.Fatal(err)
 	}
-	q := ReadQuery{Channels: []string{"c"}}
-	key := flightKey(q)
-	exp := h.Config().expiry()
+	w := readWaiter(h, "c")
 	mine := h.ticks.Add(1)
 
 	joined := make(chan struct{}, 1)
@@ -97,9 +102,14 @@ func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
 	defer func() { testHookJoined = nil }()
 
 	results := make(chan ReadResult, 2)
-	go func() { res, _ := h.reread(ctx, key, q, exp, mine); results <- res }()
+	reread := func() {
+		var res ReadResult
+		_ = h.reread(ctx, w, &res, mine)
+		results <- res
+	}
+	go reread()
 	<-store.entered // the leader is in the store
-	go func() { res, _ := h.reread(ctx, key, q, exp, mine); results <- res }()
+	go reread()
 	<-joined // the follower waits for the leader's snapshot
 	close(store.gate)
 	a, b := <-results, <-results

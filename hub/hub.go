@@ -91,7 +91,7 @@ func (c Config) expiry() Expiry {
 // Hub is one pub/sub namespace. It is safe for concurrent use. Its settings
 // may change while it runs (SetConfig); its store may not.
 type Hub struct {
-	store   Store
+	store   timedStore
 	sweeper Sweeper // the store, when it sweeps its own expiry
 	config  atomic.Pointer[Config]
 	waiters *waiters
@@ -147,7 +147,7 @@ func (h *Hub) SetConfig(cfg Config) {
 func (h *Hub) Config() Config { return *h.config.Load() }
 
 // Store returns the hub's store.
-func (h *Hub) Store() Store { return h.store.(timedStore).Store }
+func (h *Hub) Store() Store { return h.store.Store }
 
 // Stats returns the hub's running totals.
 func (h *Hub) Stats() *Stats { return &h.stats }

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +58,12 @@ func NewMemoryStore(opts StoreOptions) *MemoryStore {
 }
 
 func expired(last int64, timeout time.Duration, now time.Time) bool {
-	return timeout > 0 && now.UnixNano()-last > int64(timeout)
+	return expiredAt(last, timeout, now.UnixNano())
+}
+
+// expiredAt is expired with now in Unix nanoseconds.
+func expiredAt(last int64, timeout time.Duration, now int64) bool {
+	return timeout > 0 && now-last > int64(timeout)
 }
 
 // channel returns a live channel, or nil; s.mu is held.
@@ -151,57 +155,109 @@ func (s *MemoryStore) CreateClient(_ context.Context, id string, exp Expiry) err
 }
 
 // Read implements Store.
+//
+// It runs under every held read's goroutine (see Hub.ReadInto), so it keeps
+// its frame small: times as int64 nanoseconds, no closures, no defer, and
+// one pass over the channels under the read lock of the channel map, with
+// the map lookups in calls of their own.
 func (s *MemoryStore) Read(_ context.Context, q ReadQuery, exp Expiry) (ReadResult, error) {
-	now := time.Now()
-	chans := make([]*memChannel, 0, len(q.Channels))
+	now := time.Now().UnixNano()
 	s.mu.RLock()
-	if q.ClientID != "" {
-		cl := s.client(q.ClientID, now, exp)
-		if cl == nil {
-			s.mu.RUnlock()
-			return ReadResult{}, ErrUnregisteredClient
-		}
-		cl.lastSeen.Store(now.UnixNano())
+	if q.ClientID != "" && !s.renewClient(q.ClientID, exp.SessionTimeout, now) {
+		s.mu.RUnlock()
+		return ReadResult{}, ErrUnregisteredClient
 	}
-	for _, id := range q.Channels {
-		if c := s.channel(id, now, exp); c != nil && (q.ClientID != "" || !c.spec.UseSessions) {
-			chans = append(chans, c)
-		}
-	}
-	s.mu.RUnlock()
-	if len(chans) == 0 {
-		return ReadResult{}, ErrNoValidChannels
-	}
-
 	// Every id up to last was given out under some channel's lock, and its
 	// message was appended before that lock was released; so taking each
 	// channel's lock after reading last sees all of them, and leaving out
 	// newer ids keeps the snapshot consistent (see ReadResult).
 	last := s.ids.Last()
-	res := ReadResult{Since: min(q.Since, last), LastID: last, Channels: make([]ChannelMessages, 0, len(chans))}
-	for _, c := range chans {
-		c.lastActive.Store(now.UnixNano())
-		c.mu.RLock()
-		if c.deleted {
-			c.mu.RUnlock()
+	since := min(q.Since, last)
+	var out []ChannelMessages
+	for _, id := range q.Channels {
+		c := s.readable(id, q.ClientID != "", exp.InactiveChannelTimeout, now)
+		if c == nil {
 			continue
 		}
-		msgs := c.messages
-		from := sort.Search(len(msgs), func(i int) bool { return msgs[i].ID > res.Since })
-		to := sort.Search(len(msgs), func(i int) bool { return msgs[i].ID > last })
-		_, known := c.clients[q.ClientID]
-		c.mu.RUnlock()
-		if q.ClientID != "" && !known {
-			c.mu.Lock()
-			c.clients[q.ClientID] = struct{}{}
-			c.mu.Unlock()
+		if msgs, ok := c.read(q.ClientID, since, last, now); ok {
+			if out == nil {
+				out = make([]ChannelMessages, 0, len(q.Channels))
+			}
+			// Filled in place, within the capacity made above: an
+			// appended literal would take a temporary in the frame.
+			out = out[:len(out)+1]
+			out[len(out)-1].ID, out[len(out)-1].Messages = c.spec.ID, msgs
 		}
-		res.Channels = append(res.Channels, ChannelMessages{ID: c.spec.ID, Messages: msgs[from:to:to]})
 	}
-	if len(res.Channels) == 0 {
-		return ReadResult{}, ErrNoValidChannels
+	s.mu.RUnlock()
+	var err error
+	if len(out) == 0 {
+		since, last, err = 0, 0, ErrNoValidChannels
 	}
-	return res, nil
+	return ReadResult{Since: since, LastID: last, Channels: out}, err
+}
+
+// renewClient renews a live client's session and reports whether it is
+// live; s.mu is held.
+//
+//go:noinline
+func (s *MemoryStore) renewClient(id string, timeout time.Duration, now int64) bool {
+	cl := s.clients[id]
+	if cl == nil || expiredAt(cl.lastSeen.Load(), timeout, now) {
+		return false
+	}
+	cl.lastSeen.Store(now)
+	return true
+}
+
+// readable returns the live channel id if a reader with or without a client
+// id may read it, or nil; s.mu is held. Not inlined, so that the map lookup
+// takes no room in Read's frame.
+//
+//go:noinline
+func (s *MemoryStore) readable(id string, withClient bool, timeout time.Duration, now int64) *memChannel {
+	c := s.channels[id]
+	if c == nil || expiredAt(c.lastActive.Load(), timeout, now) || (!withClient && c.spec.UseSessions) {
+		return nil
+	}
+	return c
+}
+
+// read returns the channel's messages with ids in (since, last], records
+// clientID (if any) as a reader of the channel, and renews its activity. ok
+// is false when the channel was deleted.
+func (c *memChannel) read(clientID string, since, last, now int64) (msgs []Message, ok bool) {
+	c.lastActive.Store(now)
+	c.mu.RLock()
+	if c.deleted {
+		c.mu.RUnlock()
+		return nil, false
+	}
+	msgs = c.messages
+	from, to := firstAfter(msgs, since), firstAfter(msgs, last)
+	_, known := c.clients[clientID]
+	c.mu.RUnlock()
+	if clientID != "" && !known {
+		c.mu.Lock()
+		c.clients[clientID] = struct{}{}
+		c.mu.Unlock()
+	}
+	return msgs[from:to:to], true
+}
+
+// firstAfter returns the index of the first of msgs (oldest first) with an id
+// above id, or len(msgs).
+func firstAfter(msgs []Message, id int64) int {
+	lo, hi := 0, len(msgs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if msgs[m].ID > id {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
 }
 
 // Touch implements Store.

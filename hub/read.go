@@ -62,98 +62,168 @@ func (r ReleaseReason) String() string {
 // the read is deleted, HTTPTimeout passes, ctx ends or stop closes. The last
 // four answer with no messages and a LastID to continue from.
 func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (Reply, error) {
+	var reply Reply
+	err := h.ReadInto(ctx, &req, stop, &reply)
+	return reply, err
+}
+
+// ReadInto is Read with the request and the reply passed by pointer; on
+// error, *reply is zero.
+//
+// A held read parks its goroutine in here, with the caller's frames above
+// and, from time to time, a store read below. Past 8 KiB, Go doubles the
+// goroutine's stack, and keeps it doubled for as long as the read is held:
+// 8 KiB more per held read. Under an HTTP server's frames, little of the 8
+// KiB is left, so this path is kept shallow: the read's state lives in its
+// waiter and in *reply, passed down as pointers, and waiting and looking
+// again are sibling calls.
+func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct{}, reply *Reply) error {
+	reply.reset()
 	cfg := h.config.Load()
-	q, err := parseRead(req, cfg.MaxChannelsPerRead)
+	w, err := newWaiter(req, cfg)
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
-	exp := cfg.expiry()
-	key := flightKey(q)
-	res, err := h.reread(ctx, key, q, exp, h.ticks.Add(1))
-	if err != nil || res.HasMessages() {
-		return Reply{ReadResult: res}, wrapRead(err, q)
+	// reread leaves res as it was when it fails, so zero on the first two
+	// looks and the last snapshot later on.
+	res := &reply.ReadResult
+	if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
+		return w.wrapErr(err)
 	}
 	// A since beyond the newest id is clamped once, here: the read then
 	// waits for messages newer than the hub's newest. Clamping again at each
 	// later snapshot would move since past the very messages that wake it.
-	if q.Since != res.Since {
-		q.Since = res.Since
-		key = flightKey(q)
+	if w.q.Since != res.Since {
+		w.q.Since = res.Since
+		w.key = flightKey(&w.q)
 	}
 	// A cheap refusal first, so that an overloaded hub does not register
 	// and look again for reads it will turn away; the check that counts is
 	// below.
 	if cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
-		return Reply{}, ErrTooManyHeld
+		reply.reset()
+		return ErrTooManyHeld
 	}
 
-	w := &waiter{signal: make(chan struct{}, 1), channels: q.Channels, clientID: q.ClientID}
+	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
-	defer h.waiters.remove(w)
+	defer h.release(w)
 	// The snapshot comes after registering, so a publish it misses
 	// notifies the waiter; the first snapshot above only saves the
 	// registration when messages are already there.
-	if res, err = h.reread(ctx, key, q, exp, h.ticks.Add(1)); err != nil || res.HasMessages() {
-		return Reply{ReadResult: res}, wrapRead(err, q)
+	if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil {
+		reply.reset()
+		return w.wrapErr(err)
+	}
+	if res.HasMessages() {
+		return nil
 	}
 	// The read counts as held only from here, registered and having looked
 	// after registering: Held() == n then means n reads wait for an event
 	// (a publish, a deletion, a stop), which the held-reads metric and the
 	// tests rely on.
+	w.held = true
 	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
-		h.held.Add(-1)
-		return Reply{}, ErrTooManyHeld
+		reply.reset()
+		return ErrTooManyHeld
 	}
-	defer h.held.Add(-1)
 	timeout := h.deadlines.after(cfg.HTTPTimeout)
 	for {
-		select {
-		case <-w.signal:
-			if w.events.Swap(0)&wakeDeleted != 0 {
-				return Reply{ReadResult: res, Reason: ReleasedDeleted}, nil
-			}
-		case <-timeout:
-			return Reply{ReadResult: res, Reason: ReleasedTimeout}, nil
-		case <-stop:
-			return Reply{ReadResult: res, Reason: ReleasedStopped}, nil
-		case <-h.stopMaintenance:
-			return Reply{ReadResult: res, Reason: ReleasedStopped}, nil
-		case <-ctx.Done():
-			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
+		if reply.Reason = h.wait(ctx, w, timeout, stop); reply.Reason != lookAgain {
+			return nil
 		}
-		next, err := h.reread(ctx, key, q, exp, h.ticks.Add(1))
+		// On error, the reply keeps the last snapshot's LastID.
+		err := h.reread(ctx, w, res, h.ticks.Add(1))
 		switch {
-		case err == nil && next.HasMessages():
-			return Reply{ReadResult: next}, nil
+		case err == nil && res.HasMessages():
+			reply.Reason = ReleasedMessages
+			return nil
 		case err == nil:
-			res = next
 		case ctx.Err() != nil:
-			return Reply{ReadResult: res, Reason: ReleasedCanceled}, nil
-		case AsError(err) == ErrStoreUnavailable:
-			return Reply{ReadResult: res, Reason: ReleasedUnavailable}, nil
+			reply.Reason = ReleasedCanceled
+			return nil
+		case unavailable(err):
+			reply.Reason = ReleasedUnavailable
+			return nil
 		default:
-			return Reply{}, wrapRead(err, q)
+			reply.reset()
+			return w.wrapErr(err)
 		}
 	}
 }
 
-func wrapRead(err error, q ReadQuery) error {
+// release unregisters a read and, if it counted as held, uncounts it.
+func (h *Hub) release(w *waiter) {
+	h.waiters.remove(w)
+	if w.held {
+		h.held.Add(-1)
+	}
+}
+
+// reset zeroes r field by field, which takes no temporary on the stack as
+// *r = Reply{} does.
+func (r *Reply) reset() {
+	r.Since, r.LastID, r.Channels, r.Reason = 0, 0, nil, 0
+}
+
+// unavailable reports whether err is a store failure. It is not inlined:
+// its errors.As target would take stack in ReadInto's frame.
+//
+//go:noinline
+func unavailable(err error) bool { return AsError(err) == ErrStoreUnavailable }
+
+// lookAgain is what wait returns when a publish woke the read: not a reason
+// to answer, but to take a new snapshot.
+const lookAgain ReleaseReason = 255
+
+// wait blocks until an event for the held read w and says why it should be
+// answered, or lookAgain.
+func (h *Hub) wait(ctx context.Context, w *waiter, timeout, stop <-chan struct{}) ReleaseReason {
+	select {
+	case <-w.signal:
+		if w.events.Swap(0)&wakeDeleted != 0 {
+			return ReleasedDeleted
+		}
+		return lookAgain
+	case <-timeout:
+		return ReleasedTimeout
+	case <-stop:
+		return ReleasedStopped
+	case <-h.stopMaintenance:
+		return ReleasedStopped
+	case <-ctx.Done():
+		return ReleasedCanceled
+	}
+}
+
+// wrapErr adds the read's channels to a store failure.
+func (w *waiter) wrapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return wrapStore(err, "reading %q", strings.Join(q.Channels, "|"))
+	return wrapStore(err, "reading %q", strings.Join(w.q.Channels, "|"))
 }
 
-func parseRead(req ReadRequest, maxChannels int) (ReadQuery, error) {
+// newWaiter parses a read into the waiter that carries it.
+func newWaiter(req *ReadRequest, cfg *Config) (*waiter, error) {
+	w := &waiter{exp: cfg.expiry()}
+	if err := parseRead(req, cfg.MaxChannelsPerRead, &w.q); err != nil {
+		return nil, err
+	}
+	w.key = flightKey(&w.q)
+	return w, nil
+}
+
+func parseRead(req *ReadRequest, maxChannels int, q *ReadQuery) error {
 	if req.HasClientID {
 		if req.ClientID == "" {
-			return ReadQuery{}, ErrEmptyReadClientID
+			return ErrEmptyReadClientID
 		}
 		if err := ValidateClientID(req.ClientID); err != nil {
-			return ReadQuery{}, err
+			return err
 		}
 	}
-	q := ReadQuery{ClientID: req.ClientID, Since: max(req.Since, 0)}
+	q.ClientID, q.Since = req.ClientID, max(req.Since, 0)
 	rest := req.Channels
 	for rest != "" {
 		var id string
@@ -162,18 +232,22 @@ func parseRead(req ReadRequest, maxChannels int) (ReadQuery, error) {
 			continue
 		}
 		if err := ValidateChannelID(id); err != nil {
-			return ReadQuery{}, err
+			return err
 		}
 		if slices.Contains(q.Channels, id) {
 			continue
 		}
 		if len(q.Channels) == maxChannels {
-			return ReadQuery{}, ErrTooManyChannels.With(fmt.Sprintf("at most %d", maxChannels))
+			return tooManyChannels(maxChannels)
 		}
 		q.Channels = append(q.Channels, id)
 	}
 	if len(q.Channels) == 0 {
-		return ReadQuery{}, ErrNoChannels
+		return ErrNoChannels
 	}
-	return q, nil
+	return nil
+}
+
+func tooManyChannels(maxChannels int) error {
+	return ErrTooManyChannels.With(fmt.Sprintf("at most %d", maxChannels))
 }

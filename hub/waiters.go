@@ -6,15 +6,23 @@ import (
 	"sync/atomic"
 )
 
-// waiter is one held read. The publish path only sets a bit and does a
-// non-blocking send on a one-slot channel, so waking a waiter never blocks and
-// a wake-up that arrives before the reader starts waiting is kept, not lost.
+// waiter is one read: its query and, once it is held, how to wake it. The
+// publish path only sets a bit and does a non-blocking send on a one-slot
+// channel, so waking a waiter never blocks and a wake-up that arrives before
+// the reader starts waiting is kept, not lost.
+//
+// It is the read's only allocation of its own that lives while the read is
+// held, and carries what the read needs for its snapshots (query, flight key,
+// expiry), so that they are passed down the read's calls as one pointer.
 type waiter struct {
-	signal chan struct{}
+	signal chan struct{} // made when the read registers
 	events atomic.Uint32 // bits of wakePublished, wakeDeleted
-	// channels and clientID are what the maintenance loop keeps alive.
-	channels []string
-	clientID string
+	// q's channels and client are also what the maintenance loop keeps
+	// alive.
+	q    ReadQuery
+	key  string // flightKey(q)
+	exp  Expiry
+	held bool // counted in Hub.held
 }
 
 const (
@@ -62,7 +70,7 @@ func (ws *waiters) shard(channel string) *waiterShard {
 // snapshot: then a publish that the snapshot misses is one whose notification
 // comes after this registration, and so reaches the waiter.
 func (ws *waiters) add(w *waiter) {
-	for _, c := range w.channels {
+	for _, c := range w.q.Channels {
 		s := ws.shard(c)
 		s.mu.Lock()
 		set := s.byChannel[c]
@@ -76,7 +84,7 @@ func (ws *waiters) add(w *waiter) {
 }
 
 func (ws *waiters) remove(w *waiter) {
-	for _, c := range w.channels {
+	for _, c := range w.q.Channels {
 		s := ws.shard(c)
 		s.mu.Lock()
 		if set := s.byChannel[c]; set != nil {
@@ -123,12 +131,13 @@ func (ws *waiters) held() (channels, clients []string) {
 		for c, set := range s.byChannel {
 			channels = append(channels, c)
 			for w := range set {
-				if w.clientID == "" {
+				id := w.q.ClientID
+				if id == "" {
 					continue
 				}
-				if _, ok := seenClients[w.clientID]; !ok {
-					seenClients[w.clientID] = struct{}{}
-					clients = append(clients, w.clientID)
+				if _, ok := seenClients[id]; !ok {
+					seenClients[id] = struct{}{}
+					clients = append(clients, id)
 				}
 			}
 		}
