@@ -90,10 +90,22 @@ const (
 // its content type and cache headers. withMessages marks replies that carry
 // messages.
 func Write(w http.ResponseWriter, status int, opts Options, body []byte, withMessages bool) error {
-	h := w.Header()
+	out := Prepare(w.Header(), opts, body, withMessages)
+	w.WriteHeader(status)
+	_, err := w.Write(out)
+	return err
+}
+
+// Prepare is Write without the writing: it sets the reply's headers in h
+// and returns the body to write. It is for callers that must make the
+// response writer's calls from as shallow a stack as they can: the comet
+// handler writes the replies of held reads from under Caddy's and net/http's
+// frames, where a stack that grows past 8 KiB at the write stays doubled
+// for the next read the connection holds.
+func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte {
 	if withMessages {
 		h.Set("Cache-Control", CacheMessages)
-		h.Set("Expires", time.Now().Add(time.Second).UTC().Format(http.TimeFormat))
+		h.Set("Expires", string(appendHTTPDate(make([]byte, 0, len(http.TimeFormat)), time.Now().Add(time.Second))))
 	} else {
 		h.Set("Cache-Control", CacheNone)
 	}
@@ -122,7 +134,44 @@ func Write(w http.ResponseWriter, status int, opts Options, body []byte, withMes
 		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(status)
-	_, err := w.Write(out)
-	return err
+	return out
+}
+
+// appendHTTPDate appends t in http.TimeFormat, as t.UTC().Format would for
+// years 0 to 9999, in a few small frames where time's general formatter
+// takes about a kilobyte of stack: Prepare runs under a held read's
+// goroutine (see Prepare).
+func appendHTTPDate(b []byte, t time.Time) []byte {
+	const days, months = "SunMonTueWedThuFriSat", "JanFebMarAprMayJunJulAugSepOctNovDec"
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, second := t.Clock()
+	wd := int(t.Weekday()) * 3
+	b = append(b, days[wd:wd+3]...)
+	b = append(b, ", "...)
+	b = appendDigits(b, day, 2)
+	b = append(b, ' ')
+	m := (int(month) - 1) * 3
+	b = append(b, months[m:m+3]...)
+	b = append(b, ' ')
+	b = appendDigits(b, year, 4)
+	b = append(b, ' ')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, second, 2)
+	return append(b, " GMT"...)
+}
+
+// appendDigits appends v, 0 <= v < 10^n, as n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	for d := n - 1; d >= 0; d-- {
+		p := 1
+		for range d {
+			p *= 10
+		}
+		b = append(b, byte('0'+v/p%10))
+	}
+	return b
 }

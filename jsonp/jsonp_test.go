@@ -2,6 +2,7 @@ package jsonp
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -300,6 +301,23 @@ func TestWriteJSONPHostileContent(t *testing.T) {
 		}
 		if strings.Contains(strings.ToLower(out), "</script") || strings.Contains(out, "<!--") {
 			t.Errorf("content %q: body %q can end the script element", content, out)
+		}
+	}
+}
+
+// The Expires header's date is what time's own formatter writes in
+// http.TimeFormat, for any second of years 0 to 9999.
+func TestAppendHTTPDate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lo := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	hi := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	times := []time.Time{time.Unix(lo, 0), time.Unix(hi, 0), time.Unix(0, 0), time.Now(), time.Now().In(time.FixedZone("X", -11*3600))}
+	for range 100000 {
+		times = append(times, time.Unix(lo+rng.Int64N(hi-lo+1), rng.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		if got, want := string(appendHTTPDate(nil, tm)), tm.UTC().Format(http.TimeFormat); got != want {
+			t.Fatalf("appendHTTPDate(%v) = %q, want %q", tm, got, want)
 		}
 	}
 }
