@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -53,13 +54,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodySize(h.hub.Config().MaxMessageSize))
 	}
 	if err := r.ParseForm(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.replyErrorStatus(w, r, opts, http.StatusRequestEntityTooLarge,
-				hub.ErrMessageTooLarge.With(fmt.Sprintf("request body over %d bytes", tooLarge.Limit)))
-			return
-		}
-		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Invalid form body", Detail: err.Error()})
+		h.replyFormError(w, r, opts, err)
 		return
 	}
 
@@ -73,12 +68,27 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case call.resource == resStatus:
 		h.status(w, r, opts)
 	case r.Method == http.MethodGet:
-		h.read(w, r, opts, call.id)
+		// ServeHTTP sends reads to serveRead before serveAPI; serveAPI
+		// answers them all the same.
+		if body := h.serveRead(w, r, call.id, call.format); body != nil {
+			h.writeRead(w, r, body)
+		}
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
 	case r.Method == http.MethodDelete:
 		h.deleteChannel(w, r, opts, call.id)
 	}
+}
+
+// replyFormError answers a request whose form could not be parsed.
+func (h *Handler) replyFormError(w http.ResponseWriter, r *http.Request, opts jsonp.Options, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		h.replyErrorStatus(w, r, opts, http.StatusRequestEntityTooLarge,
+			hub.ErrMessageTooLarge.With(fmt.Sprintf("request body over %d bytes", tooLarge.Limit)))
+		return
+	}
+	h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Invalid form body", Detail: err.Error()})
 }
 
 // maxBodySize is the largest publish body for a max_message_size, without
@@ -182,24 +192,86 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes(), false)
 }
 
-func (h *Handler) read(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channels string) {
-	req := hub.ReadRequest{Channels: channels}
-	if ids, ok := r.Form["client_id"]; ok {
-		req.HasClientID = true
-		req.ClientID = ids[0]
+// serveRead answers a read (GET on a channel list, allowed on this route,
+// in a known format) and returns the body of its 200 reply, with the
+// headers set, for ServeHTTP to write; nil when there is nothing left to
+// write.
+//
+// A held read parks its goroutine in here, under Caddy's and net/http's
+// frames (some 5.5 KiB), and the stack that the calls below take (the
+// hub's store read, and the reply's write through Caddy's response writer)
+// is paid per held read: past 8 KiB, Go doubles the goroutine's stack, and
+// keeps it doubled for as long as the read is held. So ServeHTTP calls this
+// straight away, not through serveAPI, writes the reply itself rather than
+// from one frame deeper, and this frame stays small, with the read's state
+// on the heap.
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) []byte {
+	rd := h.parseRead(w, r, channels, format)
+	if rd == nil {
+		return nil
+	}
+	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
+		h.readError(w, r, rd, err)
+		return nil
+	}
+	if rd.reply.Reason == hub.ReleasedCanceled {
+		return nil // the client has gone
+	}
+	return h.prepareRead(w, rd)
+}
+
+// readError answers a read that failed. It takes rd by pointer, as
+// prepareRead does, to keep serveRead's frame small.
+func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall, err error) {
+	h.replyError(w, r, rd.opts, err)
+}
+
+// prepareRead encodes a read's reply, sets its headers and returns its body.
+func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) []byte {
+	withMessages := rd.reply.Reason == hub.ReleasedMessages
+	h.hub.Stats().Replies.Add(1)
+	return jsonp.Prepare(w.Header(), rd.opts, readBody(&rd.reply, withMessages), withMessages)
+}
+
+// writeRead writes the 200 reply of a read, whose headers are set.
+func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(body); err != nil {
+		h.logWriteError(r, err)
+	}
+}
+
+// readCall is a read: the hub's request and reply, and the reply's encoding.
+type readCall struct {
+	req   hub.ReadRequest
+	reply hub.Reply
+	opts  jsonp.Options
+}
+
+// parseRead reads a read's query into a new readCall, or answers the request
+// with an error and returns nil. A GET has no form body, so its form is its
+// query, parsed here once for since, client_id and cb; unlike r.ParseForm,
+// it does not keep the parsed form on the request, which a held read would
+// carry for as long as it is held.
+func (h *Handler) parseRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *readCall {
+	form, err := url.ParseQuery(r.URL.RawQuery)
+	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.QuoteJSON}}
+	if err != nil {
+		h.replyFormError(w, r, rd.opts, err)
+		return nil
+	}
+	rd.req.Channels = channels
+	if ids, ok := form["client_id"]; ok {
+		rd.req.HasClientID = true
+		rd.req.ClientID = ids[0]
 	}
 	// A since that is not an integer counts as 0, as in the original.
-	req.Since, _ = strconv.ParseInt(r.Form.Get("since"), 10, 64)
+	rd.req.Since, _ = strconv.ParseInt(form.Get("since"), 10, 64)
+	return rd
+}
 
-	reply, err := h.hub.Read(r.Context(), req, h.stopping)
-	if err != nil {
-		h.replyError(w, r, opts, err)
-		return
-	}
-	if reply.Reason == hub.ReleasedCanceled {
-		return // the client has gone
-	}
-	withMessages := reply.Reason == hub.ReleasedMessages
+// readBody encodes a read's reply.
+func readBody(reply *hub.Reply, withMessages bool) []byte {
 	size := 160 // the fields around the messages
 	if withMessages {
 		for _, c := range reply.Channels {
@@ -209,20 +281,19 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, opts jsonp.Option
 			}
 		}
 	}
-	body := jsonp.NewObject(make([]byte, 0, size)).
-		Int("since", reply.Since).
-		RawFunc("messages", func(dst []byte) []byte {
-			if !withMessages {
-				return append(dst, "{}"...)
-			}
-			return appendMessages(dst, reply.Channels)
-		}).
-		Int("last_id", reply.LastID).
+	o := jsonp.NewObject(make([]byte, 0, size)).Int("since", reply.Since)
+	if withMessages {
+		o.RawFunc("messages", func(dst []byte) []byte { return appendMessages(dst, reply.Channels) })
+	} else {
+		o.Raw("messages", emptyObject)
+	}
+	return o.Int("last_id", reply.LastID).
 		Int("return_code", hub.CodeOK).
 		String("error_message", "").
 		Bytes()
-	h.reply(w, r, opts, body, withMessages)
 }
+
+var emptyObject = []byte("{}")
 
 // appendMessages appends {"channel":[message, ...], ...}, splicing in each
 // message's JSON as it was encoded at publish.
@@ -285,8 +356,14 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name strin
 func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte, withMessages bool) {
 	h.hub.Stats().Replies.Add(1)
 	if err := jsonp.Write(w, http.StatusOK, opts, body, withMessages); err != nil {
-		h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
+		h.logWriteError(r, err)
 	}
+}
+
+// logWriteError logs a reply that could not be written (the client went
+// away, most likely).
+func (h *Handler) logWriteError(r *http.Request, err error) {
+	h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
 }
 
 // replyError answers with an API error, with the HTTP status its code calls
@@ -314,7 +391,7 @@ func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts 
 	h.hub.Stats().Replies.Add(1)
 	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
 	if err := jsonp.Write(w, status, opts, body, false); err != nil {
-		h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
+		h.logWriteError(r, err)
 	}
 }
 
