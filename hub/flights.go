@@ -40,6 +40,10 @@ type flight struct {
 	err     error
 }
 
+func (fl *flights) shard(key string) *flightShard {
+	return &fl.shards[maphash.String(fl.seed, key)%flightShards]
+}
+
 func newFlights() *flights {
 	fl := &flights{seed: maphash.MakeSeed()}
 	for i := range fl.shards {
@@ -79,9 +83,13 @@ func appendUint(b []byte, v uint64) []byte {
 // *res; on error it leaves *res as it was.
 //
 // It runs under every held read's goroutine (see ReadInto), so it stays
-// lean: joining a flight, the cold branch, is a call of its own.
+// lean: joining a flight, the cold branch, is a call of its own, and so are
+// the reads of stores other than memory (see rereadAside).
 func (h *Hub) reread(ctx context.Context, w *waiter, res *ReadResult, mine uint64) error {
-	s := &h.flights.shards[maphash.String(h.flights.seed, w.key)%flightShards]
+	if !h.inlineReads {
+		return h.rereadAside(ctx, w, res, mine)
+	}
+	s := h.flights.shard(w.key)
 	s.mu.Lock()
 	if f := s.m[w.key]; f != nil && f.started > mine {
 		s.mu.Unlock()
@@ -90,27 +98,14 @@ func (h *Hub) reread(ctx context.Context, w *waiter, res *ReadResult, mine uint6
 	f := &flight{started: h.ticks.Add(1), done: make(chan struct{})}
 	s.m[w.key] = f
 	s.mu.Unlock()
-
-	// Timed here rather than through timedStore.Read, which would add a
-	// frame under every held read.
+	// fly's body, inline: a call to fly would add its frame under the
+	// store's.
 	start := time.Now()
 	r, err := h.store.Store.Read(ctx, w.q, w.exp)
-	// Field by field: assigning the whole result through f takes a
-	// temporary copy in the frame.
 	f.res.Since, f.res.LastID, f.res.Channels, f.err = r.Since, r.LastID, r.Channels, err
 	h.store.observe(start)
-
-	s.mu.Lock()
-	if s.m[w.key] == f {
-		delete(s.m, w.key)
-	}
-	s.mu.Unlock()
-	close(f.done)
-	if f.err != nil {
-		return f.err
-	}
-	*res = f.res
-	return nil
+	s.land(w.key, f)
+	return f.result(res)
 }
 
 // join waits for the snapshot of a flight that began after the read's moment.
@@ -133,6 +128,69 @@ func (h *Hub) join(ctx context.Context, f *flight, w *waiter, res *ReadResult) e
 		*res = r
 		return nil
 	}
+	return f.result(res)
+}
+
+// rereadAside is reread for stores whose reads go over the network: a
+// client's calls (Redis's) take stacks deep enough to double a held read's
+// goroutine stack for as long as it is held, so the store read of a flight
+// this read leads runs on a goroutine of its own, which costs a microsecond
+// against a round trip of a hundred, and this read waits for it as for any
+// flight.
+func (h *Hub) rereadAside(ctx context.Context, w *waiter, res *ReadResult, mine uint64) error {
+	for {
+		s := h.flights.shard(w.key)
+		s.mu.Lock()
+		f := s.m[w.key]
+		lead := f == nil || f.started <= mine
+		if lead {
+			f = &flight{started: h.ticks.Add(1), done: make(chan struct{})}
+			s.m[w.key] = f
+		}
+		s.mu.Unlock()
+		if lead {
+			go h.fly(ctx, s, w, f)
+		} else if testHookJoined != nil {
+			testHookJoined()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The leader's request may have gone away mid-read; that is not
+		// this read's failure: look again.
+		if lead || !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+			return f.result(res)
+		}
+	}
+}
+
+// fly runs a flight's store read, timed here rather than through
+// timedStore.Read, which would add a frame under held reads, and lands it.
+func (h *Hub) fly(ctx context.Context, s *flightShard, w *waiter, f *flight) {
+	start := time.Now()
+	r, err := h.store.Store.Read(ctx, w.q, w.exp)
+	// Field by field: assigning the whole result through f takes a
+	// temporary copy in the frame.
+	f.res.Since, f.res.LastID, f.res.Channels, f.err = r.Since, r.LastID, r.Channels, err
+	h.store.observe(start)
+	s.land(w.key, f)
+}
+
+// land ends a flight whose result is in: later reads start flights of their
+// own, and those waiting for it go on.
+func (s *flightShard) land(key string, f *flight) {
+	s.mu.Lock()
+	if s.m[key] == f {
+		delete(s.m, key)
+	}
+	s.mu.Unlock()
+	close(f.done)
+}
+
+// result copies a landed flight's snapshot to res, or returns its error.
+func (f *flight) result(res *ReadResult) error {
 	if f.err != nil {
 		return f.err
 	}

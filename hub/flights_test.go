@@ -23,22 +23,39 @@ func (s *gatedStore) Read(ctx context.Context, q ReadQuery, exp Expiry) (ReadRes
 	return s.MemoryStore.Read(ctx, q, exp)
 }
 
-// newGatedHub returns a hub on a gated memory store, with a channel "c".
-func newGatedHub(t *testing.T) (*Hub, *gatedStore) {
+// remoteStore hides that its store is a memory store, as a network store
+// would be: the hub runs its reads aside (see Hub.rereadAside).
+type remoteStore struct{ Store }
+
+// newGatedHub returns a hub on a gated memory store, with a channel "c";
+// with aside, the hub takes the store for a network one.
+func newGatedHub(t *testing.T, aside bool) (*Hub, *gatedStore) {
 	t.Helper()
 	var store *gatedStore
 	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
 		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
+		if aside {
+			return remoteStore{store}, nil
+		}
 		return store, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	if h.inlineReads == aside {
+		t.Fatalf("hub reads inline: %v, want %v", h.inlineReads, !aside)
+	}
 	if err := h.RegisterChannel(context.Background(), "c", false, 0); err != nil {
 		t.Fatal(err)
 	}
 	return h, store
+}
+
+// forEachReadMode runs test with store reads inline and aside.
+func forEachReadMode(t *testing.T, test func(t *testing.T, aside bool)) {
+	t.Run("inline", func(t *testing.T) { test(t, false) })
+	t.Run("aside", func(t *testing.T) { test(t, true) })
 }
 
 // readWaiter returns the waiter of an anonymous read of channel since 0.
@@ -51,7 +68,11 @@ func readWaiter(h *Hub, channel string) *waiter {
 // A read woken by an event must not take the answer of a store read that
 // began before that event: it could miss the message that woke it.
 func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
-	h, store := newGatedHub(t)
+	forEachReadMode(t, testRereadJoinsOnlyFlightsStartedAfterItsEvent)
+}
+
+func testRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
+	h, store := newGatedHub(t, aside)
 	ctx := context.Background()
 	w := readWaiter(h, "c")
 
@@ -89,7 +110,11 @@ func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
 
 // Reads woken by the same event share one store read.
 func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
-	h, store := newGatedHub(t)
+	forEachReadMode(t, testRereadSharesFlightsStartedAfterItsEvent)
+}
+
+func testRereadSharesFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
+	h, store := newGatedHub(t, aside)
 	ctx := context.Background()
 	if _, err := h.Publish(ctx, "c", "news"); err != nil {
 		t.Fatal(err)

@@ -93,9 +93,12 @@ func (c Config) expiry() Expiry {
 type Hub struct {
 	store   timedStore
 	sweeper Sweeper // the store, when it sweeps its own expiry
-	config  atomic.Pointer[Config]
-	waiters *waiters
-	flights *flights
+	// inlineReads: the store's reads are shallow enough to run on a held
+	// read's own goroutine (see reread).
+	inlineReads bool
+	config      atomic.Pointer[Config]
+	waiters     *waiters
+	flights     *flights
 	// ticks orders store notifications, the moments reads need their
 	// snapshot to come after, and the starts of store reads; see flights.
 	ticks     atomic.Uint64
@@ -126,6 +129,7 @@ func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub,
 	}
 	h.store = timedStore{Store: store, latency: &h.stats.StoreLatency}
 	h.sweeper, _ = store.(Sweeper)
+	_, h.inlineReads = store.(interface{ readsInline() })
 	go h.maintain()
 	return h, nil
 }

@@ -154,6 +154,10 @@ func (s *MemoryStore) CreateClient(_ context.Context, id string, exp Expiry) err
 	return nil
 }
 
+// readsInline tells the hub that reads of this store take little stack, so
+// that a held read may run them on its own goroutine (see Hub.reread).
+func (*MemoryStore) readsInline() {}
+
 // Read implements Store.
 //
 // It runs under every held read's goroutine (see Hub.ReadInto), so it keeps
