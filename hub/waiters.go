@@ -97,14 +97,31 @@ func (ws *waiters) remove(w *waiter) {
 	}
 }
 
-// wake wakes every waiter on channel.
+// wakeLists are the lists wake copies a channel's waiters into, reused so
+// that a publish allocates nothing in proportion to its readers.
+var wakeLists = sync.Pool{New: func() any { return new([]*waiter) }}
+
+// wake wakes every waiter on channel. It wakes them after releasing the
+// shard's lock, from a copy of the channel's set: waking readies each
+// reader's goroutine, which costs far more than copying a pointer, and the
+// woken readers come straight back for the same lock to unregister and
+// register again.
 func (ws *waiters) wake(channel string, bits uint32) {
 	s := ws.shard(channel)
+	list := wakeLists.Get().(*[]*waiter)
 	s.mu.Lock()
 	for w := range s.byChannel[channel] {
-		w.wake(bits)
+		*list = append(*list, w)
 	}
 	s.mu.Unlock()
+	// A waiter that unregisters meanwhile gets a wake-up it will not
+	// read, which does no harm: its signal channel has a slot to spare.
+	for i, w := range *list {
+		w.wake(bits)
+		(*list)[i] = nil
+	}
+	*list = (*list)[:0]
+	wakeLists.Put(list)
 }
 
 // wakeAll wakes every waiter; used when a store may have missed
