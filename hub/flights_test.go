@@ -142,3 +142,49 @@ func testRereadSharesFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 		t.Fatalf("want one shared snapshot, got %+v and %+v", a, b)
 	}
 }
+
+// Reads woken by one publish share one store read: each one's snapshot must
+// follow the publish, not its own wake-up, which comes later.
+func TestWokenReadsShareAStoreRead(t *testing.T) {
+	forEachReadMode(t, testWokenReadsShareAStoreRead)
+}
+
+func testWokenReadsShareAStoreRead(t *testing.T, aside bool) {
+	h, store := newGatedHub(t, aside)
+	ctx := context.Background()
+	replies := make(chan Reply, 2)
+	for range 2 {
+		go func() {
+			r, err := h.Read(ctx, ReadRequest{Channels: "c"}, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			replies <- r
+		}()
+	}
+	for h.Held() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	// Set only now, so that the reads' first looks, which may share a
+	// flight too, do not count.
+	joined := make(chan struct{}, 1)
+	testHookJoined = func() { joined <- struct{}{} }
+	defer func() { testHookJoined = nil }()
+
+	m, err := h.Publish(ctx, "c", "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-store.entered // one woken read leads a flight, held in the store
+	select {
+	case <-joined:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other woken read did not join the flight that began after the publish")
+	}
+	close(store.gate)
+	for range 2 {
+		if r := <-replies; !r.HasMessages() || r.Channels[0].Messages[0].ID != m.ID {
+			t.Fatalf("woken read got %+v, want message %d", r, m.ID)
+		}
+	}
+}

@@ -161,14 +161,16 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 func (h *Hub) Held() int { return int(h.held.Load()) }
 
 func (h *Hub) notify(e Event) {
-	h.ticks.Add(1)
+	// The waiters woken keep the event's tick: their next snapshot must
+	// come after it (see flights).
+	tick := h.ticks.Add(1)
 	switch e.Kind {
 	case EventPublished:
-		h.waiters.wake(e.Channel, wakePublished)
+		h.waiters.wake(e.Channel, wakePublished, tick)
 	case EventDeleted:
-		h.waiters.wake(e.Channel, wakeDeleted)
+		h.waiters.wake(e.Channel, wakeDeleted, tick)
 	case EventResync:
-		h.waiters.wakeAll(wakePublished)
+		h.waiters.wakeAll(wakePublished, tick)
 	}
 }
 

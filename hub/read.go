@@ -132,8 +132,10 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		if reply.Reason = h.wait(ctx, w, timeout, stop); reply.Reason != lookAgain {
 			return nil
 		}
-		// On error, the reply keeps the last snapshot's LastID.
-		err := h.reread(ctx, w, res, h.ticks.Add(1))
+		// The snapshot must follow the event that woke the read, and no
+		// more: reads woken by one publish then share a store read (see
+		// flights). On error, the reply keeps the last snapshot's LastID.
+		err := h.reread(ctx, w, res, w.woke.Load())
 		switch {
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages

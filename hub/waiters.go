@@ -17,6 +17,7 @@ import (
 type waiter struct {
 	signal chan struct{} // made when the read registers
 	events atomic.Uint32 // bits of wakePublished, wakeDeleted
+	woke   atomic.Uint64 // tick of the latest event that woke it
 	// q's channels and client are also what the maintenance loop keeps
 	// alive.
 	q    ReadQuery
@@ -30,7 +31,16 @@ const (
 	wakeDeleted
 )
 
-func (w *waiter) wake(bits uint32) {
+// wake records an event with the given tick and signals the waiter. The
+// tick is stored before the signal is sent, so a reader that received the
+// signal and then loads woke sees a tick no older than the event's.
+func (w *waiter) wake(bits uint32, tick uint64) {
+	for {
+		old := w.woke.Load()
+		if tick <= old || w.woke.CompareAndSwap(old, tick) {
+			break
+		}
+	}
 	w.events.Or(bits)
 	select {
 	case w.signal <- struct{}{}:
@@ -106,7 +116,7 @@ var wakeLists = sync.Pool{New: func() any { return new([]*waiter) }}
 // reader's goroutine, which costs far more than copying a pointer, and the
 // woken readers come straight back for the same lock to unregister and
 // register again.
-func (ws *waiters) wake(channel string, bits uint32) {
+func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 	s := ws.shard(channel)
 	list := wakeLists.Get().(*[]*waiter)
 	s.mu.Lock()
@@ -117,7 +127,7 @@ func (ws *waiters) wake(channel string, bits uint32) {
 	// A waiter that unregisters meanwhile gets a wake-up it will not
 	// read, which does no harm: its signal channel has a slot to spare.
 	for i, w := range *list {
-		w.wake(bits)
+		w.wake(bits, tick)
 		(*list)[i] = nil
 	}
 	*list = (*list)[:0]
@@ -126,13 +136,13 @@ func (ws *waiters) wake(channel string, bits uint32) {
 
 // wakeAll wakes every waiter; used when a store may have missed
 // notifications.
-func (ws *waiters) wakeAll(bits uint32) {
+func (ws *waiters) wakeAll(bits uint32, tick uint64) {
 	for i := range ws.shards {
 		s := &ws.shards[i]
 		s.mu.Lock()
 		for _, set := range s.byChannel {
 			for w := range set {
-				w.wake(bits)
+				w.wake(bits, tick)
 			}
 		}
 		s.mu.Unlock()
