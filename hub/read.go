@@ -87,36 +87,38 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	// reread leaves res as it was when it fails, so zero on the first two
 	// looks and the last snapshot later on.
 	res := &reply.ReadResult
-	if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
-		return w.wrapErr(err)
-	}
-	// A since beyond the newest id is clamped once, here: the read then
-	// waits for messages newer than the hub's newest. Clamping again at each
-	// later snapshot would move since past the very messages that wake it.
-	if w.q.Since != res.Since {
-		w.q.Since = res.Since
-		w.key = flightKey(&w.q)
-	}
-	// A cheap refusal first, so that an overloaded hub does not register
-	// and look again for reads it will turn away; the check that counts is
-	// below.
-	if cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
-		reply.reset()
-		return ErrTooManyHeld
+	if h.inlineReads {
+		// A memory store's look costs less than registering, so it looks
+		// first and registers only when there is nothing to answer with.
+		// A network store's look is a round trip: it looks once, after
+		// registering.
+		if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
+			return w.wrapErr(err)
+		}
+		w.clampSince(res)
+		// A cheap refusal first, so that an overloaded hub does not
+		// register and look again for reads it will turn away; the check
+		// that counts is below.
+		if cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
+			reply.reset()
+			return ErrTooManyHeld
+		}
 	}
 
 	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
 	defer h.release(w)
 	// The snapshot comes after registering, so a publish it misses
-	// notifies the waiter; the first snapshot above only saves the
-	// registration when messages are already there.
+	// notifies the waiter.
 	if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil {
 		reply.reset()
 		return w.wrapErr(err)
 	}
 	if res.HasMessages() {
 		return nil
+	}
+	if !h.inlineReads {
+		w.clampSince(res)
 	}
 	// The read counts as held only from here, registered and having looked
 	// after registering: Held() == n then means n reads wait for an event
@@ -151,6 +153,17 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 			reply.reset()
 			return w.wrapErr(err)
 		}
+	}
+}
+
+// clampSince takes the since of the read's first snapshot, clamped to the
+// newest id, as the since the read waits with. It is done once: clamping
+// again at later snapshots would move since past the very messages that
+// wake the read.
+func (w *waiter) clampSince(res *ReadResult) {
+	if w.q.Since != res.Since {
+		w.q.Since = res.Since
+		w.key = flightKey(&w.q)
 	}
 }
 
