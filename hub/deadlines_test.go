@@ -6,19 +6,6 @@ import (
 	"time"
 )
 
-// patience bounds waits for something that must happen; reaching it is the
-// failure.
-const patience = 10 * time.Second
-
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(patience):
-		t.Fatalf("%s: not closed within %v", what, patience)
-	}
-}
-
 func slotCount(dl *deadlines) int {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()

@@ -2,25 +2,36 @@ package hub
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
-	"time"
 )
 
-// gatedStore is a memory store whose next Read waits at a gate, so a test
-// can hold a store read in flight while events happen.
+// gatedStore is a memory store whose next Read after arm waits at a gate,
+// so a test can hold a store read in flight while events happen. Arming
+// before the event that causes the read, and announcing on a buffered
+// channel, means the order in which the goroutines run cannot skip the gate.
 type gatedStore struct {
 	*MemoryStore
-	entered chan struct{}
-	gate    chan struct{}
+	armed   atomic.Bool
+	entered chan struct{} // one value per gated read
+	gate    chan struct{} // closed to let gated reads go on
 }
 
+// arm makes the next Read announce itself on entered and wait for the gate.
+func (s *gatedStore) arm() { s.armed.Store(true) }
+
 func (s *gatedStore) Read(ctx context.Context, q ReadQuery, exp Expiry) (ReadResult, error) {
-	select {
-	case s.entered <- struct{}{}:
+	if s.armed.CompareAndSwap(true, false) {
+		s.entered <- struct{}{}
 		<-s.gate
-	default:
 	}
 	return s.MemoryStore.Read(ctx, q, exp)
+}
+
+// awaitEntered waits for the armed read to reach the store.
+func (s *gatedStore) awaitEntered(t *testing.T, what string) {
+	t.Helper()
+	receive(t, s.entered, what)
 }
 
 // remoteStore hides that its store is a memory store, as a network store
@@ -33,7 +44,7 @@ func newGatedHub(t *testing.T, aside bool) (*Hub, *gatedStore) {
 	t.Helper()
 	var store *gatedStore
 	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
-		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}), gate: make(chan struct{})}
+		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}, 1), gate: make(chan struct{})}
 		if aside {
 			return remoteStore{store}, nil
 		}
@@ -77,13 +88,14 @@ func testRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 	w := readWaiter(h, "c")
 
 	// An early flight, started before the publish, waits in the store.
+	store.arm()
 	early := make(chan ReadResult, 1)
 	go func() {
 		var res ReadResult
 		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
 		early <- res
 	}()
-	<-store.entered
+	store.awaitEntered(t, "the early flight reaching the store")
 
 	m, err := h.Publish(ctx, "c", "news")
 	if err != nil {
@@ -96,16 +108,12 @@ func testRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
 		done <- res
 	}()
-	select {
-	case res := <-done:
-		if !res.HasMessages() || res.Channels[0].Messages[0].ID != m.ID {
-			t.Fatalf("woken read missed the message: %+v", res)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the woken read waited for a flight that began before its event")
+	res := receive(t, done, "the woken read, which must not wait for a flight that began before its event")
+	if !res.HasMessages() || res.Channels[0].Messages[0].ID != m.ID {
+		t.Fatalf("woken read missed the message: %+v", res)
 	}
 	close(store.gate)
-	<-early
+	receive(t, early, "the early flight after opening the gate")
 }
 
 // Reads woken by the same event share one store read.
@@ -122,7 +130,7 @@ func testRereadSharesFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 	w := readWaiter(h, "c")
 	mine := h.ticks.Add(1)
 
-	joined := make(chan struct{}, 1)
+	joined := make(chan struct{}, 2)
 	testHookJoined = func() { joined <- struct{}{} }
 	defer func() { testHookJoined = nil }()
 
@@ -132,12 +140,14 @@ func testRereadSharesFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 		_ = h.reread(ctx, w, &res, mine)
 		results <- res
 	}
+	store.arm()
 	go reread()
-	<-store.entered // the leader is in the store
+	store.awaitEntered(t, "the leader reaching the store")
 	go reread()
-	<-joined // the follower waits for the leader's snapshot
+	receive(t, joined, "the follower joining the leader's flight")
 	close(store.gate)
-	a, b := <-results, <-results
+	a := receive(t, results, "the first shared snapshot")
+	b := receive(t, results, "the second shared snapshot")
 	if !a.HasMessages() || !b.HasMessages() || &a.Channels[0] != &b.Channels[0] {
 		t.Fatalf("want one shared snapshot, got %+v and %+v", a, b)
 	}
@@ -162,28 +172,24 @@ func testWokenReadsShareAStoreRead(t *testing.T, aside bool) {
 			replies <- r
 		}()
 	}
-	for h.Held() < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	// Set only now, so that the reads' first looks, which may share a
-	// flight too, do not count.
-	joined := make(chan struct{}, 1)
+	waitHeld(t, h, 2)
+	// Armed and hooked only now, so that the reads' first looks, which may
+	// share a flight too, do not count: a read counts as held only after
+	// its last look.
+	joined := make(chan struct{}, 2)
 	testHookJoined = func() { joined <- struct{}{} }
 	defer func() { testHookJoined = nil }()
+	store.arm()
 
 	m, err := h.Publish(ctx, "c", "news")
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-store.entered // one woken read leads a flight, held in the store
-	select {
-	case <-joined:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the other woken read did not join the flight that began after the publish")
-	}
+	store.awaitEntered(t, "a woken read leading a flight into the store")
+	receive(t, joined, "the other woken read joining the flight that began after the publish")
 	close(store.gate)
 	for range 2 {
-		if r := <-replies; !r.HasMessages() || r.Channels[0].Messages[0].ID != m.ID {
+		if r := receive(t, replies, "the woken reads' replies"); !r.HasMessages() || r.Channels[0].Messages[0].ID != m.ID {
 			t.Fatalf("woken read got %+v, want message %d", r, m.ID)
 		}
 	}
