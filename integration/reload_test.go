@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,33 +15,37 @@ import (
 // carry on with since miss nothing and see nothing twice.
 func TestReloadKeepsStateAndReleasesHeldReads(t *testing.T) {
 	startCaddy(t, apiSites)
-	registerChannel(t, base, "reload")
-	registerClient(t, base, "reload-client")
-	id0 := publish(t, base, "reload", "before")
+	// Names of this run's own: the hub outlives the test when the next
+	// test (or the next -count) loads the same configuration.
+	channel, client := fmt.Sprint("reload-", time.Now().UnixNano()), fmt.Sprint("reload-client-", time.Now().UnixNano())
+	registerChannel(t, base, channel)
+	registerClient(t, base, client)
+	id0 := publish(t, base, channel, "before")
 
 	const readers = 5
-	type result struct {
-		got      []message
-		released time.Time // when the reload's empty reply came
-	}
-	results := make([]result, readers)
+	got := make([][]message, readers)
+	// Each reader says when the reload's empty reply came: the held-reads
+	// count alone cannot tell, as the old reads may not have let go of it
+	// yet when the reload returns.
+	released := make(chan time.Time, readers)
 	var wg sync.WaitGroup
 	for i := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			since := id0
-			for len(results[i].got) < 2 {
-				r := read(t, base, "reload", since, "client_id", "reload-client")
+			since, answered := id0, false
+			for len(got[i]) < 2 {
+				r := read(t, base, channel, since, "client_id", client)
 				rep := r.json(t)
 				if rep.ReturnCode != 1 {
 					t.Errorf("reader %d: %s", i, r.body)
 					return
 				}
-				if strings.Contains(r.body, `"messages":{}`) && results[i].released.IsZero() {
-					results[i].released = time.Now()
+				if strings.Contains(r.body, `"messages":{}`) && !answered {
+					answered = true
+					released <- time.Now()
 				}
-				results[i].got = append(results[i].got, rep.Messages["reload"]...)
+				got[i] = append(got[i], rep.Messages[channel]...)
 				since = rep.LastID
 			}
 		}()
@@ -52,29 +57,31 @@ func TestReloadKeepsStateAndReleasesHeldReads(t *testing.T) {
 	if err := loadCaddyfile(strings.Replace(apiSites, `respond "fallback" 404`, `respond "reloaded" 404`, 1)); err != nil {
 		t.Fatal(err)
 	}
-	// Readers come back on the new configuration's server.
-	heldReads(t, base, readers)
-	for i := range readers {
-		if results[i].released.IsZero() {
-			t.Fatalf("reader %d was not answered by the reload", i)
-		}
-		if d := results[i].released.Sub(start); d > time.Second {
-			t.Fatalf("reader %d answered %v after the reload began, want under a second", i, d)
+	for range readers {
+		select {
+		case at := <-released:
+			if d := at.Sub(start); d > time.Second {
+				t.Fatalf("a reader was answered %v after the reload began, want under a second", d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a held reader was not answered by the reload")
 		}
 	}
+	// Readers come back on the new configuration's server.
+	heldReads(t, base, readers)
 
-	id1 := publish(t, base, "reload", "after 1")
-	id2 := publish(t, base, "reload", "after 2")
+	id1 := publish(t, base, channel, "after 1")
+	id2 := publish(t, base, channel, "after 2")
 	wg.Wait()
-	for i, res := range results {
-		if len(res.got) != 2 || res.got[0].ID != id1 || res.got[1].ID != id2 {
-			t.Fatalf("reader %d got %+v, want exactly ids %d and %d", i, res.got, id1, id2)
+	for i, g := range got {
+		if len(g) != 2 || g[0].ID != id1 || g[1].ID != id2 {
+			t.Fatalf("reader %d got %+v, want exactly ids %d and %d", i, g, id1, id2)
 		}
 	}
 
 	// The state survived: the retained message, the client and the channel.
-	rep := mustCode(t, read(t, base, "reload", 0, "client_id", "reload-client"), 200, 1, "")
-	if m := rep.Messages["reload"]; len(m) != 3 || m[0].ID != id0 || m[0].Content != "before" {
+	rep := mustCode(t, read(t, base, channel, 0, "client_id", client), 200, 1, "")
+	if m := rep.Messages[channel]; len(m) != 3 || m[0].ID != id0 || m[0].Content != "before" {
 		t.Fatalf("after reload: %+v", rep.Messages)
 	}
 	if r := get(t, base+"/elsewhere"); r.body != "reloaded" {
