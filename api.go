@@ -348,6 +348,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name string) {
 	body, etag, _ := client.Script(name)
 	w.Header().Set("Content-Type", "application/javascript; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))

@@ -44,11 +44,13 @@ func routeOf(path string) (call apiCall, ok bool) {
 		return apiCall{}, false
 	}
 	base, format, fok := jsonp.SplitFormat(name)
-	if !fok {
-		// "/channels.xml" and the like: part of the API, in an unknown format.
-		base, _, _ = strings.Cut(name, ".")
+	stem, _, _ := strings.Cut(name, ".")
+	if base != stem {
+		// "/channels.xml", "/channels.json.json" and the like: part of the
+		// API, in an unknown format.
+		format, fok = jsonp.JSON, false
 	}
-	switch base {
+	switch stem {
 	case "channels":
 		call.resource = resChannels
 	case "clients":

@@ -56,6 +56,9 @@ func TestRouteOf(t *testing.T) {
 		{"/channels/news", true, resChannel, "news", jsonp.JSON, false},
 		{"/channels/news.xml", true, resChannel, "news.xml", jsonp.JSON, false},
 		{"/channels/", true, resChannel, "", jsonp.JSON, false},
+		{"/channels.json.json", true, resChannels, "", jsonp.JSON, false},
+		{"/status.jsonp.json", true, resStatus, "", jsonp.JSON, false},
+		{"/clients.json.jsonp", true, resClients, "", jsonp.JSON, false},
 
 		// Not the API: the next handler answers.
 		{"/statusx", false, 0, "", 0, false},
@@ -249,6 +252,11 @@ func replyCode(t testing.TB, rec *httptest.ResponseRecorder) int {
 			t.Fatalf("JSON-P reply %q is not CALLBACK(...);", body)
 		}
 		body = body[open+1 : len(body)-2]
+	} else if quoted, ok := bytes.CutPrefix(body, []byte("/*-secure- ")); ok {
+		if !bytes.HasSuffix(quoted, []byte(" */")) || bytes.Index(body, []byte("*/")) != len(body)-2 {
+			t.Fatalf("quoted reply %q is not one comment, /*-secure- ... */", body)
+		}
+		body = quoted[:len(quoted)-3]
 	}
 	for _, raw := range []string{"<", ">", "&", "\u2028", "\u2029"} {
 		if bytes.Contains(body, []byte(raw)) {
@@ -276,6 +284,7 @@ func FuzzRouteOf(f *testing.F) {
 		"/channels.json", "/channels.jsonp", "/channels.xml", "/channels", "/channels/a|b.json",
 		"/channels/a.jsonp", "/channels/", "/clients.json", "/status.json", "/statusx",
 		"/simple-comet.js", "/simple-comet.min.js", "/", "", "/.json", "//channels.json",
+		"/channels.json.json", "/status.jsonp.jsonp",
 	} {
 		f.Add(s)
 	}
@@ -288,7 +297,7 @@ func FuzzRouteOf(f *testing.F) {
 				t.Fatalf("routeOf(%q) passes an API path on", path)
 			}
 			for _, name := range []string{"channels", "clients", "status"} {
-				if path == "/"+name+".json" || path == "/"+name+".jsonp" {
+				if path == "/"+name || strings.HasPrefix(path, "/"+name+".") {
 					t.Fatalf("routeOf(%q) passes an API path on", path)
 				}
 			}
@@ -357,6 +366,10 @@ func FuzzRequest(f *testing.F) {
 		{5, "/channels.json", ""},
 		{0, "/channels.xml", ""},
 		{0, "/index.html", ""},
+		{0x80, "/channels/%2A%2Fx%2F%2A%7Ca.json?since=0", ""},
+		{0x80, "/status.json", ""},
+		{0x81, "/channels.json", "channel_id=%2A%2F"},
+		{0, "/channels.json.json", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.target, s.body)
@@ -371,8 +384,11 @@ func FuzzRequest(f *testing.F) {
 		}
 
 		h := testHandler(t, hub.Config{MaxChannelsPerRead: 4, MaxMessageSize: 256, MessagesPerChannel: 3})
+		// The method's top bit turns quote_json on, whose comment no reply
+		// may end early.
+		h.QuoteJSON = methodIndex&0x80 != 0
 		ctx := context.Background()
-		for _, ch := range []string{"a", "b"} {
+		for _, ch := range []string{"a", "b", "*/x/*"} {
 			if err := h.hub.RegisterChannel(ctx, ch, false, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -390,6 +406,7 @@ func FuzzRequest(f *testing.F) {
 			{"a", "hello"},
 			{"b", "</script>\u2028\u2029&\"\\"},
 			{"<&>", "<!--"},
+			{"*/x/*", "*/ window.pwned = 1; /*"},
 		} {
 			if _, err := h.hub.Publish(ctx, m.channel, m.content); err != nil {
 				t.Fatal(err)
@@ -420,6 +437,9 @@ func FuzzRequest(f *testing.F) {
 			}
 		default:
 			t.Fatalf("%s %q: status %d", method, target, rec.Code)
+		}
+		if got := rec.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Fatalf("%s %q: X-Content-Type-Options = %q, want nosniff", method, target, got)
 		}
 		if call.resource == resScript && rec.Code != http.StatusMethodNotAllowed {
 			return // JavaScript, not an API reply

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // Message is one published message. JSON is its encoded form,
@@ -33,16 +35,14 @@ func (m Message) Time() int64 {
 }
 
 // EncodeContent encodes content as a JSON string that is safe inside HTML and
-// JavaScript too: '<', '>', '&', U+2028 and U+2029 are escaped, so no content
-// can end a <script> or break out of a JSON-P reply. Content must be valid
-// UTF-8.
+// JavaScript too, escaped as jsonp.AppendString escapes every string of a
+// reply: no content can end a <script>, break out of a JSON-P reply or end
+// the comment of a quoted JSON one. Content must be valid UTF-8.
 func EncodeContent(content string) ([]byte, error) {
 	if !utf8.ValidString(content) {
 		return nil, ErrInvalidContent
 	}
-	// json.Marshal of a string escapes exactly the characters above and
-	// cannot fail.
-	return json.Marshal(content)
+	return jsonp.AppendString(make([]byte, 0, len(content)+2), content), nil
 }
 
 // AppendMessageJSON appends a message's JSON object to dst, given its content

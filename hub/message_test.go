@@ -53,7 +53,7 @@ func TestEncodeContentRefusesInvalidUTF8(t *testing.T) {
 }
 
 func FuzzEncodeContent(f *testing.F) {
-	for _, seed := range []string{"", "x", "</script>", "\u2028\u2029", `"\`, "\x00", "\xff", "&amp;<!--"} {
+	for _, seed := range []string{"", "x", "</script>", "\u2028\u2029", `"\`, "\x00", "\xff", "&amp;<!--", "*/ x /*"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -67,7 +67,7 @@ func FuzzEncodeContent(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.ContainsAny(string(enc), "<>&\u2028\u2029") {
+		if strings.ContainsAny(string(enc), "<>&\u2028\u2029") || strings.Contains(string(enc), "*/") {
 			t.Fatalf("EncodeContent(%q) = %s: an unescaped character", in, enc)
 		}
 		var back string

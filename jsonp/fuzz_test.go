@@ -1,6 +1,7 @@
 package jsonp
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -99,6 +100,46 @@ func FuzzValidCallback(f *testing.F) {
 		}
 		if !memberChain(cb) && len(errs) == 0 {
 			t.Fatalf("callback %q: %q parses although the name is not a member chain", cb, body)
+		}
+	})
+}
+
+// A quoted JSON reply is one comment, /*-secure- ... */: whatever strings
+// its object holds, encoded by AppendString or by encoding/json (as status
+// lists were, and as old messages kept by a store may be), the body holds
+// no "*/" but its last, and the object inside decodes to those strings.
+func FuzzQuotedReply(f *testing.F) {
+	for _, s := range hostileStrings {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		marshalled, err := json.Marshal(value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := NewObject(nil).String(key, value).Raw("raw", marshalled).Bytes()
+		rec := httptest.NewRecorder()
+		if err := Write(rec, http.StatusOK, Options{Format: JSON, QuoteJSON: true}, body, false); err != nil {
+			t.Fatal(err)
+		}
+		out := rec.Body.String()
+		inner, ok := strings.CutPrefix(out, "/*-secure- ")
+		if ok {
+			inner, ok = strings.CutSuffix(inner, " */")
+		}
+		if !ok {
+			t.Fatalf("quoted reply %q is not /*-secure- ... */", out)
+		}
+		if i := strings.Index(out, "*/"); i != len(out)-2 {
+			t.Fatalf("quoted reply %q ends its comment at byte %d of %d", out, i, len(out))
+		}
+		var got map[string]string
+		if err := json.Unmarshal([]byte(inner), &got); err != nil {
+			t.Fatalf("quoted reply %q: %v", out, err)
+		}
+		k, v := replaceInvalidUTF8(key), replaceInvalidUTF8(value)
+		if got[k] != v && k != "raw" || got["raw"] != v {
+			t.Fatalf("quoted reply %q decodes to %q, want %q: %q and raw: %q", out, got, k, v, v)
 		}
 	})
 }

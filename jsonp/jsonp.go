@@ -3,6 +3,7 @@
 package jsonp
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
@@ -109,11 +110,14 @@ func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte
 	} else {
 		h.Set("Cache-Control", CacheNone)
 	}
+	// A browser must not run a .json reply as script: with quote_json it
+	// parses as a comment, and a sniffing browser would run what follows.
+	h.Set("X-Content-Type-Options", "nosniff")
+	body = escapeCommentEnds(body)
 	var out []byte
 	switch opts.Format {
 	case JSONP:
 		h.Set("Content-Type", "application/javascript; charset=utf-8")
-		h.Set("X-Content-Type-Options", "nosniff")
 		cb := opts.Callback
 		if cb == "" {
 			cb = DefaultCallback
@@ -136,6 +140,21 @@ func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	return out
 }
+
+// escapeCommentEnds returns body, a JSON value, with every "*/" written
+// "*\/", so that it cannot end the /*-secure- ... */ comment of quoted
+// JSON. In JSON a '*' occurs only inside strings, where "\/" is '/', so the
+// value is unchanged. AppendString writes strings so already; this covers
+// the rest: values encoded by encoding/json, and messages that a store kept
+// from versions that did not escape.
+func escapeCommentEnds(body []byte) []byte {
+	if !bytes.Contains(body, commentEnd) {
+		return body
+	}
+	return bytes.ReplaceAll(body, commentEnd, []byte(`*\/`))
+}
+
+var commentEnd = []byte("*/")
 
 // appendHTTPDate appends t in http.TimeFormat, as t.UTC().Format would for
 // years 0 to 9999, in a few small frames where time's general formatter

@@ -10,8 +10,9 @@ import (
 // at publish) without decoding and encoding them again.
 //
 // Strings are escaped so that the object is safe inside HTML and JavaScript
-// too: '<', '>', '&', U+2028 and U+2029 are written as \u escapes, and
-// invalid UTF-8 as U+FFFD.
+// too: '<', '>', '&', U+2028 and U+2029 are written as \u escapes, a '/'
+// that follows '*' as "\/" (so that no string can end the comment that
+// quoted JSON wraps replies in), and invalid UTF-8 as U+FFFD.
 type Object struct {
 	buf []byte
 }
@@ -79,13 +80,14 @@ func AppendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' &&
+				(c != '/' || i == 0 || s[i-1] != '*') {
 				i++
 				continue
 			}
 			dst = append(dst, s[start:i]...)
 			switch c {
-			case '"', '\\':
+			case '"', '\\', '/':
 				dst = append(dst, '\\', c)
 			case '\n':
 				dst = append(dst, '\\', 'n')

@@ -41,6 +41,8 @@ var hostileStrings = []string{
 	"\\u003c/script>",
 	"*/ alert(1) /*",
 	"/*-secure- */",
+	"*/ document.title='PWNED-'+document.domain; /*",
+	"**/", "*/*/", "*", "/", "a*",
 }
 
 // replaceInvalidUTF8 is s with each invalid byte replaced by U+FFFD, as the
@@ -66,7 +68,7 @@ func checkSafeString(t testing.TB, s string, enc []byte) {
 	if !utf8.Valid(enc) {
 		t.Fatalf("AppendString(%q) = %q: not valid UTF-8", s, enc)
 	}
-	for _, raw := range []string{"<", ">", "&", "\u2028", "\u2029"} {
+	for _, raw := range []string{"<", ">", "&", "\u2028", "\u2029", "*/"} {
 		if bytes.Contains(enc, []byte(raw)) {
 			t.Fatalf("AppendString(%q) = %q: contains raw %q", s, enc, raw)
 		}
@@ -94,6 +96,13 @@ func TestAppendStringExact(t *testing.T) {
 		{"a\xffb\xfe", `"a\ufffdb\ufffd"`},
 		{"é\U0001F600", "\"é\U0001F600\""},
 		{"\x7f", "\"\x7f\""},
+		// A '/' is escaped only where it would end a comment.
+		{"*/", `"*\/"`},
+		{"**/x", `"**\/x"`},
+		{"*/*/", `"*\/*\/"`},
+		{"/*", `"/*"`},
+		{"a/b", `"a/b"`},
+		{"/", `"/"`},
 	}
 	for _, tt := range tests {
 		if got := string(AppendString(nil, tt.in)); got != tt.want {
