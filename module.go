@@ -221,6 +221,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.releaseHeld = sync.OnceFunc(func() { close(h.stopping) })
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		srv.RegisterOnShutdown(h.releaseHeld)
+		h.warnShortWriteTimeouts(srv)
 	}
 	return nil
 }

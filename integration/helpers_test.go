@@ -70,8 +70,14 @@ const globalOptions = `{
 // Caddy, starting it on first use.
 func startCaddy(t *testing.T, sites string) *caddytest.Tester {
 	t.Helper()
+	return startCaddyWith(t, "", sites)
+}
+
+// startCaddyWith is startCaddy with more global options.
+func startCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t)
-	tester.InitServer(globalOptions+sites, "caddyfile")
+	tester.InitServer(strings.TrimSuffix(globalOptions, "}\n")+options+"}\n"+sites, "caddyfile")
 	forgetConnections()
 	return tester
 }

@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A server whose write timeout would cut off the replies of held reads gets
+// a warning when the configuration loads, naming the server and both
+// values; a server that lets them through gets none.
+func TestShortWriteTimeoutWarns(t *testing.T) {
+	tests := []struct {
+		name, timeouts string
+		want           map[string]any // fields of the warning; nil: no warning
+	}{
+		{"write shorter", "write 10s", map[string]any{"write_timeout": 10.0, "http_timeout": 30.0}},
+		{"write within the margin", "write 32s", map[string]any{"write_timeout": 32.0, "http_timeout": 30.0}},
+		{"write_idle with a minimum rate", "write_idle 20s 100", map[string]any{"write_idle_timeout": 20.0, "http_timeout": 30.0}},
+		{"write longer", "write 40s", nil},
+		{"write_idle without a rate", "write_idle 5s", nil},
+		{"none", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			startCaddyWith(t, fmt.Sprintf(`	log {
+		output file %q
+		format json
+		level WARN
+	}
+	servers {
+		timeouts {
+			%s
+		}
+	}
+`, logFile, tt.timeouts), `
+http://127.0.0.1:9080 {
+	bind 127.0.0.1
+	comet {
+		hub timeouts
+		http_timeout 30s
+	}
+}
+`)
+			warnings := logEntries(t, logFile, "the server's timeout ends held reads before http_timeout")
+			if tt.want == nil {
+				if len(warnings) > 0 {
+					t.Fatalf("unexpected warning: %v", warnings)
+				}
+				return
+			}
+			if len(warnings) != 1 {
+				t.Fatalf("got %d warnings, want 1: %v", len(warnings), warnings)
+			}
+			w := warnings[0]
+			if w["server"] != "srv0" {
+				t.Errorf("warning names server %v, want srv0", w["server"])
+			}
+			for k, v := range tt.want {
+				if w[k] != v {
+					t.Errorf("warning has %s = %v, want %v (%v)", k, w[k], v, w)
+				}
+			}
+		})
+	}
+}
+
+// logEntries returns the JSON log entries of file whose message starts
+// with prefix.
+func logEntries(t *testing.T, file, prefix string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if msg, _ := e["msg"].(string); strings.HasPrefix(msg, prefix) {
+			out = append(out, e)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
