@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 	os.Exit(runExclusively(m))
 }
 
+// integrationLock keeps the lock file of runExclusively open for as long as
+// the process lives.
+var integrationLock *os.File
+
 // runExclusively runs the tests while holding a machine-wide lock: the
 // admin port and the site ports are fixed, so two test processes (two
 // packages' worth of `go test`, or two people on one machine) would load
@@ -34,7 +38,12 @@ func runExclusively(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer lock.Close()
+	// The lock is held until the process is gone, never closed (nor
+	// collected) before: this process's Caddy serves its admin endpoint
+	// until then (os.Exit of a -race binary takes a while), and a process
+	// let in earlier would load its configurations into this one's Caddy,
+	// which then goes away under it.
+	integrationLock = lock
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		fmt.Fprintln(os.Stderr, "locking the integration tests:", err)
 		return 1
@@ -73,10 +82,14 @@ func startCaddy(t *testing.T, sites string) *caddytest.Tester {
 	return startCaddyWith(t, "", sites)
 }
 
-// startCaddyWith is startCaddy with more global options.
+// startCaddyWith is startCaddy with more global options. It starts from
+// empty hubs: it first loads a configuration without sites, which closes
+// the hubs of the one before, so that a test does not find what an earlier
+// test (or the same test, under -count) left in a hub of the same name.
 func startCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
+	tester.InitServer(globalOptions, "caddyfile")
 	tester.InitServer(strings.TrimSuffix(globalOptions, "}\n")+options+"}\n"+sites, "caddyfile")
 	forgetConnections()
 	return tester
