@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/simple-comet/caddy-comet/client"
@@ -267,7 +269,23 @@ func (h *Handler) parseRead(w http.ResponseWriter, r *http.Request, channels str
 	}
 	// A since that is not an integer counts as 0, as in the original.
 	rd.req.Since, _ = strconv.ParseInt(form.Get("since"), 10, 64)
+	if h.hub.Config().MaxHeldPerPeer > 0 {
+		rd.req.Peer = clientIP(r)
+	}
 	return rd
+}
+
+// clientIP is the request's client address as Caddy determined it (so
+// trusted_proxies apply), or its peer's address outside a Caddy server.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // readBody encodes a read's reply.

@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_message_size         <size>
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
+//		max_held_per_ip          <n>
 //		allow                    <operation...>
 //		store                    <module> [<args...>] [{ ... }]
 //	}
@@ -110,6 +111,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.MaxHeldConnections = &n
+		case "max_held_per_ip":
+			var n int
+			if err := parseInt(d, &n, 0); err != nil {
+				return err
+			}
+			h.MaxHeldPerIP = &n
 		case "allow":
 			h.Allow = d.RemainingArgs()
 			if len(h.Allow) == 0 {

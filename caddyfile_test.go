@@ -88,6 +88,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 		// 0 means "no limit" and must be kept apart from "not set".
 		{"max_held_connections 0", []string{"max_held_connections 0"}, `{"handler":"comet","max_held_connections":0}`},
 		{"max_held_connections", []string{"max_held_connections 10000"}, `{"handler":"comet","max_held_connections":10000}`},
+		{"max_held_per_ip 0", []string{"max_held_per_ip 0"}, `{"handler":"comet","max_held_per_ip":0}`},
+		{"max_held_per_ip", []string{"max_held_per_ip 20"}, `{"handler":"comet","max_held_per_ip":20}`},
 		{"allow one", []string{"allow subscribe"}, `{"handler":"comet","allow":["subscribe"]}`},
 		{"allow private", []string{"allow publish manage status"}, `{"handler":"comet","allow":["publish","manage","status"]}`},
 		{"allow all", []string{"allow subscribe publish manage status"}, `{"handler":"comet","allow":["subscribe","publish","manage","status"]}`},
@@ -103,11 +105,12 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"max_message_size 64KiB",
 			"max_channels_per_read 64",
 			"max_held_connections 0",
+			"max_held_per_ip 0",
 			"allow subscribe publish manage status",
 			"store memory",
 		}, `{"handler":"comet","hub":"default","http_timeout":30000000000,"session_timeout":60000000000,
 			"inactive_channel_timeout":90000000000,"messages_per_channel":100,"quote_json":true,"enable_status":true,
-			"max_message_size":65536,"max_channels_per_read":64,"max_held_connections":0,
+			"max_message_size":65536,"max_channels_per_read":64,"max_held_connections":0,"max_held_per_ip":0,
 			"allow":["subscribe","publish","manage","status"],"store":{"store":"memory"}}`},
 	}
 	for _, tt := range tests {
@@ -131,6 +134,7 @@ func TestCaddyfileAdaptedConfigProvisions(t *testing.T) {
 		"max_message_size 1MB",
 		"max_channels_per_read 64",
 		"max_held_connections 0",
+		"max_held_per_ip 4",
 		"allow subscribe publish manage status",
 		"store memory",
 	)
@@ -185,6 +189,7 @@ func TestCaddyfileJSONRoundTrip(t *testing.T) {
 			"max_message_size 1MB",
 			"max_channels_per_read 64",
 			"max_held_connections 0",
+			"max_held_per_ip 4",
 			"allow subscribe publish",
 			"store memory",
 		},
@@ -275,6 +280,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"messages_per_channel extra", "comet {\n\tmessages_per_channel 1 2\n}", 2, "wrong argument count"},
 		{"max_channels_per_read 0", "comet {\n\tmax_channels_per_read 0\n}", 2, "max_channels_per_read: want an integer of at least 1"},
 		{"max_held_connections negative", "comet {\n\tmax_held_connections -1\n}", 2, "max_held_connections: want an integer of at least 0"},
+		{"max_held_per_ip negative", "comet {\n\tmax_held_per_ip -1\n}", 2, "max_held_per_ip: want an integer of at least 0"},
 		{"bad size", "comet {\n\tmax_message_size lots\n}", 2, `max_message_size: invalid size "lots"`},
 		{"size zero", "comet {\n\tmax_message_size 0\n}", 2, `max_message_size: invalid size "0"`},
 		{"negative size", "comet {\n\tmax_message_size -1KB\n}", 2, `max_message_size: invalid size "-1KB"`},

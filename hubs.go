@@ -116,6 +116,7 @@ type hubSettings struct {
 	MaxMessageSize         int64
 	MaxChannelsPerRead     int
 	MaxHeldConnections     *int
+	MaxHeldPerIP           *int
 }
 
 func (s hubSettings) config() hub.Config {
@@ -134,6 +135,9 @@ func (s hubSettings) config() hub.Config {
 	}
 	if s.MaxHeldConnections != nil {
 		c.MaxHeldConnections = *s.MaxHeldConnections
+	}
+	if s.MaxHeldPerIP != nil {
+		c.MaxHeldPerPeer = *s.MaxHeldPerIP
 	}
 	return c
 }
@@ -168,6 +172,9 @@ func (s hubSettings) merge(o hubSettings) (hubSettings, error) {
 	}
 	if pick("max_held_connections", deref(s.MaxHeldConnections), deref(o.MaxHeldConnections), s.MaxHeldConnections != nil, o.MaxHeldConnections != nil) {
 		s.MaxHeldConnections = o.MaxHeldConnections
+	}
+	if pick("max_held_per_ip", deref(s.MaxHeldPerIP), deref(o.MaxHeldPerIP), s.MaxHeldPerIP != nil, o.MaxHeldPerIP != nil) {
+		s.MaxHeldPerIP = o.MaxHeldPerIP
 	}
 	return s, err
 }

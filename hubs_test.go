@@ -25,6 +25,7 @@ func TestHubSettingsMerge(t *testing.T) {
 		MaxMessageSize:         1024,
 		MaxChannelsPerRead:     3,
 		MaxHeldConnections:     ptr(7),
+		MaxHeldPerIP:           ptr(8),
 	}
 	tests := []struct {
 		name string
@@ -75,6 +76,7 @@ func TestHubSettingsMergeConflicts(t *testing.T) {
 		{"max_message_size", hubSettings{MaxMessageSize: 1 << 10}, hubSettings{MaxMessageSize: 1 << 20}, "1024 and 1048576"},
 		{"max_channels_per_read", hubSettings{MaxChannelsPerRead: 64}, hubSettings{MaxChannelsPerRead: 1}, "64 and 1"},
 		{"max_held_connections", hubSettings{MaxHeldConnections: ptr(0)}, hubSettings{MaxHeldConnections: ptr(5)}, "0 and 5"},
+		{"max_held_per_ip", hubSettings{MaxHeldPerIP: ptr(0)}, hubSettings{MaxHeldPerIP: ptr(5)}, "0 and 5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {
@@ -100,8 +102,8 @@ func TestHubSettingsConfig(t *testing.T) {
 	if n := got.Normalize(); n.InactiveChannelTimeout >= 0 {
 		t.Errorf("inactive_channel_timeout 0 normalizes to %v, want expiry off", n.InactiveChannelTimeout)
 	}
-	got = (hubSettings{InactiveChannelTimeout: ptr(time.Minute), MaxHeldConnections: ptr(3)}).config()
-	if got.InactiveChannelTimeout != time.Minute || got.MaxHeldConnections != 3 {
+	got = (hubSettings{InactiveChannelTimeout: ptr(time.Minute), MaxHeldConnections: ptr(3), MaxHeldPerIP: ptr(2)}).config()
+	if got.InactiveChannelTimeout != time.Minute || got.MaxHeldConnections != 3 || got.MaxHeldPerPeer != 2 {
 		t.Errorf("got %+v", got)
 	}
 }

@@ -107,6 +107,7 @@ func (a *App) Cleanup() error {
 //		max_message_size         <size>
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
+//		max_held_per_ip          <n>
 //		allow                    <subscribe|publish|manage|status...>
 //		store                    <module> ...
 //	}
@@ -151,6 +152,12 @@ type Handler struct {
 	// MaxHeldConnections is the most reads the hub holds at once on this
 	// server; reads beyond it get 503. 0 means no limit. Default: 0.
 	MaxHeldConnections *int `json:"max_held_connections,omitempty"`
+
+	// MaxHeldPerIP is the most reads the hub holds at once on this server
+	// for one client IP address (Caddy's client IP, so trusted_proxies
+	// apply); that client's reads beyond it get 503. Clients behind one NAT
+	// or proxy share an address. 0 means no limit. Default: 0.
+	MaxHeldPerIP *int `json:"max_held_per_ip,omitempty"`
 
 	// Allow lists the operations this route serves: subscribe, publish,
 	// manage, status. Others get 403. Default: all of them.
@@ -251,6 +258,8 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("max_channels_per_read must not be negative")
 	case h.MaxHeldConnections != nil && *h.MaxHeldConnections < 0:
 		return fmt.Errorf("max_held_connections must not be negative")
+	case h.MaxHeldPerIP != nil && *h.MaxHeldPerIP < 0:
+		return fmt.Errorf("max_held_per_ip must not be negative")
 	}
 	return nil
 }
@@ -263,6 +272,7 @@ func (h *Handler) settings() hubSettings {
 		MaxMessageSize:     h.MaxMessageSize,
 		MaxChannelsPerRead: h.MaxChannelsPerRead,
 		MaxHeldConnections: h.MaxHeldConnections,
+		MaxHeldPerIP:       h.MaxHeldPerIP,
 	}
 	if h.InactiveChannelTimeout != nil {
 		d := timeDuration(*h.InactiveChannelTimeout)

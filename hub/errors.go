@@ -69,6 +69,7 @@ var (
 	ErrUnregisteredClient = &Error{Code: CodeUnregistered, Message: "Unregistered client_id"}
 	ErrStoreUnavailable   = &Error{Code: CodeUnavailable, Message: "Store unavailable"}
 	ErrTooManyHeld        = &Error{Code: CodeOverloaded, Message: "Too many held connections"}
+	ErrTooManyHeldByPeer  = &Error{Code: CodeOverloaded, Message: "Too many held connections from one address"}
 )
 
 // AsError returns err as an API error: itself when it is one, and

@@ -45,6 +45,11 @@ type Config struct {
 	// MaxHeldConnections is the most reads held at once; reads beyond it
 	// get ErrTooManyHeld. Default: 0, no limit.
 	MaxHeldConnections int `json:"max_held_connections,omitempty"`
+
+	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
+	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
+	// peer are not counted. Default: 0, no limit.
+	MaxHeldPerPeer int `json:"max_held_per_peer,omitempty"`
 }
 
 // Defaults of Config.
@@ -105,6 +110,7 @@ type Hub struct {
 	deadlines *deadlines
 	stats     Stats
 	held      atomic.Int64
+	heldBy    *heldByPeer
 
 	stopMaintenance chan struct{}
 	maintenanceDone chan struct{}
@@ -117,6 +123,7 @@ func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub,
 	h := &Hub{
 		waiters:         newWaiters(),
 		flights:         newFlights(),
+		heldBy:          newHeldByPeer(),
 		deadlines:       newDeadlines(100 * time.Millisecond),
 		stopMaintenance: make(chan struct{}),
 		maintenanceDone: make(chan struct{}),

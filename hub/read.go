@@ -18,6 +18,9 @@ type ReadRequest struct {
 	HasClientID bool
 	// Since is the last id the reader has seen.
 	Since int64
+	// Peer is who holds the read, for Config.MaxHeldPerPeer: to the Caddy
+	// handler, the client's IP address. Empty: not counted.
+	Peer string
 }
 
 // Reply is the answer to a read.
@@ -129,6 +132,12 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		reply.reset()
 		return ErrTooManyHeld
 	}
+	if cfg.MaxHeldPerPeer > 0 && req.Peer != "" {
+		if err := h.holdForPeer(w, req.Peer, cfg.MaxHeldPerPeer); err != nil {
+			reply.reset()
+			return err
+		}
+	}
 	timeout := h.deadlines.after(cfg.HTTPTimeout)
 	for {
 		if reply.Reason = h.wait(ctx, w, timeout, stop); reply.Reason != lookAgain {
@@ -173,7 +182,27 @@ func (h *Hub) release(w *waiter) {
 	if w.held {
 		h.held.Add(-1)
 	}
+	if w.peer != "" {
+		h.heldBy.release(w.peer)
+	}
 }
+
+// holdForPeer counts w as held by peer, or refuses it when peer holds limit
+// reads already. It is a call of its own, so that the check costs a held
+// read's stack nothing when the limit is off.
+//
+//go:noinline
+func (h *Hub) holdForPeer(w *waiter, peer string, limit int) error {
+	if !h.heldBy.acquire(peer, limit) {
+		return ErrTooManyHeldByPeer.With(fmt.Sprintf("at most %d", limit))
+	}
+	w.peer = peer
+	return nil
+}
+
+// HeldBy returns how many reads peer holds, as counted for
+// Config.MaxHeldPerPeer (reads are counted only while it is set).
+func (h *Hub) HeldBy(peer string) int { return h.heldBy.count(peer) }
 
 // reset zeroes r field by field, which takes no temporary on the stack as
 // *r = Reply{} does.

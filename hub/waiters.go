@@ -23,7 +23,8 @@ type waiter struct {
 	q    ReadQuery
 	key  string // flightKey(q)
 	exp  Expiry
-	held bool // counted in Hub.held
+	held bool   // counted in Hub.held
+	peer string // counted in Hub.heldBy under this peer
 }
 
 const (

@@ -258,3 +258,54 @@ func (s *suite) testMaxHeld(t *testing.T) {
 		}
 	}
 }
+
+// max_held_per_peer: a peer's reads up to the limit are held, one more is
+// refused at once while other peers' reads and reads without a peer are
+// held, a released slot is free again, and nothing stays counted once the
+// reads end.
+func (s *suite) testMaxHeldPerPeer(t *testing.T) {
+	h := s.newHub(t, hub.Config{HTTPTimeout: longHold, MaxHeldPerPeer: 2})
+	mustRegister(t, h, "a", false, 10)
+	mustRegister(t, h, "full", false, 10)
+	mFull := mustPublish(t, h, "full", "x")
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	defer cancel1()
+	first := startRead(ctx1, h, hub.ReadRequest{Channels: "a", Peer: "192.0.2.1"}, nil)
+	second := startRead(context.Background(), h, hub.ReadRequest{Channels: "a", Peer: "192.0.2.1"}, nil)
+	other := startRead(context.Background(), h, hub.ReadRequest{Channels: "a", Peer: "192.0.2.2"}, nil)
+	anonymous := startRead(context.Background(), h, hub.ReadRequest{Channels: "a"}, nil)
+	waitHeld(t, h, 4)
+
+	_, err := read(h, hub.ReadRequest{Channels: "a", Peer: "192.0.2.1"}, patience)
+	wantErr(t, "read over the peer's limit", err, hub.ErrTooManyHeldByPeer, "at most 2")
+	if n, byPeer := h.Held(), h.HeldBy("192.0.2.1"); n != 4 || byPeer != 2 {
+		t.Fatalf("after a refused read: %d held, %d by the peer; want 4 and 2", n, byPeer)
+	}
+	r := mustRead(t, h, hub.ReadRequest{Channels: "full", Peer: "192.0.2.1"})
+	if got, _ := messagesOf(r, "full"); !slices.Equal(ids(got), []int64{mFull.ID}) {
+		t.Fatalf("read with messages at the limit: %v, want [%d]", ids(got), mFull.ID)
+	}
+
+	cancel1()
+	if r, err := first.wait(t); err != nil || r.Reason != hub.ReleasedCanceled {
+		t.Fatalf("canceled read: %s, %v", r.Reason, err)
+	}
+	waitHeld(t, h, 3)
+	third := startRead(context.Background(), h, hub.ReadRequest{Channels: "a", Peer: "192.0.2.1"}, nil)
+	waitHeld(t, h, 4)
+
+	m := mustPublish(t, h, "a", "for all")
+	for name, p := range map[string]pending{"second": second, "third": third, "other": other, "anonymous": anonymous} {
+		r, err := p.wait(t)
+		if err != nil {
+			t.Fatalf("%s read: %v", name, err)
+		}
+		if got, _ := messagesOf(r, "a"); !slices.Equal(ids(got), []int64{m.ID}) {
+			t.Fatalf("%s read: %v, want [%d]", name, ids(got), m.ID)
+		}
+	}
+	waitHeld(t, h, 0)
+	if a, b := h.HeldBy("192.0.2.1"), h.HeldBy("192.0.2.2"); a != 0 || b != 0 {
+		t.Fatalf("reads still counted after they ended: %d and %d", a, b)
+	}
+}

@@ -127,6 +127,7 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"HeldReadTimeout", s.testHeldReadTimeout},
 		{"HeldReadStopped", s.testHeldReadStopped},
 		{"MaxHeldConnections", s.testMaxHeld},
+		{"MaxHeldPerPeer", s.testMaxHeldPerPeer},
 		{"Status", s.testStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
