@@ -14,11 +14,11 @@ import (
 
 // listen holds the store's one subscription to the hub's events channel and
 // turns every event into a Notify. It closes ready when the first
-// subscription is confirmed. Whenever the subscription is lost it tells the
-// hub (EventResync, so that held reads look again now instead of waiting for
-// a wake-up that cannot come) and subscribes again; once the new subscription
-// is confirmed it sends EventResync again, because events published in
-// between were missed. The last error is kept in lastErr for Open. It runs
+// subscription is confirmed. When a confirmed subscription is lost it tells
+// the hub once (EventResync, so that held reads look again now instead of
+// waiting for a wake-up that cannot come) and subscribes again until it
+// works; once the new subscription is confirmed it sends EventResync again,
+// because events published in between were missed. The last error is kept in lastErr for Open. It runs
 // until ctx ends.
 func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atomic.Pointer[error]) {
 	defer close(s.listening)
@@ -56,10 +56,11 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 		if ctx.Err() != nil {
 			return
 		}
+		lost := false
 		select {
 		case <-confirmed:
 			// It worked for a while: back off afresh.
-			backoff = minBackoff
+			lost, backoff = true, minBackoff
 		default:
 		}
 		if err == nil {
@@ -68,7 +69,9 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 		err = fmt.Errorf("subscription to %s lost: %w", s.keys.events(), err)
 		lastErr.Store(&err)
 		s.health.failed(err)
-		if subscribed.Load() {
+		// Once per loss, not at every failed attempt to subscribe again:
+		// the hub's next EventResync must mean the subscription is back.
+		if lost {
 			s.notify(hub.Event{Kind: hub.EventResync})
 		}
 		t := time.NewTimer(backoff)
