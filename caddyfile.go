@@ -40,6 +40,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
 //		max_held_per_ip          <n>
+//		max_channels             <n>
+//		max_clients              <n>
+//		max_retained_messages    <n>
 //		allow                    <operation...>
 //		store                    <module> [<args...>] [{ ... }]
 //	}
@@ -117,6 +120,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.MaxHeldPerIP = &n
+		case "max_channels":
+			var n int
+			if err := parseInt(d, &n, 0); err != nil {
+				return err
+			}
+			h.MaxChannels = &n
+		case "max_clients":
+			var n int
+			if err := parseInt(d, &n, 0); err != nil {
+				return err
+			}
+			h.MaxClients = &n
+		case "max_retained_messages":
+			if err := parseInt(d, &h.MaxRetainedMessages, 1); err != nil {
+				return err
+			}
 		case "allow":
 			h.Allow = d.RemainingArgs()
 			if len(h.Allow) == 0 {

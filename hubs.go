@@ -40,6 +40,9 @@ func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store fu
 				name, storeLabel(use.storeRaw), storeLabel(storeRaw))
 		}
 		merged, err := use.settings.merge(s)
+		if err == nil {
+			err = merged.check()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("hub %q: %w", name, err)
 		}
@@ -48,6 +51,9 @@ func (a *App) hub(name string, s hubSettings, storeRaw json.RawMessage, store fu
 		return use.hub, nil
 	}
 
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("hub %q: %w", name, err)
+	}
 	opener, err := store()
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: loading store: %w", name, err)
@@ -117,6 +123,9 @@ type hubSettings struct {
 	MaxChannelsPerRead     int
 	MaxHeldConnections     *int
 	MaxHeldPerIP           *int
+	MaxChannels            *int
+	MaxClients             *int
+	MaxRetainedMessages    int
 }
 
 func (s hubSettings) config() hub.Config {
@@ -139,6 +148,9 @@ func (s hubSettings) config() hub.Config {
 	if s.MaxHeldPerIP != nil {
 		c.MaxHeldPerPeer = *s.MaxHeldPerIP
 	}
+	c.MaxChannels = hubLimit(s.MaxChannels)
+	c.MaxClients = hubLimit(s.MaxClients)
+	c.MaxRetainedMessages = s.MaxRetainedMessages
 	return c
 }
 
@@ -176,7 +188,38 @@ func (s hubSettings) merge(o hubSettings) (hubSettings, error) {
 	if pick("max_held_per_ip", deref(s.MaxHeldPerIP), deref(o.MaxHeldPerIP), s.MaxHeldPerIP != nil, o.MaxHeldPerIP != nil) {
 		s.MaxHeldPerIP = o.MaxHeldPerIP
 	}
+	if pick("max_channels", deref(s.MaxChannels), deref(o.MaxChannels), s.MaxChannels != nil, o.MaxChannels != nil) {
+		s.MaxChannels = o.MaxChannels
+	}
+	if pick("max_clients", deref(s.MaxClients), deref(o.MaxClients), s.MaxClients != nil, o.MaxClients != nil) {
+		s.MaxClients = o.MaxClients
+	}
+	if pick("max_retained_messages", s.MaxRetainedMessages, o.MaxRetainedMessages, s.MaxRetainedMessages != 0, o.MaxRetainedMessages != 0) {
+		s.MaxRetainedMessages = o.MaxRetainedMessages
+	}
 	return s, err
+}
+
+// hubLimit is a hub size limit as hub.Config takes it: unset (nil) takes
+// the hub's default, and 0, no limit, is negative there.
+func hubLimit(n *int) int {
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return -1
+	}
+	return *n
+}
+
+// check refuses settings that contradict each other once the routes of a
+// hub are merged.
+func (s hubSettings) check() error {
+	cfg := s.config().Normalize()
+	if cfg.MessagesPerChannel > cfg.MaxRetainedMessages {
+		return fmt.Errorf("messages_per_channel %d is over max_retained_messages %d", cfg.MessagesPerChannel, cfg.MaxRetainedMessages)
+	}
+	return nil
 }
 
 func deref[T any](p *T) T {

@@ -3,6 +3,7 @@ package comet
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ func TestHubSettingsMerge(t *testing.T) {
 		MaxChannelsPerRead:     3,
 		MaxHeldConnections:     ptr(7),
 		MaxHeldPerIP:           ptr(8),
+		MaxChannels:            ptr(0),
+		MaxClients:             ptr(9),
+		MaxRetainedMessages:    10,
 	}
 	tests := []struct {
 		name string
@@ -77,6 +81,9 @@ func TestHubSettingsMergeConflicts(t *testing.T) {
 		{"max_channels_per_read", hubSettings{MaxChannelsPerRead: 64}, hubSettings{MaxChannelsPerRead: 1}, "64 and 1"},
 		{"max_held_connections", hubSettings{MaxHeldConnections: ptr(0)}, hubSettings{MaxHeldConnections: ptr(5)}, "0 and 5"},
 		{"max_held_per_ip", hubSettings{MaxHeldPerIP: ptr(0)}, hubSettings{MaxHeldPerIP: ptr(5)}, "0 and 5"},
+		{"max_channels", hubSettings{MaxChannels: ptr(0)}, hubSettings{MaxChannels: ptr(5)}, "0 and 5"},
+		{"max_clients", hubSettings{MaxClients: ptr(10)}, hubSettings{MaxClients: ptr(0)}, "10 and 0"},
+		{"max_retained_messages", hubSettings{MaxRetainedMessages: 10}, hubSettings{MaxRetainedMessages: 20}, "10 and 20"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {
@@ -318,4 +325,44 @@ func validateCaddyfile(t *testing.T, text string) error {
 	// Keep Caddy's storage (locks, certificates) out of $HOME.
 	cfg.StorageRaw = caddyconfig.JSONModuleObject(map[string]string{"root": t.TempDir()}, "module", "file_system", nil)
 	return caddy.Validate(&cfg)
+}
+
+// Hub sizes: unset takes the hub's default, 0 is no limit.
+func TestHubSettingsLimits(t *testing.T) {
+	cfg := (hubSettings{}).config().Normalize()
+	if cfg.MaxChannels != hub.DefaultMaxChannels || cfg.MaxClients != hub.DefaultMaxClients || cfg.MaxRetainedMessages != hub.DefaultMaxRetainedMessages {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	cfg = (hubSettings{MaxChannels: ptr(0), MaxClients: ptr(0)}).config().Normalize()
+	if cfg.MaxChannels >= 0 || cfg.MaxClients >= 0 {
+		t.Errorf("0 gives %d and %d, want no limit (negative)", cfg.MaxChannels, cfg.MaxClients)
+	}
+	cfg = (hubSettings{MaxChannels: ptr(3), MaxClients: ptr(4), MaxRetainedMessages: 5, MessagesPerChannel: 5}).config().Normalize()
+	if cfg.MaxChannels != 3 || cfg.MaxClients != 4 || cfg.MaxRetainedMessages != 5 {
+		t.Errorf("set: %+v", cfg)
+	}
+}
+
+// messages_per_channel may not exceed max_retained_messages, set or by
+// default, on one route or across the routes of a hub.
+func TestHubSettingsCheck(t *testing.T) {
+	for _, tt := range []struct {
+		s    hubSettings
+		want string
+	}{
+		{hubSettings{}, ""},
+		{hubSettings{MessagesPerChannel: 1000}, ""},
+		{hubSettings{MessagesPerChannel: 1001}, "messages_per_channel 1001 is over max_retained_messages 1000"},
+		{hubSettings{MaxRetainedMessages: 50}, "messages_per_channel 100 is over max_retained_messages 50"},
+		{hubSettings{MaxRetainedMessages: 50, MessagesPerChannel: 50}, ""},
+	} {
+		err := tt.s.check()
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("check(%+v) = %v, want %q", tt.s, err, tt.want)
+		}
+	}
+	merged, err := (hubSettings{MaxRetainedMessages: 50, MessagesPerChannel: 10}).merge(hubSettings{MessagesPerChannel: 10})
+	if err != nil || merged.check() != nil {
+		t.Errorf("merged settings: %v, %v", err, merged.check())
+	}
 }

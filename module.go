@@ -108,6 +108,9 @@ func (a *App) Cleanup() error {
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
 //		max_held_per_ip          <n>
+//		max_channels             <n>
+//		max_clients              <n>
+//		max_retained_messages    <n>
 //		allow                    <subscribe|publish|manage|status...>
 //		store                    <module> ...
 //	}
@@ -152,6 +155,21 @@ type Handler struct {
 	// MaxHeldConnections is the most reads the hub holds at once on this
 	// server; reads beyond it get 503. 0 means no limit. Default: 0.
 	MaxHeldConnections *int `json:"max_held_connections,omitempty"`
+
+	// MaxChannels is the most live channels the hub holds; registering
+	// more is refused (-1 "Too many channels: at most N"). 0 means no limit.
+	// Default: 100000.
+	MaxChannels *int `json:"max_channels,omitempty"`
+
+	// MaxClients is the most live session clients the hub holds;
+	// registering more is refused (-1 "Too many clients: at most N"). 0
+	// means no limit. Default: 100000.
+	MaxClients *int `json:"max_clients,omitempty"`
+
+	// MaxRetainedMessages is the largest max_messages a channel may be
+	// registered with; messages_per_channel may not exceed it. Default:
+	// 1000.
+	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
 
 	// MaxHeldPerIP is the most reads the hub holds at once on this server
 	// for one client IP address (Caddy's client IP, so trusted_proxies
@@ -260,19 +278,28 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("max_held_connections must not be negative")
 	case h.MaxHeldPerIP != nil && *h.MaxHeldPerIP < 0:
 		return fmt.Errorf("max_held_per_ip must not be negative")
+	case h.MaxChannels != nil && *h.MaxChannels < 0:
+		return fmt.Errorf("max_channels must not be negative")
+	case h.MaxClients != nil && *h.MaxClients < 0:
+		return fmt.Errorf("max_clients must not be negative")
+	case h.MaxRetainedMessages < 0:
+		return fmt.Errorf("max_retained_messages must not be negative")
 	}
 	return nil
 }
 
 func (h *Handler) settings() hubSettings {
 	s := hubSettings{
-		HTTPTimeout:        timeDuration(h.HTTPTimeout),
-		SessionTimeout:     timeDuration(h.SessionTimeout),
-		MessagesPerChannel: h.MessagesPerChannel,
-		MaxMessageSize:     h.MaxMessageSize,
-		MaxChannelsPerRead: h.MaxChannelsPerRead,
-		MaxHeldConnections: h.MaxHeldConnections,
-		MaxHeldPerIP:       h.MaxHeldPerIP,
+		HTTPTimeout:         timeDuration(h.HTTPTimeout),
+		SessionTimeout:      timeDuration(h.SessionTimeout),
+		MessagesPerChannel:  h.MessagesPerChannel,
+		MaxMessageSize:      h.MaxMessageSize,
+		MaxChannelsPerRead:  h.MaxChannelsPerRead,
+		MaxHeldConnections:  h.MaxHeldConnections,
+		MaxHeldPerIP:        h.MaxHeldPerIP,
+		MaxChannels:         h.MaxChannels,
+		MaxClients:          h.MaxClients,
+		MaxRetainedMessages: h.MaxRetainedMessages,
 	}
 	if h.InactiveChannelTimeout != nil {
 		d := timeDuration(*h.InactiveChannelTimeout)

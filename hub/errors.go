@@ -70,6 +70,8 @@ var (
 	ErrStoreUnavailable   = &Error{Code: CodeUnavailable, Message: "Store unavailable"}
 	ErrTooManyHeld        = &Error{Code: CodeOverloaded, Message: "Too many held connections"}
 	ErrTooManyHeldByPeer  = &Error{Code: CodeOverloaded, Message: "Too many held connections from one address"}
+	ErrHubChannelLimit    = &Error{Code: CodeBadRequest, Message: "Too many channels"}
+	ErrHubClientLimit     = &Error{Code: CodeBadRequest, Message: "Too many clients"}
 )
 
 // AsError returns err as an API error: itself when it is one, and

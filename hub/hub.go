@@ -46,6 +46,19 @@ type Config struct {
 	// get ErrTooManyHeld. Default: 0, no limit.
 	MaxHeldConnections int `json:"max_held_connections,omitempty"`
 
+	// MaxChannels is the most live channels the hub holds; registering more
+	// gets ErrHubChannelLimit. Default: 100,000. Negative: no limit.
+	MaxChannels int `json:"max_channels,omitempty"`
+
+	// MaxClients is the most live session clients the hub holds;
+	// registering more gets ErrHubClientLimit. Default: 100,000. Negative:
+	// no limit.
+	MaxClients int `json:"max_clients,omitempty"`
+
+	// MaxRetainedMessages is the largest max_messages a channel may be
+	// registered with. Default: 1,000.
+	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
+
 	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
 	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
 	// peer are not counted. Default: 0, no limit.
@@ -60,6 +73,9 @@ const (
 	DefaultMessagesPerChannel     = 100
 	DefaultMaxMessageSize         = 64 << 10
 	DefaultMaxChannelsPerRead     = 64
+	DefaultMaxChannels            = 100_000
+	DefaultMaxClients             = 100_000
+	DefaultMaxRetainedMessages    = 1_000
 )
 
 // Normalize returns c with defaults in place of zero values.
@@ -82,8 +98,20 @@ func (c Config) Normalize() Config {
 	if c.MaxChannelsPerRead <= 0 {
 		c.MaxChannelsPerRead = DefaultMaxChannelsPerRead
 	}
+	if c.MaxChannels == 0 {
+		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	if c.MaxRetainedMessages <= 0 {
+		c.MaxRetainedMessages = DefaultMaxRetainedMessages
+	}
 	return c
 }
+
+// limit is a limit of Config as a store takes it: 0 for none.
+func limit(n int) int { return max(n, 0) }
 
 func (c Config) expiry() Expiry {
 	e := Expiry{SessionTimeout: c.SessionTimeout}
@@ -197,8 +225,14 @@ func (h *Hub) RegisterChannel(ctx context.Context, id string, useSessions bool, 
 	if maxMessages == 0 {
 		maxMessages = cfg.MessagesPerChannel
 	}
-	spec := ChannelSpec{ID: id, UseSessions: useSessions, MaxMessages: maxMessages}
+	if maxMessages > cfg.MaxRetainedMessages {
+		return ErrInvalidMaxMessages.With(fmt.Sprintf("at most %d", cfg.MaxRetainedMessages))
+	}
+	spec := ChannelSpec{ID: id, UseSessions: useSessions, MaxMessages: maxMessages, MaxChannels: limit(cfg.MaxChannels)}
 	if err := h.store.CreateChannel(ctx, spec, cfg.expiry()); err != nil {
+		if errors.Is(err, ErrHubChannelLimit) {
+			return ErrHubChannelLimit.With(fmt.Sprintf("at most %d", spec.MaxChannels))
+		}
 		return wrapStore(err, "registering channel %q", id)
 	}
 	return nil
@@ -239,7 +273,12 @@ func (h *Hub) RegisterClient(ctx context.Context, id string) error {
 	if err := ValidateClientID(id); err != nil {
 		return err
 	}
-	if err := h.store.CreateClient(ctx, id, h.config.Load().expiry()); err != nil {
+	cfg := h.config.Load()
+	spec := ClientSpec{ID: id, MaxClients: limit(cfg.MaxClients)}
+	if err := h.store.CreateClient(ctx, spec, cfg.expiry()); err != nil {
+		if errors.Is(err, ErrHubClientLimit) {
+			return ErrHubClientLimit.With(fmt.Sprintf("at most %d", spec.MaxClients))
+		}
 		return wrapStore(err, "registering client %q", id)
 	}
 	return nil

@@ -18,6 +18,9 @@ func TestConfigNormalize(t *testing.T) {
 		MessagesPerChannel:     hub.DefaultMessagesPerChannel,
 		MaxMessageSize:         hub.DefaultMaxMessageSize,
 		MaxChannelsPerRead:     hub.DefaultMaxChannelsPerRead,
+		MaxChannels:            hub.DefaultMaxChannels,
+		MaxClients:             hub.DefaultMaxClients,
+		MaxRetainedMessages:    hub.DefaultMaxRetainedMessages,
 	}
 	set := hub.Config{
 		HTTPTimeout:            time.Second,
@@ -27,8 +30,14 @@ func TestConfigNormalize(t *testing.T) {
 		MaxMessageSize:         5,
 		MaxChannelsPerRead:     6,
 		MaxHeldConnections:     7,
+		MaxChannels:            8,
+		MaxClients:             9,
+		MaxRetainedMessages:    10,
+		MaxHeldPerPeer:         11,
 	}
 	offExpiry := defaults
+	unlimited := defaults
+	unlimited.MaxChannels, unlimited.MaxClients = -1, -1
 	offExpiry.InactiveChannelTimeout = -1
 	cases := []struct {
 		name string
@@ -36,7 +45,10 @@ func TestConfigNormalize(t *testing.T) {
 		want hub.Config
 	}{
 		{"zero takes the defaults", hub.Config{}, defaults},
-		{"negatives take the defaults", hub.Config{HTTPTimeout: -1, SessionTimeout: -1, MessagesPerChannel: -1, MaxMessageSize: -1, MaxChannelsPerRead: -1}, defaults},
+		{"negatives take the defaults", hub.Config{HTTPTimeout: -1, SessionTimeout: -1, MessagesPerChannel: -1, MaxMessageSize: -1,
+			MaxChannelsPerRead: -1, MaxRetainedMessages: -1}, defaults},
+		// Negative hub sizes are how the API says "no limit".
+		{"negative hub sizes are no limit", hub.Config{MaxChannels: -1, MaxClients: -1}, unlimited},
 		{"set values stay", set, set},
 		// A negative inactive_channel_timeout is how the API says "never".
 		{"negative channel expiry is off", hub.Config{InactiveChannelTimeout: -1}, offExpiry},

@@ -92,6 +92,12 @@ func (s *MemoryStore) CreateChannel(_ context.Context, spec ChannelSpec, exp Exp
 	if s.channel(spec.ID, now, exp) != nil {
 		return ErrChannelExists
 	}
+	// Channels that expired but are not swept yet still count: the hub
+	// sweeps every third of inactive_channel_timeout, so a full hub takes
+	// new channels again at most that much after old ones expire.
+	if _, replaces := s.channels[spec.ID]; !replaces && spec.MaxChannels > 0 && len(s.channels) >= spec.MaxChannels {
+		return ErrHubChannelLimit
+	}
 	c := &memChannel{spec: spec, clients: make(map[string]struct{})}
 	c.lastActive.Store(now.UnixNano())
 	s.channels[spec.ID] = c
@@ -141,16 +147,20 @@ func (s *MemoryStore) Publish(_ context.Context, channel string, encoded []byte,
 }
 
 // CreateClient implements Store.
-func (s *MemoryStore) CreateClient(_ context.Context, id string, exp Expiry) error {
+func (s *MemoryStore) CreateClient(_ context.Context, spec ClientSpec, exp Expiry) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.client(id, now, exp) != nil {
+	if s.client(spec.ID, now, exp) != nil {
 		return ErrClientExists
+	}
+	// Expired clients not swept yet count, as channels do in CreateChannel.
+	if _, replaces := s.clients[spec.ID]; !replaces && spec.MaxClients > 0 && len(s.clients) >= spec.MaxClients {
+		return ErrHubClientLimit
 	}
 	cl := &memClient{}
 	cl.lastSeen.Store(now.UnixNano())
-	s.clients[id] = cl
+	s.clients[spec.ID] = cl
 	return nil
 }
 

@@ -70,7 +70,7 @@ func TestMemorySweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateClient(ctx, "gone", exp); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "gone"}, exp); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := storeRead(s, hub.ReadQuery{Channels: []string{"old", "new"}, ClientID: "gone"}, exp); err != nil {
@@ -80,7 +80,7 @@ func TestMemorySweep(t *testing.T) {
 	// Everything above was last active before mid; "new" and "stays" are
 	// renewed after it.
 	mid := afterNow()
-	if err := s.CreateClient(ctx, "stays", exp); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "stays"}, exp); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := storeRead(s, hub.ReadQuery{Channels: []string{"new"}, ClientID: "stays"}, exp); err != nil {
@@ -138,7 +138,7 @@ func TestMemoryExpiryBeforeSweep(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "a", MaxMessages: 10}, long); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, "c", long); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "c"}, long); err != nil {
 		t.Fatal(err)
 	}
 	_ = afterNow() // the clock moves past the writes, so a nanosecond timeout has passed
@@ -158,7 +158,7 @@ func TestMemoryExpiryBeforeSweep(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "a", MaxMessages: 10}, short); err != nil {
 		t.Fatalf("registering over an expired channel: %v", err)
 	}
-	if err := s.CreateClient(ctx, "c", short); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "c"}, short); err != nil {
 		t.Fatalf("registering over an expired client: %v", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestMemoryStatusCounts(t *testing.T) {
 		}
 	}
 	for _, c := range []string{"z", "x", "y"} {
-		if err := s.CreateClient(ctx, c, exp); err != nil {
+		if err := s.CreateClient(ctx, hub.ClientSpec{ID: c}, exp); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,7 +18,9 @@ import (
 // unavailable (-4) and is logged by the caller.
 type Store interface {
 	// CreateChannel registers a channel. It returns ErrChannelExists when a
-	// live channel with that id exists.
+	// live channel with that id exists, and ErrHubChannelLimit when the hub
+	// holds spec.MaxChannels live channels already; the check and the
+	// creation are one step, on every node.
 	CreateChannel(ctx context.Context, spec ChannelSpec, exp Expiry) error
 
 	// DeleteChannel removes a channel and its messages and notifies
@@ -34,8 +36,10 @@ type Store interface {
 	Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error)
 
 	// CreateClient registers a session client. It returns ErrClientExists
-	// when a live client with that id exists.
-	CreateClient(ctx context.Context, id string, exp Expiry) error
+	// when a live client with that id exists, and ErrHubClientLimit when the
+	// hub holds spec.MaxClients live clients already; the check and the
+	// creation are one step, on every node.
+	CreateClient(ctx context.Context, spec ClientSpec, exp Expiry) error
 
 	// Read returns, as one consistent snapshot, the messages newer than
 	// q.Since on every readable requested channel and the newest id of the
@@ -94,6 +98,18 @@ type ChannelSpec struct {
 	UseSessions bool
 	// MaxMessages is how many messages the channel retains (>= 1).
 	MaxMessages int
+	// MaxChannels is the most live channels the hub may hold, this one
+	// included. 0: no limit.
+	MaxChannels int
+}
+
+// ClientSpec describes a session client to create.
+type ClientSpec struct {
+	// ID is the client id, already validated.
+	ID string
+	// MaxClients is the most live clients the hub may hold, this one
+	// included. 0: no limit.
+	MaxClients int
 }
 
 // ReadQuery is one read, already validated by the hub.

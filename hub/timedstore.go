@@ -36,9 +36,9 @@ func (s timedStore) Publish(ctx context.Context, channel string, encoded []byte,
 	return m, err
 }
 
-func (s timedStore) CreateClient(ctx context.Context, id string, exp Expiry) error {
+func (s timedStore) CreateClient(ctx context.Context, spec ClientSpec, exp Expiry) error {
 	start := time.Now()
-	err := s.Store.CreateClient(ctx, id, exp)
+	err := s.Store.CreateClient(ctx, spec, exp)
 	s.observe(start)
 	return err
 }

@@ -60,3 +60,33 @@ http://127.0.0.1:9080 {
 	publish(t, base, "ip", "release")
 	wg.Wait()
 }
+
+// The hub's size limits over HTTP: refused at the limit with -1 and a
+// message naming it, in the API's reply shape, and nothing else lost.
+func TestHubSizeLimits(t *testing.T) {
+	startCaddy(t, `
+http://127.0.0.1:9080 {
+	bind 127.0.0.1
+	comet {
+		hub sizes
+		max_channels 2
+		max_clients 1
+		max_retained_messages 5
+		messages_per_channel 5
+	}
+}
+`)
+	registerChannel(t, base, "one", "max_messages", "5")
+	mustCode(t, post(t, base+"/channels.json", url.Values{"channel_id": {"over"}, "max_messages": {"6"}}), 200, -1,
+		"Invalid max messages value: at most 5")
+	mustCode(t, post(t, base+"/channels.json", url.Values{"channel_id": {"huge"}, "max_messages": {"9223372036854775807"}}), 200, -1,
+		"Invalid max messages value: at most 5")
+	registerChannel(t, base, "two")
+	mustCode(t, post(t, base+"/channels.json", url.Values{"channel_id": {"three"}}), 200, -1, "Too many channels: at most 2")
+	registerClient(t, base, "alice")
+	mustCode(t, post(t, base+"/clients.json", url.Values{"client_id": {"bob"}}), 200, -1, "Too many clients: at most 1")
+	id := publish(t, base, "one", "kept")
+	if rep := mustCode(t, read(t, base, "one|two", 0, "client_id", "alice"), 200, 1, ""); len(rep.Messages["one"]) != 1 || rep.LastID != id {
+		t.Fatalf("after refusals: %+v", rep)
+	}
+}

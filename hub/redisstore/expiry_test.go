@@ -52,7 +52,7 @@ func TestTTLsFollowExpiry(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "c", MaxMessages: 5}, e1); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, "u", e1); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "u"}, e1); err != nil {
 		t.Fatal(err)
 	}
 	enc, _ := hub.EncodeContent("x")
@@ -109,7 +109,7 @@ func TestIdleChannelsAndSessionsExpire(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "idle", MaxMessages: 5}, short); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, "gone", short); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "gone"}, short); err != nil {
 		t.Fatal(err)
 	}
 	enc, _ := hub.EncodeContent("x")
@@ -127,7 +127,7 @@ func TestIdleChannelsAndSessionsExpire(t *testing.T) {
 	if _, err := s.Read(ctx, hub.ReadQuery{Channels: []string{"idle"}, ClientID: "gone"}, short); !errors.Is(err, hub.ErrUnregisteredClient) {
 		t.Fatalf("read with an expired client: %v, want ErrUnregisteredClient", err)
 	}
-	if err := s.CreateClient(ctx, "gone", exp); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "gone"}, exp); err != nil {
 		t.Fatalf("registering an expired client again: %v", err)
 	}
 	st, err := s.Status(ctx)
@@ -160,7 +160,7 @@ func TestTouchKeepsHeldReadsAlive(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "held", MaxMessages: 5}, short); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, "holder", short); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "holder"}, short); err != nil {
 		t.Fatal(err)
 	}
 	for range 10 {
@@ -186,7 +186,7 @@ func TestTouchManyIDs(t *testing.T) {
 		if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: id, MaxMessages: 1}, exp); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateClient(ctx, id, exp); err != nil {
+		if err := s.CreateClient(ctx, hub.ClientSpec{ID: id}, exp); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -213,7 +213,7 @@ func TestIndexesDropExpiredEntries(t *testing.T) {
 		if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: id, MaxMessages: 1}, short); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateClient(ctx, id, short); err != nil {
+		if err := s.CreateClient(ctx, hub.ClientSpec{ID: id}, short); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -225,7 +225,7 @@ func TestIndexesDropExpiredEntries(t *testing.T) {
 		if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: id, MaxMessages: 1}, exp); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateClient(ctx, id, exp); err != nil {
+		if err := s.CreateClient(ctx, hub.ClientSpec{ID: id}, exp); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -49,7 +49,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: "kept", MaxMessages: 10}, exp); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, "alice", exp); err != nil {
+	if err := s.CreateClient(ctx, hub.ClientSpec{ID: "alice"}, exp); err != nil {
 		t.Fatal(err)
 	}
 	m1 := mustPublish(t, s, "kept", "before the outage")
@@ -67,7 +67,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		_, err = s.Read(ctx, hub.ReadQuery{Channels: []string{"kept"}, ClientID: "alice"}, exp)
 		storeDown(t, "read", err, time.Since(start))
 		start = time.Now()
-		err = s.CreateClient(ctx, "bob", exp)
+		err = s.CreateClient(ctx, hub.ClientSpec{ID: "bob"}, exp)
 		storeDown(t, "register client", err, time.Since(start))
 	}
 	if n := logs.FilterMessageSnippet("redis unreachable").Len(); n != 1 {

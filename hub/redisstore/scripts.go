@@ -62,11 +62,16 @@ const pruneLimit = "16"
 
 // createChannel
 // KEYS: ch, msgs, clients, channels
-// ARGV: base, channel id, use_sessions (0/1), max_messages, channel ttl ms
-// Returns 1, or 0 when the channel exists.
+// ARGV: base, channel id, use_sessions (0/1), max_messages, channel ttl ms,
+// max channels (0: no limit)
+// Returns 1, 0 when the channel exists, or -1 when the hub holds max
+// channels. Live channels are the index entries whose expiry score is not
+// past: every call that renews a channel renews its entry too.
 var createChannelScript = rueidis.NewLuaScript(luaLib + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = now_ms()
+local limit = tonumber(ARGV[6])
+if limit > 0 and redis.call('ZCOUNT', KEYS[4], fmt(now), '+inf') >= limit then return -1 end
 local ttl = tonumber(ARGV[5])
 -- leftovers of a channel that expired key by key must not show through
 redis.call('DEL', KEYS[2], KEYS[3])
@@ -117,11 +122,14 @@ return id
 
 // createClient
 // KEYS: client, sessions
-// ARGV: base, client id, session ttl ms
-// Returns 1, or 0 when a live client with that id exists.
+// ARGV: base, client id, session ttl ms, max clients (0: no limit)
+// Returns 1, 0 when a live client with that id exists, or -1 when the hub
+// holds max clients (counted as createChannel counts channels).
 var createClientScript = rueidis.NewLuaScript(luaLib + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = now_ms()
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('ZCOUNT', KEYS[2], fmt(now), '+inf') >= limit then return -1 end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
 	redis.call('SET', KEYS[1], '1', 'PX', fmt(ttl))

@@ -197,14 +197,18 @@ func (s *Store) CreateChannel(ctx context.Context, spec hub.ChannelSpec, exp hub
 	k := s.keys
 	msg, err := s.exec(ctx, createChannelScript,
 		[]string{k.channel(spec.ID), k.messages(spec.ID), k.readers(spec.ID), k.channels()},
-		[]string{k.base, spec.ID, boolArg(spec.UseSessions), strconv.Itoa(spec.MaxMessages), millis(exp.InactiveChannelTimeout)})
+		[]string{k.base, spec.ID, boolArg(spec.UseSessions), strconv.Itoa(spec.MaxMessages), millis(exp.InactiveChannelTimeout),
+			strconv.Itoa(spec.MaxChannels)})
 	if err != nil {
 		return fmt.Errorf("redis create-channel script: %w", err)
 	}
-	if created, err := msg.AsInt64(); err != nil {
+	switch created, err := msg.AsInt64(); {
+	case err != nil:
 		return fmt.Errorf("redis create-channel script: %w", err)
-	} else if created == 0 {
+	case created == 0:
 		return hub.ErrChannelExists
+	case created < 0:
+		return hub.ErrHubChannelLimit
 	}
 	return nil
 }
@@ -247,18 +251,21 @@ func (s *Store) Publish(ctx context.Context, channel string, encoded []byte, now
 }
 
 // CreateClient implements hub.Store.
-func (s *Store) CreateClient(ctx context.Context, id string, exp hub.Expiry) error {
+func (s *Store) CreateClient(ctx context.Context, spec hub.ClientSpec, exp hub.Expiry) error {
 	k := s.keys
 	msg, err := s.exec(ctx, createClientScript,
-		[]string{k.client(id), k.sessions()},
-		[]string{k.base, id, millis(exp.SessionTimeout)})
+		[]string{k.client(spec.ID), k.sessions()},
+		[]string{k.base, spec.ID, millis(exp.SessionTimeout), strconv.Itoa(spec.MaxClients)})
 	if err != nil {
 		return fmt.Errorf("redis register-client script: %w", err)
 	}
-	if created, err := msg.AsInt64(); err != nil {
+	switch created, err := msg.AsInt64(); {
+	case err != nil:
 		return fmt.Errorf("redis register-client script: %w", err)
-	} else if created == 0 {
+	case created == 0:
 		return hub.ErrClientExists
+	case created < 0:
+		return hub.ErrHubClientLimit
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func TestIDsThatLookLikeKeys(t *testing.T) {
 		if err := s.CreateChannel(ctx, hub.ChannelSpec{ID: id, MaxMessages: 5}, exp); err != nil {
 			t.Fatalf("creating %q: %v", id, err)
 		}
-		if err := s.CreateClient(ctx, id, exp); err != nil {
+		if err := s.CreateClient(ctx, hub.ClientSpec{ID: id}, exp); err != nil {
 			t.Fatalf("registering %q: %v", id, err)
 		}
 	}

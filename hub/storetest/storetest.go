@@ -128,6 +128,10 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"HeldReadStopped", s.testHeldReadStopped},
 		{"MaxHeldConnections", s.testMaxHeld},
 		{"MaxHeldPerPeer", s.testMaxHeldPerPeer},
+		{"MaxChannels", s.testMaxChannels},
+		{"MaxChannelsConcurrent", s.testMaxChannelsConcurrent},
+		{"MaxClients", s.testMaxClients},
+		{"MaxRetainedMessages", s.testMaxRetainedMessages},
 		{"Status", s.testStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
