@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		quote_json
 //		enable_status
 //		max_message_size         <size>
+//		max_reply_size           <size>
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
 //		max_held_per_ip          <n>
@@ -101,6 +102,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_message_size: invalid size %q", d.Val())
 			}
 			h.MaxMessageSize = int64(size)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "max_reply_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size == 0 || size > math.MaxInt32 {
+				return d.Errf("max_reply_size: invalid size %q", d.Val())
+			}
+			h.MaxReplySize = int64(size)
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -126,6 +127,7 @@ type hubSettings struct {
 	MaxChannels            *int
 	MaxClients             *int
 	MaxRetainedMessages    int
+	MaxReplySize           int64
 }
 
 func (s hubSettings) config() hub.Config {
@@ -151,6 +153,7 @@ func (s hubSettings) config() hub.Config {
 	c.MaxChannels = hubLimit(s.MaxChannels)
 	c.MaxClients = hubLimit(s.MaxClients)
 	c.MaxRetainedMessages = s.MaxRetainedMessages
+	c.MaxReplySize = int(min(s.MaxReplySize, math.MaxInt32))
 	return c
 }
 
@@ -194,6 +197,9 @@ func (s hubSettings) merge(o hubSettings) (hubSettings, error) {
 	if pick("max_clients", deref(s.MaxClients), deref(o.MaxClients), s.MaxClients != nil, o.MaxClients != nil) {
 		s.MaxClients = o.MaxClients
 	}
+	if pick("max_reply_size", s.MaxReplySize, o.MaxReplySize, s.MaxReplySize != 0, o.MaxReplySize != 0) {
+		s.MaxReplySize = o.MaxReplySize
+	}
 	if pick("max_retained_messages", s.MaxRetainedMessages, o.MaxRetainedMessages, s.MaxRetainedMessages != 0, o.MaxRetainedMessages != 0) {
 		s.MaxRetainedMessages = o.MaxRetainedMessages
 	}
@@ -218,6 +224,10 @@ func (s hubSettings) check() error {
 	cfg := s.config().Normalize()
 	if cfg.MessagesPerChannel > cfg.MaxRetainedMessages {
 		return fmt.Errorf("messages_per_channel %d is over max_retained_messages %d", cfg.MessagesPerChannel, cfg.MaxRetainedMessages)
+	}
+	if least := hub.MinReplySize(cfg.MaxMessageSize, cfg.MaxChannelsPerRead); cfg.MaxReplySize < least {
+		return fmt.Errorf("max_reply_size %d cannot hold one message of max_message_size %d in a read of max_channels_per_read %d: it must be at least %d",
+			cfg.MaxReplySize, cfg.MaxMessageSize, cfg.MaxChannelsPerRead, least)
 	}
 	return nil
 }

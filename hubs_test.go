@@ -84,6 +84,7 @@ func TestHubSettingsMergeConflicts(t *testing.T) {
 		{"max_channels", hubSettings{MaxChannels: ptr(0)}, hubSettings{MaxChannels: ptr(5)}, "0 and 5"},
 		{"max_clients", hubSettings{MaxClients: ptr(10)}, hubSettings{MaxClients: ptr(0)}, "10 and 0"},
 		{"max_retained_messages", hubSettings{MaxRetainedMessages: 10}, hubSettings{MaxRetainedMessages: 20}, "10 and 20"},
+		{"max_reply_size", hubSettings{MaxReplySize: 1 << 20}, hubSettings{MaxReplySize: 2 << 20}, "1048576 and 2097152"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {
@@ -355,6 +356,13 @@ func TestHubSettingsCheck(t *testing.T) {
 		{hubSettings{MessagesPerChannel: 1001}, "messages_per_channel 1001 is over max_retained_messages 1000"},
 		{hubSettings{MaxRetainedMessages: 50}, "messages_per_channel 100 is over max_retained_messages 50"},
 		{hubSettings{MaxRetainedMessages: 50, MessagesPerChannel: 50}, ""},
+		// max_reply_size must hold one message of max_message_size in a
+		// read of max_channels_per_read channels with the longest ids.
+		{hubSettings{MaxReplySize: int64(hub.MinReplySize(hub.DefaultMaxMessageSize, hub.DefaultMaxChannelsPerRead))}, ""},
+		{hubSettings{MaxReplySize: int64(hub.MinReplySize(hub.DefaultMaxMessageSize, hub.DefaultMaxChannelsPerRead)) - 1},
+			"max_reply_size 492608 cannot hold one message of max_message_size 65536 in a read of max_channels_per_read 64: it must be at least 492609"},
+		{hubSettings{MaxMessageSize: 1 << 20}, "max_reply_size 1048576 cannot hold one message of max_message_size 1048576 in a read of max_channels_per_read 64: it must be at least 6390849"},
+		{hubSettings{MaxMessageSize: 1 << 20, MaxReplySize: 8 << 20}, ""},
 	} {
 		err := tt.s.check()
 		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {

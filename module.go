@@ -105,6 +105,7 @@ func (a *App) Cleanup() error {
 //		quote_json
 //		enable_status
 //		max_message_size         <size>
+//		max_reply_size           <size>
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
 //		max_held_per_ip          <n>
@@ -155,6 +156,13 @@ type Handler struct {
 	// MaxHeldConnections is the most reads the hub holds at once on this
 	// server; reads beyond it get 503. 0 means no limit. Default: 0.
 	MaxHeldConnections *int `json:"max_held_connections,omitempty"`
+
+	// MaxReplySize bounds one read's reply, in bytes: a read with more to
+	// return carries the oldest messages that fit (always at least one),
+	// and its last_id lets the client page on with since. It must hold one
+	// message of max_message_size in a read of max_channels_per_read
+	// channels. Default: 1048576 (1MiB).
+	MaxReplySize int64 `json:"max_reply_size,omitempty"`
 
 	// MaxChannels is the most live channels the hub holds; registering
 	// more is refused (-1 "Too many channels: at most N"). 0 means no limit.
@@ -282,6 +290,8 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("max_channels must not be negative")
 	case h.MaxClients != nil && *h.MaxClients < 0:
 		return fmt.Errorf("max_clients must not be negative")
+	case h.MaxReplySize < 0:
+		return fmt.Errorf("max_reply_size must not be negative")
 	case h.MaxRetainedMessages < 0:
 		return fmt.Errorf("max_retained_messages must not be negative")
 	}
@@ -300,6 +310,7 @@ func (h *Handler) settings() hubSettings {
 		MaxChannels:         h.MaxChannels,
 		MaxClients:          h.MaxClients,
 		MaxRetainedMessages: h.MaxRetainedMessages,
+		MaxReplySize:        h.MaxReplySize,
 	}
 	if h.InactiveChannelTimeout != nil {
 		d := timeDuration(*h.InactiveChannelTimeout)

@@ -57,12 +57,13 @@ var testHookJoined func()
 
 // flightKey identifies reads that may share a snapshot.
 func flightKey(q *ReadQuery) string {
-	n := 24 + len(q.ClientID)
+	n := 32 + len(q.ClientID)
 	for _, c := range q.Channels {
 		n += len(c) + 1
 	}
 	b := make([]byte, 0, n)
 	b = appendUint(b, uint64(q.Since))
+	b = appendUint(b, uint64(q.MaxBytes))
 	b = append(b, 0)
 	b = append(b, q.ClientID...)
 	for _, c := range q.Channels {

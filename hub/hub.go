@@ -46,6 +46,11 @@ type Config struct {
 	// get ErrTooManyHeld. Default: 0, no limit.
 	MaxHeldConnections int `json:"max_held_connections,omitempty"`
 
+	// MaxReplySize bounds a read's reply, in bytes: a read with more to
+	// return carries the oldest messages that fit, and the reader pages on
+	// with since (see page.go). Default: 1 MiB.
+	MaxReplySize int `json:"max_reply_size,omitempty"`
+
 	// MaxChannels is the most live channels the hub holds; registering more
 	// gets ErrHubChannelLimit. Default: 100,000. Negative: no limit.
 	MaxChannels int `json:"max_channels,omitempty"`
@@ -76,6 +81,7 @@ const (
 	DefaultMaxChannels            = 100_000
 	DefaultMaxClients             = 100_000
 	DefaultMaxRetainedMessages    = 1_000
+	DefaultMaxReplySize           = 1 << 20
 )
 
 // Normalize returns c with defaults in place of zero values.
@@ -106,6 +112,9 @@ func (c Config) Normalize() Config {
 	}
 	if c.MaxRetainedMessages <= 0 {
 		c.MaxRetainedMessages = DefaultMaxRetainedMessages
+	}
+	if c.MaxReplySize <= 0 {
+		c.MaxReplySize = DefaultMaxReplySize
 	}
 	return c
 }

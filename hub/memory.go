@@ -207,6 +207,12 @@ func (s *MemoryStore) Read(_ context.Context, q ReadQuery, exp Expiry) (ReadResu
 	var err error
 	if len(out) == 0 {
 		since, last, err = 0, 0, ErrNoValidChannels
+	} else if q.MaxBytes > 0 {
+		// The messages are views of the channels' own: cutting them
+		// copies nothing.
+		if l, cut := cutToPage(out, q.MaxBytes); cut {
+			last = l
+		}
 	}
 	return ReadResult{Since: since, LastID: last, Channels: out}, err
 }

@@ -254,6 +254,7 @@ func newWaiter(req *ReadRequest, cfg *Config) (*waiter, error) {
 	if err := parseRead(req, cfg.MaxChannelsPerRead, &w.q); err != nil {
 		return nil, err
 	}
+	w.q.MaxBytes = messageBudget(cfg.MaxReplySize, w.q.Channels)
 	w.key = flightKey(&w.q)
 	return w, nil
 }

@@ -120,6 +120,13 @@ type ReadQuery struct {
 	ClientID string
 	// Since is the last id the reader has seen.
 	Since int64
+	// MaxBytes bounds the messages of the result: their JSON, plus one
+	// byte each, fits it, unless that leaves none, and then the result
+	// holds the oldest one. A result that leaves messages out holds the
+	// oldest ones newer than Since in id order across the channels, and its
+	// LastID is the id of its last message (see ReadResult). A store must
+	// not fetch much more than that from its backend. 0: no limit.
+	MaxBytes int
 }
 
 // ReadResult is a consistent snapshot for one read.
@@ -127,11 +134,14 @@ type ReadQuery struct {
 // A store must make LastID and Channels agree: every message with an id in
 // (Since, LastID] on a readable requested channel is in Channels, and no
 // message with a larger id is. It is what lets a reader continue with
-// since=LastID and neither miss nor repeat a message.
+// since=LastID and neither miss nor repeat a message. LastID is the newest
+// id in the hub, or, when ReadQuery.MaxBytes left messages out, the id of
+// the last message in Channels.
 type ReadResult struct {
 	// Since is the query's since, clamped to LastID.
 	Since int64
-	// LastID is the newest message id in the hub at the snapshot.
+	// LastID is the newest message id in the hub at the snapshot, or the
+	// last message's of a result cut at ReadQuery.MaxBytes.
 	LastID int64
 	// Channels holds one entry per readable requested channel, in request
 	// order; unknown channels, and session channels for anonymous reads, are

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -88,5 +91,72 @@ http://127.0.0.1:9080 {
 	id := publish(t, base, "one", "kept")
 	if rep := mustCode(t, read(t, base, "one|two", 0, "client_id", "alice"), 200, 1, ""); len(rep.Messages["one"]) != 1 || rep.LastID != id {
 		t.Fatalf("after refusals: %+v", rep)
+	}
+}
+
+// Over HTTP, a read reply never exceeds max_reply_size, in either format
+// and with the longest callback, however much its channels hold: readers
+// page through with since=last_id and get every message exactly once.
+func TestReadRepliesArePaged(t *testing.T) {
+	const maxReply = 8192
+	startCaddy(t, `
+http://127.0.0.1:9080 {
+	bind 127.0.0.1
+	comet {
+		hub paged
+		max_message_size 100
+		max_channels_per_read 4
+		max_reply_size 8KiB
+		quote_json
+	}
+}
+`)
+	channels := []string{"page-a", "page-b", "page-c"}
+	published := map[string][]int64{}
+	for _, c := range channels {
+		registerChannel(t, base, c, "max_messages", "200")
+	}
+	for i := range 240 {
+		c := channels[i%len(channels)]
+		// Content that escaping makes six times longer, of every length.
+		published[c] = append(published[c], publish(t, base, c, strings.Repeat("<", 1+i%100)))
+	}
+	callback := "_JSONP_" + strings.Repeat("c", 121)
+	got := map[string][]int64{}
+	since, pages := int64(0), 0
+	for {
+		format := []string{"json", "jsonp"}[pages%2]
+		target := fmt.Sprintf("%s/channels/%s.%s?since=%d&cb=%s", base, url.PathEscape(strings.Join(channels, "|")), format, since, callback)
+		r := get(t, target)
+		if len(r.body) > maxReply {
+			t.Fatalf("page %d (%s): %d bytes, over max_reply_size %d", pages, format, len(r.body), maxReply)
+		}
+		if format == "jsonp" {
+			r.body = strings.TrimSuffix(strings.TrimPrefix(r.body, callback+"("), ");")
+		}
+		rep := r.json(t)
+		if rep.ReturnCode != 1 {
+			t.Fatalf("page %d: %s", pages, r.body)
+		}
+		n := 0
+		for c, ms := range rep.Messages {
+			for _, m := range ms {
+				got[c] = append(got[c], m.ID)
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+		pages++
+		since = rep.LastID
+	}
+	if pages < 10 {
+		t.Fatalf("%d pages: the limit did not page", pages)
+	}
+	for _, c := range channels {
+		if !slices.Equal(got[c], published[c]) {
+			t.Fatalf("channel %s: got %d messages %v, want %d (each once, in order)", c, len(got[c]), got[c], len(published[c]))
+		}
 	}
 }

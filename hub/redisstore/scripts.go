@@ -60,6 +60,10 @@ end
 // pruneLimit bounds the work a create or read spends on stale index entries.
 const pruneLimit = "16"
 
+// readChunk is how many messages of a channel a paged read fetches at a
+// time.
+const readChunk = "16"
+
 // createChannel
 // KEYS: ch, msgs, clients, channels
 // ARGV: base, channel id, use_sessions (0/1), max_messages, channel ttl ms,
@@ -145,10 +149,17 @@ return 1
 // KEYS: id, client (any key when anonymous), sessions, channels, then ch,
 // msgs, clients for each requested channel
 // ARGV: base, since, session ttl ms, channel ttl ms, client id (empty when
-// anonymous), then the requested channel ids
+// anonymous), max bytes of messages (0: no limit), then the requested
+// channel ids
 // Returns -3 for an unregistered client, -2 when no channel is readable,
 // otherwise {last id, i1, {json, score, ...}, i2, {...}, ...} where i is the
 // 0-based position of a readable channel in the request.
+//
+// With a limit, the channels' messages are merged by id, oldest first, and
+// taken while their JSON (plus a byte each) fits, at least one; each
+// channel's are fetched readChunk at a time, as the merge reaches them, so
+// a read fetches no more than its page and a chunk per channel. A read cut
+// there returns the id of its last message as its last id (hub.ReadQuery).
 var readScript = rueidis.NewLuaScript(luaLib + `
 local client = ARGV[5]
 local now = now_ms()
@@ -163,9 +174,10 @@ local since = tonumber(ARGV[2])
 if since > last then since = last end
 local from = '(' .. fmt(since)
 local ttl = tonumber(ARGV[4])
-local out = {fmt(last)}
-for i = 6, #ARGV do
-	local k = 4 + (i - 6) * 3
+local limit = tonumber(ARGV[6])
+local readable = {}
+for i = 7, #ARGV do
+	local k = 4 + (i - 7) * 3
 	local us = redis.call('HGET', KEYS[k + 1], 'use_sessions')
 	if us and (us == '0' or client ~= '') then
 		renew(KEYS[k + 1], ttl)
@@ -176,11 +188,53 @@ for i = 6, #ARGV do
 		end
 		renew(KEYS[k + 3], ttl)
 		redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[i])
-		out[#out + 1] = i - 6
-		out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[k + 2], from, '+inf', 'WITHSCORES')
+		readable[#readable + 1] = {idx = i - 7, key = KEYS[k + 2], buf = {}, pos = 1, offset = 0, done = false, taken = {}}
 	end
 end
-if #out == 1 then return -2 end
+if #readable == 0 then return -2 end
+local out = {fmt(last)}
+if limit == 0 then
+	for _, c in ipairs(readable) do
+		out[#out + 1] = c.idx
+		out[#out + 1] = redis.call('ZRANGEBYSCORE', c.key, from, '+inf', 'WITHSCORES')
+	end
+	return out
+end
+-- head says whether c has a message left, fetching its next chunk when
+-- the one in hand is used up.
+local function head(c)
+	if c.pos > #c.buf and not c.done then
+		c.buf = redis.call('ZRANGEBYSCORE', c.key, from, '+inf', 'WITHSCORES', 'LIMIT', fmt(c.offset), ` + readChunk + `)
+		c.pos = 1
+		c.offset = c.offset + #c.buf / 2
+		c.done = #c.buf < 2 * ` + readChunk + `
+	end
+	return c.pos <= #c.buf
+end
+local size, count, cut, lastTaken = 0, 0, false, nil
+while true do
+	local nxt = nil
+	for _, c in ipairs(readable) do
+		if head(c) and (nxt == nil or tonumber(c.buf[c.pos + 1]) < tonumber(nxt.buf[nxt.pos + 1])) then
+			nxt = c
+		end
+	end
+	if nxt == nil then break end
+	local json, score = nxt.buf[nxt.pos], nxt.buf[nxt.pos + 1]
+	if count > 0 and size + #json + 1 > limit then
+		cut = true
+		break
+	end
+	size, count, lastTaken = size + #json + 1, count + 1, score
+	nxt.taken[#nxt.taken + 1] = json
+	nxt.taken[#nxt.taken + 1] = score
+	nxt.pos = nxt.pos + 2
+end
+if cut then out[1] = fmt(tonumber(lastTaken)) end
+for _, c in ipairs(readable) do
+	out[#out + 1] = c.idx
+	out[#out + 1] = c.taken
+end
 return out
 `)
 

@@ -275,9 +275,9 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 	k := s.keys
 	keys := make([]string, 0, 4+3*len(q.Channels))
 	keys = append(keys, k.id(), k.client(q.ClientID), k.sessions(), k.channels())
-	args := make([]string, 0, 5+len(q.Channels))
+	args := make([]string, 0, 6+len(q.Channels))
 	args = append(args, k.base, strconv.FormatInt(q.Since, 10), millis(exp.SessionTimeout),
-		millis(exp.InactiveChannelTimeout), q.ClientID)
+		millis(exp.InactiveChannelTimeout), q.ClientID, strconv.Itoa(q.MaxBytes))
 	for _, c := range q.Channels {
 		keys = append(keys, k.channel(c), k.messages(c), k.readers(c))
 		args = append(args, c)

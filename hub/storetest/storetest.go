@@ -128,6 +128,8 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"HeldReadStopped", s.testHeldReadStopped},
 		{"MaxHeldConnections", s.testMaxHeld},
 		{"MaxHeldPerPeer", s.testMaxHeldPerPeer},
+		{"ReadPaged", s.testReadPaged},
+		{"ReadPagedLargeMessage", s.testReadPagedLargeMessage},
 		{"MaxChannels", s.testMaxChannels},
 		{"MaxChannelsConcurrent", s.testMaxChannelsConcurrent},
 		{"MaxClients", s.testMaxClients},
