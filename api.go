@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -72,8 +73,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case r.Method == http.MethodGet:
 		// ServeHTTP sends reads to serveRead before serveAPI; serveAPI
 		// answers them all the same.
-		if body := h.serveRead(w, r, call.id, call.format); body != nil {
-			h.writeRead(w, r, body)
+		if out := h.serveRead(w, r, call.id, call.format); out != nil {
+			h.writeRead(w, r, out)
 		}
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
@@ -195,9 +196,9 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 }
 
 // serveRead answers a read (GET on a channel list, allowed on this route,
-// in a known format) and returns the body of its 200 reply, with the
-// headers set, for ServeHTTP to write; nil when there is nothing left to
-// write.
+// in a known format) and returns the body of its 200 reply, in a buffer of
+// replyBuffers, with the headers set, for ServeHTTP to write (writeRead
+// puts the buffer back); nil when there is nothing left to write.
 //
 // A held read parks its goroutine in here, under Caddy's and net/http's
 // frames (some 5.5 KiB), and the stack that the calls below take (the
@@ -207,7 +208,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // straight away, not through serveAPI, writes the reply itself rather than
 // from one frame deeper, and this frame stays small, with the read's state
 // on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) []byte {
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *[]byte {
 	rd := h.parseRead(w, r, channels, format)
 	if rd == nil {
 		return nil
@@ -228,18 +229,52 @@ func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall
 	h.replyError(w, r, rd.opts, err)
 }
 
-// prepareRead encodes a read's reply, sets its headers and returns its body.
-func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) []byte {
+// prepareRead encodes a read's reply, sets its headers and returns its
+// body, in a buffer of replyBuffers.
+func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 	withMessages := rd.reply.Reason == hub.ReleasedMessages
 	h.hub.Stats().Replies.Add(1)
-	return jsonp.Prepare(w.Header(), rd.opts, readBody(&rd.reply, withMessages), withMessages)
+	body := getReplyBuffer()
+	*body = readBody(&rd.reply, withMessages, *body)
+	if rd.opts.Format == jsonp.JSON && !rd.opts.QuoteJSON {
+		*body = jsonp.Prepare(w.Header(), rd.opts, *body, withMessages) // the body itself
+		return body
+	}
+	out := getReplyBuffer()
+	*out = jsonp.PrepareTo(*out, w.Header(), rd.opts, *body, withMessages)
+	putReplyBuffer(body)
+	return out
 }
 
-// writeRead writes the 200 reply of a read, whose headers are set.
-func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, body []byte) {
+// writeRead writes the 200 reply of a read, whose headers are set, and
+// puts its buffer back.
+func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte) {
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(body); err != nil {
+	if _, err := w.Write(*out); err != nil {
 		h.logWriteError(r, err)
+	}
+	putReplyBuffer(out)
+}
+
+// replyBuffers hold read replies while they are encoded and written. A
+// reply can be as large as max_reply_size, and readers paging through full
+// channels, or thousands woken by one publish, would otherwise leave a
+// reply's worth of garbage each: the heap would grow by what the garbage
+// collector lets pile up between cycles, which on a hub retaining hundreds
+// of megabytes is hundreds of megabytes more. A writer does not keep the
+// slice it is given (io.Writer), so a buffer is free again once written.
+var replyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledReply is the largest buffer kept for reuse; larger ones (a
+// max_reply_size above it) are left to the garbage collector.
+const maxPooledReply = 4 << 20
+
+func getReplyBuffer() *[]byte { return replyBuffers.Get().(*[]byte) }
+
+func putReplyBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledReply {
+		*b = (*b)[:0]
+		replyBuffers.Put(b)
 	}
 }
 
@@ -288,8 +323,8 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// readBody encodes a read's reply.
-func readBody(reply *hub.Reply, withMessages bool) []byte {
+// readBody encodes a read's reply into buf, from its start.
+func readBody(reply *hub.Reply, withMessages bool, buf []byte) []byte {
 	size := 160 // the fields around the messages
 	if withMessages {
 		for _, c := range reply.Channels {
@@ -299,7 +334,10 @@ func readBody(reply *hub.Reply, withMessages bool) []byte {
 			}
 		}
 	}
-	o := jsonp.NewObject(make([]byte, 0, size)).Int("since", reply.Since)
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	o := jsonp.NewObject(buf).Int("since", reply.Since)
 	if withMessages {
 		o.RawFunc("messages", func(dst []byte) []byte { return appendMessages(dst, reply.Channels) })
 	} else {

@@ -4,6 +4,7 @@ package jsonp
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
 	"strconv"
 	"strings"
@@ -104,6 +105,39 @@ func Write(w http.ResponseWriter, status int, opts Options, body []byte, withMes
 // frames, where a stack that grows past 8 KiB at the write stays doubled
 // for the next read the connection holds.
 func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte {
+	if opts.Format == JSON && !opts.QuoteJSON {
+		body = escapeCommentEnds(body)
+		setHeaders(h, opts, withMessages, len(body))
+		return body
+	}
+	return prepareTo(make([]byte, 0, len(body)+MaxCallbackLength+16), h, opts, body, withMessages)
+}
+
+// PrepareTo is Prepare that writes the body to send into dst, from its
+// start, and returns it, so that the caller can reuse the buffer once the
+// reply is written: a read reply can be as large as max_reply_size.
+func PrepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessages bool) []byte {
+	return prepareTo(dst[:0], h, opts, body, withMessages)
+}
+
+func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessages bool) []byte {
+	body = escapeCommentEnds(body)
+	switch {
+	case opts.Format == JSONP && !ValidCallback(cmp.Or(opts.Callback, DefaultCallback)):
+		dst = append(dst, InvalidCallbackBody...)
+	case opts.Format == JSONP:
+		dst = append(append(append(append(dst, cmp.Or(opts.Callback, DefaultCallback)...), '('), body...), ");"...)
+	case opts.QuoteJSON:
+		dst = append(append(append(dst, "/*-secure- "...), body...), " */"...)
+	default:
+		dst = append(dst, body...)
+	}
+	setHeaders(h, opts, withMessages, len(dst))
+	return dst
+}
+
+// setHeaders sets a reply's content type, cache headers and length.
+func setHeaders(h http.Header, opts Options, withMessages bool, length int) {
 	if withMessages {
 		h.Set("Cache-Control", CacheMessages)
 		h.Set("Expires", string(appendHTTPDate(make([]byte, 0, len(http.TimeFormat)), time.Now().Add(time.Second))))
@@ -113,32 +147,12 @@ func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte
 	// A browser must not run a .json reply as script: with quote_json it
 	// parses as a comment, and a sniffing browser would run what follows.
 	h.Set("X-Content-Type-Options", "nosniff")
-	body = escapeCommentEnds(body)
-	var out []byte
-	switch opts.Format {
-	case JSONP:
+	if opts.Format == JSONP {
 		h.Set("Content-Type", "application/javascript; charset=utf-8")
-		cb := opts.Callback
-		if cb == "" {
-			cb = DefaultCallback
-		}
-		if !ValidCallback(cb) {
-			out = []byte(InvalidCallbackBody)
-			break
-		}
-		out = make([]byte, 0, len(cb)+len(body)+3)
-		out = append(append(append(append(out, cb...), '('), body...), ");"...)
-	default:
+	} else {
 		h.Set("Content-Type", "application/json")
-		if opts.QuoteJSON {
-			out = make([]byte, 0, len(body)+14)
-			out = append(append(append(out, "/*-secure- "...), body...), " */"...)
-		} else {
-			out = body
-		}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(out)))
-	return out
+	h.Set("Content-Length", strconv.Itoa(length))
 }
 
 // escapeCommentEnds returns body, a JSON value, with every "*/" written
