@@ -21,6 +21,7 @@ func TestConfigNormalize(t *testing.T) {
 		MaxChannels:            hub.DefaultMaxChannels,
 		MaxClients:             hub.DefaultMaxClients,
 		MaxRetainedMessages:    hub.DefaultMaxRetainedMessages,
+		MaxReplySize:           hub.DefaultMaxReplySize,
 	}
 	set := hub.Config{
 		HTTPTimeout:            time.Second,
@@ -34,6 +35,7 @@ func TestConfigNormalize(t *testing.T) {
 		MaxClients:             9,
 		MaxRetainedMessages:    10,
 		MaxHeldPerPeer:         11,
+		MaxReplySize:           12,
 	}
 	offExpiry := defaults
 	unlimited := defaults
@@ -46,7 +48,7 @@ func TestConfigNormalize(t *testing.T) {
 	}{
 		{"zero takes the defaults", hub.Config{}, defaults},
 		{"negatives take the defaults", hub.Config{HTTPTimeout: -1, SessionTimeout: -1, MessagesPerChannel: -1, MaxMessageSize: -1,
-			MaxChannelsPerRead: -1, MaxRetainedMessages: -1}, defaults},
+			MaxChannelsPerRead: -1, MaxRetainedMessages: -1, MaxReplySize: -1}, defaults},
 		// Negative hub sizes are how the API says "no limit".
 		{"negative hub sizes are no limit", hub.Config{MaxChannels: -1, MaxClients: -1}, unlimited},
 		{"set values stay", set, set},
