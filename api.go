@@ -393,9 +393,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 	}
 	h.reply(w, r, opts, jsonp.NewObject(nil).
 		Raw("status", inner).
-		Int("channels_count", int64(len(st.Channels))).
-		Int("clients_count", int64(len(st.Clients))).
-		Int("messages_count", int64(st.MessagesCount)).
+		Int("channels_count", int64(st.Counts.Channels)).
+		Int("clients_count", int64(st.Counts.Clients)).
+		Int("messages_count", int64(st.Counts.Messages)).
 		Int("return_code", hub.CodeOK).
 		String("error_message", "").
 		Bytes(), false)

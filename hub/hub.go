@@ -308,7 +308,17 @@ func (h *Hub) DeleteChannel(ctx context.Context, id string) (removed bool, err e
 	return removed, nil
 }
 
-// Status lists the hub's channels and clients.
+// Counts returns the hub's sizes, at a cost that does not grow with them.
+func (h *Hub) Counts(ctx context.Context) (Counts, error) {
+	c, err := h.store.Counts(ctx)
+	if err != nil {
+		return Counts{}, wrapStore(err, "counting")
+	}
+	return c, nil
+}
+
+// Status lists the hub's channels and clients, at most StatusListLimit of
+// each, and its Counts.
 func (h *Hub) Status(ctx context.Context) (Status, error) {
 	st, err := h.store.Status(ctx)
 	if err != nil {

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,8 @@ type MemoryStore struct {
 	mu       sync.RWMutex
 	channels map[string]*memChannel
 	clients  map[string]*memClient
+	// messages counts the messages the channels retain, for Counts.
+	messages atomic.Int64
 }
 
 type memChannel struct {
@@ -113,9 +114,7 @@ func (s *MemoryStore) DeleteChannel(_ context.Context, id string) (bool, error) 
 	if c == nil {
 		return false, nil
 	}
-	c.mu.Lock()
-	c.deleted = true
-	c.mu.Unlock()
+	s.forget(c)
 	s.notify(Event{Kind: EventDeleted, Channel: id})
 	return true, nil
 }
@@ -136,10 +135,9 @@ func (s *MemoryStore) Publish(_ context.Context, channel string, encoded []byte,
 	// The id is taken under the channel's lock so that a reader who has seen
 	// the id in IDClock.Last and then takes this lock sees the message.
 	m := NewMessage(encoded, s.ids.Next(now), now.Unix())
-	if drop := len(c.messages) + 1 - c.spec.MaxMessages; drop > 0 {
-		c.messages = c.messages[drop:]
-	}
-	c.messages = append(c.messages, m)
+	drop := max(len(c.messages)+1-c.spec.MaxMessages, 0)
+	c.messages = append(c.messages[drop:], m)
+	s.messages.Add(int64(1 - drop))
 	c.lastActive.Store(now.UnixNano())
 	c.mu.Unlock()
 	s.notify(Event{Kind: EventPublished, Channel: channel})
@@ -325,9 +323,7 @@ func (s *MemoryStore) Sweep(now time.Time, exp Expiry) {
 	s.mu.Unlock()
 
 	for _, c := range gone {
-		c.mu.Lock()
-		c.deleted = true
-		c.mu.Unlock()
+		s.forget(c)
 		s.notify(Event{Kind: EventDeleted, Channel: c.spec.ID})
 	}
 	for _, c := range live {
@@ -339,21 +335,49 @@ func (s *MemoryStore) Sweep(now time.Time, exp Expiry) {
 	}
 }
 
-// Status implements Store.
+// forget marks c, taken out of the channel map, deleted, and uncounts its
+// messages.
+func (s *MemoryStore) forget(c *memChannel) {
+	c.mu.Lock()
+	c.deleted = true
+	s.messages.Add(-int64(len(c.messages)))
+	c.mu.Unlock()
+}
+
+// Counts implements Store.
+func (s *MemoryStore) Counts(context.Context) (Counts, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.counts(), nil
+}
+
+// counts returns the store's Counts; s.mu is held. Expired channels and
+// clients count until they are swept.
+func (s *MemoryStore) counts() Counts {
+	return Counts{Channels: len(s.channels), Clients: len(s.clients), Messages: int(s.messages.Load())}
+}
+
+// Status implements Store: the StatusListLimit channels and clients first
+// by id.
 func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 	s.mu.RLock()
-	chans := make([]*memChannel, 0, len(s.channels))
-	for _, c := range s.channels {
-		chans = append(chans, c)
+	st := Status{Counts: s.counts()}
+	ids := make([]string, 0, len(s.channels))
+	for id := range s.channels {
+		ids = append(ids, id)
 	}
-	st := Status{Clients: make([]string, 0, len(s.clients))}
+	ids = firstIDs(ids)
+	chans := make([]*memChannel, len(ids))
+	for i, id := range ids {
+		chans[i] = s.channels[id]
+	}
+	st.Clients = make([]string, 0, len(s.clients))
 	for id := range s.clients {
 		st.Clients = append(st.Clients, id)
 	}
 	s.mu.RUnlock()
+	st.Clients = firstIDs(st.Clients)
 
-	slices.Sort(st.Clients)
-	slices.SortFunc(chans, func(a, b *memChannel) int { return strings.Compare(a.spec.ID, b.spec.ID) })
 	st.Channels = make([]ChannelStatus, 0, len(chans))
 	for _, c := range chans {
 		c.mu.RLock()
@@ -362,17 +386,27 @@ func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 			UseSessions:   c.spec.UseSessions,
 			MaxMessages:   c.spec.MaxMessages,
 			MessagesCount: len(c.messages),
+			ClientsCount:  len(c.clients),
 			Clients:       make([]string, 0, len(c.clients)),
 		}
 		for id := range c.clients {
 			cs.Clients = append(cs.Clients, id)
 		}
 		c.mu.RUnlock()
-		slices.Sort(cs.Clients)
-		st.MessagesCount += cs.MessagesCount
+		cs.Clients = firstIDs(cs.Clients)
 		st.Channels = append(st.Channels, cs)
 	}
 	return st, nil
+}
+
+// firstIDs sorts ids and cuts them at StatusListLimit, letting go of the
+// rest.
+func firstIDs(ids []string) []string {
+	slices.Sort(ids)
+	if len(ids) > StatusListLimit {
+		return slices.Clone(ids[:StatusListLimit])
+	}
+	return ids
 }
 
 // Close implements Store; a memory store holds nothing to release.

@@ -113,8 +113,8 @@ func TestMemorySweep(t *testing.T) {
 	if !slices.Equal(st.Channels[0].Clients, []string{"stays"}) {
 		t.Fatalf("clients of new after sweep: %q, want [stays]", st.Channels[0].Clients)
 	}
-	if st.MessagesCount != 1 {
-		t.Fatalf("messages_count after sweep: %d, want 1 (the expired channel's went with it)", st.MessagesCount)
+	if st.Counts.Messages != 1 {
+		t.Fatalf("messages_count after sweep: %d, want 1 (the expired channel's went with it)", st.Counts.Messages)
 	}
 	if got := rec.take(); !slices.Equal(got, []hub.Event{{Kind: hub.EventDeleted, Channel: "old"}}) {
 		t.Fatalf("notifications %+v, want one deletion of old", got)
@@ -207,8 +207,8 @@ func TestMemoryStatusCounts(t *testing.T) {
 			t.Fatalf("channel %d: %s with %d messages, want %s with %d", i, c.ID, c.MessagesCount, w.id, w.count)
 		}
 	}
-	if st.MessagesCount != 6 {
-		t.Fatalf("messages_count %d, want 6", st.MessagesCount)
+	if st.Counts.Messages != 6 {
+		t.Fatalf("messages_count %d, want 6", st.Counts.Messages)
 	}
 	if !slices.Equal(st.Clients, []string{"x", "y", "z"}) {
 		t.Fatalf("clients %q, want [x y z]", st.Clients)
@@ -216,7 +216,7 @@ func TestMemoryStatusCounts(t *testing.T) {
 	if removed, err := s.DeleteChannel(ctx, "a"); err != nil || !removed {
 		t.Fatalf("delete: %v %v", removed, err)
 	}
-	if st, _ := s.Status(ctx); len(st.Channels) != 2 || st.MessagesCount != 3 {
-		t.Fatalf("after deleting a: %d channels, %d messages; want 2 and 3", len(st.Channels), st.MessagesCount)
+	if st, _ := s.Status(ctx); len(st.Channels) != 2 || st.Counts.Messages != 3 {
+		t.Fatalf("after deleting a: %d channels, %d messages; want 2 and 3", len(st.Channels), st.Counts.Messages)
 	}
 }

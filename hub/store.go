@@ -51,7 +51,14 @@ type Store interface {
 	// does not let them expire. Unknown ids are ignored.
 	Touch(ctx context.Context, channels, clients []string, exp Expiry) error
 
-	// Status lists the hub's channels and clients.
+	// Counts returns the hub's sizes at a cost that does not grow with
+	// them: metrics take them at every scrape.
+	Counts(ctx context.Context) (Counts, error)
+
+	// Status lists the hub's channels and clients, at most
+	// StatusListLimit of each (those first by id on the memory store, any
+	// of them on Redis), sorted by id, each channel with at most
+	// StatusListLimit of its clients, and the hub's Counts.
 	Status(ctx context.Context) (Status, error)
 
 	// Close releases the store's connections and goroutines.
@@ -184,12 +191,27 @@ type Event struct {
 	Channel string
 }
 
-// Status is a listing of a hub's state.
+// StatusListLimit bounds each list of a Status, so that the status of a
+// hub of any size is a reply of bounded size.
+const StatusListLimit = 1000
+
+// Counts are a hub's sizes.
+type Counts struct {
+	// Channels and Clients are the live channels and session clients.
+	Channels, Clients int
+	// Messages is the number of retained messages over all channels, or
+	// -1 where the store does not count them (Redis, where messages go with
+	// their channel's keys when those expire, unseen, and a count would
+	// take a pass over every channel).
+	Messages int
+}
+
+// Status is a listing of a hub's state, its lists cut at StatusListLimit.
 type Status struct {
 	Channels []ChannelStatus
 	Clients  []string
-	// MessagesCount is the number of retained messages over all channels.
-	MessagesCount int
+	// Counts are the hub's sizes, whatever the lists hold.
+	Counts Counts
 }
 
 // ChannelStatus describes one channel in Status.
@@ -198,5 +220,8 @@ type ChannelStatus struct {
 	UseSessions   bool     `json:"use_sessions"`
 	MaxMessages   int      `json:"max_messages"`
 	MessagesCount int      `json:"messages_count"`
-	Clients       []string `json:"clients"`
+	// Clients are the channel's readers, at most StatusListLimit of them;
+	// ClientsCount counts them all.
+	Clients      []string `json:"clients"`
+	ClientsCount int      `json:"clients_count"`
 }

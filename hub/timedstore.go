@@ -63,3 +63,10 @@ func (s timedStore) Status(ctx context.Context) (Status, error) {
 	s.observe(start)
 	return st, err
 }
+
+func (s timedStore) Counts(ctx context.Context) (Counts, error) {
+	start := time.Now()
+	c, err := s.Store.Counts(ctx)
+	s.observe(start)
+	return c, err
+}

@@ -134,7 +134,7 @@ func TestIdleChannelsAndSessionsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Channels) != 0 || st.MessagesCount != 0 || len(st.Clients) != 1 {
+	if len(st.Channels) != 0 || st.Counts.Channels != 0 || len(st.Clients) != 1 || st.Counts.Clients != 1 {
 		t.Fatalf("status after expiry: %+v, want no channels and the re-registered client", st)
 	}
 	if out, _ := srv.Run("ZCARD", s.keys.channels()); strings.TrimSpace(out) != "0" {

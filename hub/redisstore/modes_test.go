@@ -43,7 +43,7 @@ func twoNodesWork(t *testing.T, co rueidis.ClientOption) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Channels) != 1 || len(st.Channels[0].Clients) != 1 || st.MessagesCount != 1 {
+	if len(st.Channels) != 1 || len(st.Channels[0].Clients) != 1 || st.Channels[0].MessagesCount != 1 || st.Counts.Channels != 1 {
 		t.Fatalf("status %+v", st)
 	}
 }

@@ -269,36 +269,41 @@ return 1
 
 // status
 // KEYS: channels, sessions
-// ARGV: base
-// Returns {{id, use_sessions, max_messages, messages_count, {clients...}}...},
-// {clients...}}, dropping index entries whose keys have expired on the way.
+// ARGV: base, list limit
+// Returns {{{id, use_sessions, max_messages, messages_count, {clients...},
+// clients_count}...}, {clients...}, {channels_count, clients_count}}: up to
+// limit live channels and clients (by their index entries' expiry scores,
+// which every renewal keeps up to date), each channel with up to limit of
+// its live readers, and the live counts, dropping up to limit index entries
+// whose keys have expired on the way. Its cost grows with the limit, not
+// with the hub.
 var statusScript = rueidis.NewLuaScript(luaLib + `
 local base = ARGV[1]
+local limit = ARGV[2]
+local nowms = now_ms()
+local now = fmt(nowms)
+-- drop up to limit stale entries of each index on the way
+prune(KEYS[1], base .. 'ch:', nowms, tonumber(limit))
+prune(KEYS[2], base .. 'client:', nowms, tonumber(limit))
 local channels = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', '-1')) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'LIMIT', '0', limit)) do
 	local h = redis.call('HMGET', base .. 'ch:' .. id, 'use_sessions', 'max_messages')
 	if h[1] then
 		local rkey = base .. 'clients:' .. id
-		local readers = {}
-		for _, c in ipairs(redis.call('ZRANGE', rkey, '0', '-1')) do
-			if redis.call('EXISTS', base .. 'client:' .. c) == 1 then
-				readers[#readers + 1] = c
-			else
-				redis.call('ZREM', rkey, c)
-			end
-		end
-		channels[#channels + 1] = {id, h[1], h[2], redis.call('ZCARD', base .. 'msgs:' .. id), readers}
-	else
-		redis.call('ZREM', KEYS[1], id)
+		local readers = redis.call('ZRANGEBYSCORE', rkey, now, '+inf', 'LIMIT', '0', limit)
+		channels[#channels + 1] = {id, h[1], h[2], redis.call('ZCARD', base .. 'msgs:' .. id), readers,
+			redis.call('ZCOUNT', rkey, now, '+inf')}
 	end
 end
-local clients = {}
-for _, c in ipairs(redis.call('ZRANGE', KEYS[2], '0', '-1')) do
-	if redis.call('EXISTS', base .. 'client:' .. c) == 1 then
-		clients[#clients + 1] = c
-	else
-		redis.call('ZREM', KEYS[2], c)
-	end
-end
-return {channels, clients}
+local clients = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf', 'LIMIT', '0', limit)
+return {channels, clients, {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}}
+`)
+
+// counts
+// KEYS: channels, sessions
+// Returns {channels_count, clients_count}: the index entries whose expiry
+// score is not past, in O(log n).
+var countsScript = rueidis.NewLuaScript(luaLib + `
+local now = fmt(now_ms())
+return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}
 `)

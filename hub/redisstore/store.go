@@ -418,7 +418,7 @@ func (s *Store) touch(ctx context.Context, channels, clients []string, ttl, sttl
 // Status implements hub.Store.
 func (s *Store) Status(ctx context.Context) (hub.Status, error) {
 	k := s.keys
-	msg, err := s.exec(ctx, statusScript, []string{k.channels(), k.sessions()}, []string{k.base})
+	msg, err := s.exec(ctx, statusScript, []string{k.channels(), k.sessions()}, []string{k.base, strconv.Itoa(hub.StatusListLimit)})
 	if err != nil {
 		return hub.Status{}, fmt.Errorf("listing the hub: %w", err)
 	}
@@ -429,21 +429,40 @@ func (s *Store) Status(ctx context.Context) (hub.Status, error) {
 	return st, nil
 }
 
+// Counts implements hub.Store. Messages are not counted (hub.Counts).
+func (s *Store) Counts(ctx context.Context) (hub.Counts, error) {
+	k := s.keys
+	msg, err := s.exec(ctx, countsScript, []string{k.channels(), k.sessions()}, nil)
+	if err != nil {
+		return hub.Counts{}, fmt.Errorf("redis counts script: %w", err)
+	}
+	counts, err := msg.AsIntSlice()
+	if err != nil || len(counts) != 2 {
+		return hub.Counts{}, fmt.Errorf("redis counts script: unexpected reply %v", msg)
+	}
+	return hub.Counts{Channels: int(counts[0]), Clients: int(counts[1]), Messages: -1}, nil
+}
+
 // parseStatus decodes the status script's reply, sorted by id as the memory
 // store sorts it.
 func parseStatus(msg rueidis.RedisMessage) (hub.Status, error) {
 	st := hub.Status{Channels: []hub.ChannelStatus{}, Clients: []string{}}
 	parts, err := msg.ToArray()
-	if err != nil || len(parts) != 2 {
+	if err != nil || len(parts) != 3 {
 		return st, fmt.Errorf("unexpected reply: %v", msg)
 	}
+	counts, err := parts[2].AsIntSlice()
+	if err != nil || len(counts) != 2 {
+		return st, fmt.Errorf("unexpected counts in reply: %v", parts[2])
+	}
+	st.Counts = hub.Counts{Channels: int(counts[0]), Clients: int(counts[1]), Messages: -1}
 	chans, err := parts[0].ToArray()
 	if err != nil {
 		return st, err
 	}
 	for _, c := range chans {
 		f, err := c.ToArray()
-		if err != nil || len(f) != 5 {
+		if err != nil || len(f) != 6 {
 			return st, fmt.Errorf("unexpected channel in reply: %v", c)
 		}
 		var cs hub.ChannelStatus
@@ -472,7 +491,10 @@ func parseStatus(msg rueidis.RedisMessage) (hub.Status, error) {
 		}
 		cs.Clients = append(make([]string, 0, len(readers)), readers...)
 		slices.Sort(cs.Clients)
-		st.MessagesCount += cs.MessagesCount
+		if n, err = f[5].AsInt64(); err != nil {
+			return st, err
+		}
+		cs.ClientsCount = int(n)
 		st.Channels = append(st.Channels, cs)
 	}
 	clients, err := parts[1].AsStrSlice()

@@ -135,7 +135,7 @@ func TestIDsThatLookLikeKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Channels) != len(ids) || len(st.Clients) != len(ids) || st.MessagesCount != len(ids) {
+	if len(st.Channels) != len(ids) || len(st.Clients) != len(ids) || st.Counts.Channels != len(ids) || st.Counts.Clients != len(ids) {
 		t.Fatalf("status: %+v", st)
 	}
 	for _, c := range st.Channels {

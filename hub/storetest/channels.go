@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -267,7 +268,7 @@ func (s *suite) testRetention(t *testing.T) {
 
 func (s *suite) testStatus(t *testing.T) {
 	h := s.newHub(t, hub.Config{MessagesPerChannel: 2})
-	if st := status(t, h); len(st.Channels) != 0 || len(st.Clients) != 0 || st.MessagesCount != 0 {
+	if st := status(t, h); len(st.Channels) != 0 || len(st.Clients) != 0 || st.Counts.Channels != 0 || st.Counts.Clients != 0 {
 		t.Fatalf("status of a new hub: %+v", st)
 	}
 	mustRegister(t, h, "b", true, 0)
@@ -296,7 +297,46 @@ func (s *suite) testStatus(t *testing.T) {
 	if !slices.Equal(st.Clients, []string{"c1", "c2"}) {
 		t.Fatalf("status clients %q, want [c1 c2] (sorted)", st.Clients)
 	}
-	if st.MessagesCount != 5 {
-		t.Fatalf("status messages_count %d, want 5", st.MessagesCount)
+	wantMessagesCount(t, st.Counts, 5)
+	if st.Counts.Channels != 2 || st.Counts.Clients != 2 {
+		t.Fatalf("status counts %+v, want 2 channels and 2 clients", st.Counts)
+	}
+	counts, err := h.Counts(context.Background())
+	if err != nil || counts != st.Counts {
+		t.Fatalf("counts %+v, %v; want the status's %+v", counts, err, st.Counts)
+	}
+}
+
+// wantMessagesCount checks a count of retained messages, where the store
+// keeps one (see hub.Counts).
+func wantMessagesCount(t *testing.T, c hub.Counts, want int) {
+	t.Helper()
+	if c.Messages != want && c.Messages != -1 {
+		t.Fatalf("messages count %d, want %d", c.Messages, want)
+	}
+}
+
+// A status lists at most StatusListLimit channels and clients, sorted by
+// id, however many the hub holds, and counts them all.
+func (s *suite) testStatusCapped(t *testing.T) {
+	h := s.newHub(t, hub.Config{})
+	const over = 5
+	for i := range hub.StatusListLimit + over {
+		mustRegister(t, h, fmt.Sprintf("c%05d", i), false, 1)
+		mustClient(t, h, fmt.Sprintf("u%05d", i))
+	}
+	st := status(t, h)
+	if len(st.Channels) != hub.StatusListLimit || len(st.Clients) != hub.StatusListLimit {
+		t.Fatalf("status lists %d channels and %d clients, want %d of each", len(st.Channels), len(st.Clients), hub.StatusListLimit)
+	}
+	if st.Counts.Channels != hub.StatusListLimit+over || st.Counts.Clients != hub.StatusListLimit+over {
+		t.Fatalf("status counts %+v, want %d of each", st.Counts, hub.StatusListLimit+over)
+	}
+	if !slices.IsSortedFunc(st.Channels, func(a, b hub.ChannelStatus) int { return strings.Compare(a.ID, b.ID) }) || !slices.IsSorted(st.Clients) {
+		t.Fatal("status lists are not sorted by id")
+	}
+	counts, err := h.Counts(context.Background())
+	if err != nil || counts.Channels != st.Counts.Channels || counts.Clients != st.Counts.Clients {
+		t.Fatalf("counts %+v, %v; want %+v", counts, err, st.Counts)
 	}
 }

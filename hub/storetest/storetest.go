@@ -135,6 +135,7 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"MaxClients", s.testMaxClients},
 		{"MaxRetainedMessages", s.testMaxRetainedMessages},
 		{"Status", s.testStatus},
+		{"StatusCapped", s.testStatusCapped},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
