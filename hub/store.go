@@ -216,10 +216,10 @@ type Status struct {
 
 // ChannelStatus describes one channel in Status.
 type ChannelStatus struct {
-	ID            string   `json:"channel_id"`
-	UseSessions   bool     `json:"use_sessions"`
-	MaxMessages   int      `json:"max_messages"`
-	MessagesCount int      `json:"messages_count"`
+	ID            string `json:"channel_id"`
+	UseSessions   bool   `json:"use_sessions"`
+	MaxMessages   int    `json:"max_messages"`
+	MessagesCount int    `json:"messages_count"`
 	// Clients are the channel's readers, at most StatusListLimit of them;
 	// ClientsCount counts them all.
 	Clients      []string `json:"clients"`
