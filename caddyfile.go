@@ -121,30 +121,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := parseInt(d, &h.MaxChannelsPerRead, 1); err != nil {
 				return err
 			}
-		case "max_held_connections":
-			var n int
-			if err := parseInt(d, &n, 0); err != nil {
+		case "max_held_connections", "max_held_per_ip", "max_channels", "max_clients":
+			// Limits where 0, no limit, differs from leaving them unset.
+			limit := map[string]**int{
+				"max_held_connections": &h.MaxHeldConnections,
+				"max_held_per_ip":      &h.MaxHeldPerIP,
+				"max_channels":         &h.MaxChannels,
+				"max_clients":          &h.MaxClients,
+			}[d.Val()]
+			*limit = new(int)
+			if err := parseInt(d, *limit, 0); err != nil {
 				return err
 			}
-			h.MaxHeldConnections = &n
-		case "max_held_per_ip":
-			var n int
-			if err := parseInt(d, &n, 0); err != nil {
-				return err
-			}
-			h.MaxHeldPerIP = &n
-		case "max_channels":
-			var n int
-			if err := parseInt(d, &n, 0); err != nil {
-				return err
-			}
-			h.MaxChannels = &n
-		case "max_clients":
-			var n int
-			if err := parseInt(d, &n, 0); err != nil {
-				return err
-			}
-			h.MaxClients = &n
 		case "max_retained_messages":
 			if err := parseInt(d, &h.MaxRetainedMessages, 1); err != nil {
 				return err
