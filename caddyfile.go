@@ -94,28 +94,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.EnableStatus = true
 		case "max_message_size":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size == 0 || size > math.MaxInt64 {
-				return d.Errf("max_message_size: invalid size %q", d.Val())
-			}
-			h.MaxMessageSize = int64(size)
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := parseSize(d, &h.MaxMessageSize, math.MaxInt64); err != nil {
+				return err
 			}
 		case "max_reply_size":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size == 0 || size > math.MaxInt32 {
-				return d.Errf("max_reply_size: invalid size %q", d.Val())
-			}
-			h.MaxReplySize = int64(size)
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := parseSize(d, &h.MaxReplySize, math.MaxInt32); err != nil {
+				return err
 			}
 		case "max_channels_per_read":
 			if err := parseInt(d, &h.MaxChannelsPerRead, 1); err != nil {
@@ -197,6 +181,24 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 }
 
 // parseInt reads one integer argument of at least minimum.
+// parseSize reads one size argument (64KiB, 1MB, or bytes), from 1 to
+// maximum.
+func parseSize(d *caddyfile.Dispenser, dst *int64, maximum uint64) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	size, err := humanize.ParseBytes(d.Val())
+	if err != nil || size == 0 || size > maximum {
+		return d.Errf("%s: invalid size %q", name, d.Val())
+	}
+	*dst = int64(size)
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
 func parseInt(d *caddyfile.Dispenser, dst *int, minimum int) error {
 	name := d.Val()
 	if !d.NextArg() {
