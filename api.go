@@ -165,12 +165,44 @@ func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts j
 }
 
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channel string) {
-	m, err := h.hub.Publish(r.Context(), channel, r.Form.Get("content"))
+	key, err := idempotencyKey(r)
 	if err != nil {
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).Int("message_id", m.ID).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+	p, err := h.hub.PublishOnce(r.Context(), channel, r.Form.Get("content"), key)
+	if err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	reply := jsonp.NewObject(nil).Int("message_id", p.ID)
+	if p.Replayed {
+		// A retry of a publish that was stored: tell the publisher, who
+		// may want to know, without changing the reply it relies on.
+		w.Header().Set("Idempotent-Replayed", "true")
+		reply = reply.Bool("replayed", true)
+		h.logger.Debug("publish replayed", zap.String("channel", channel), zap.Int64("message_id", p.ID))
+	}
+	h.reply(w, r, opts, reply.Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+}
+
+// idempotencyKey returns a publish's idempotency key, from the
+// Idempotency-Key header or the idempotency_key field, or "" when it has
+// none. A key given both ways must be the same; an empty one is invalid.
+func idempotencyKey(r *http.Request) (string, error) {
+	header, inHeader := r.Header[http.CanonicalHeaderKey("Idempotency-Key")]
+	field, inForm := r.Form["idempotency_key"]
+	switch {
+	case len(header) > 1 || len(field) > 1:
+		return "", hub.ErrInvalidIdempotencyKey.With("given more than once")
+	case inHeader && inForm && header[0] != field[0]:
+		return "", hub.ErrInvalidIdempotencyKey.With("the Idempotency-Key header and the idempotency_key field differ")
+	case inHeader:
+		return header[0], hub.ValidateIdempotencyKey(header[0])
+	case inForm:
+		return field[0], hub.ValidateIdempotencyKey(field[0])
+	}
+	return "", nil
 }
 
 func (h *Handler) registerClient(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {

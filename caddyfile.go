@@ -44,6 +44,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_channels             <n>
 //		max_clients              <n>
 //		max_retained_messages    <n>
+//		idempotency_window       <duration>
+//		max_idempotency_keys     <n>
 //		allow                    <operation...>
 //		store                    <module> [<args...>] [{ ... }]
 //	}
@@ -119,6 +121,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_retained_messages":
 			if err := parseInt(d, &h.MaxRetainedMessages, 1); err != nil {
+				return err
+			}
+		case "idempotency_window":
+			if err := parseDuration(d, &h.IdempotencyWindow); err != nil {
+				return err
+			}
+			if h.IdempotencyWindow == 0 {
+				return d.Errf("idempotency_window: must be more than 0")
+			}
+		case "max_idempotency_keys":
+			if err := parseInt(d, &h.MaxIdempotencyKeys, 1); err != nil {
 				return err
 			}
 		case "allow":

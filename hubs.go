@@ -128,6 +128,8 @@ type hubSettings struct {
 	MaxClients             *int
 	MaxRetainedMessages    int
 	MaxReplySize           int64
+	IdempotencyWindow      time.Duration
+	MaxIdempotencyKeys     int
 }
 
 func (s hubSettings) config() hub.Config {
@@ -154,6 +156,8 @@ func (s hubSettings) config() hub.Config {
 	c.MaxClients = hubLimit(s.MaxClients)
 	c.MaxRetainedMessages = s.MaxRetainedMessages
 	c.MaxReplySize = int(min(s.MaxReplySize, math.MaxInt32))
+	c.IdempotencyWindow = s.IdempotencyWindow
+	c.MaxIdempotencyKeys = s.MaxIdempotencyKeys
 	return c
 }
 
@@ -202,6 +206,12 @@ func (s hubSettings) merge(o hubSettings) (hubSettings, error) {
 	}
 	if pick("max_retained_messages", s.MaxRetainedMessages, o.MaxRetainedMessages, s.MaxRetainedMessages != 0, o.MaxRetainedMessages != 0) {
 		s.MaxRetainedMessages = o.MaxRetainedMessages
+	}
+	if pick("idempotency_window", s.IdempotencyWindow, o.IdempotencyWindow, s.IdempotencyWindow != 0, o.IdempotencyWindow != 0) {
+		s.IdempotencyWindow = o.IdempotencyWindow
+	}
+	if pick("max_idempotency_keys", s.MaxIdempotencyKeys, o.MaxIdempotencyKeys, s.MaxIdempotencyKeys != 0, o.MaxIdempotencyKeys != 0) {
+		s.MaxIdempotencyKeys = o.MaxIdempotencyKeys
 	}
 	return s, err
 }

@@ -85,6 +85,8 @@ func TestHubSettingsMergeConflicts(t *testing.T) {
 		{"max_clients", hubSettings{MaxClients: ptr(10)}, hubSettings{MaxClients: ptr(0)}, "10 and 0"},
 		{"max_retained_messages", hubSettings{MaxRetainedMessages: 10}, hubSettings{MaxRetainedMessages: 20}, "10 and 20"},
 		{"max_reply_size", hubSettings{MaxReplySize: 1 << 20}, hubSettings{MaxReplySize: 2 << 20}, "1048576 and 2097152"},
+		{"idempotency_window", hubSettings{IdempotencyWindow: time.Minute}, hubSettings{IdempotencyWindow: time.Hour}, "1m0s and 1h0m0s"},
+		{"max_idempotency_keys", hubSettings{MaxIdempotencyKeys: 10}, hubSettings{MaxIdempotencyKeys: 20}, "10 and 20"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {

@@ -112,6 +112,8 @@ func (a *App) Cleanup() error {
 //		max_channels             <n>
 //		max_clients              <n>
 //		max_retained_messages    <n>
+//		idempotency_window       <duration>
+//		max_idempotency_keys     <n>
 //		allow                    <subscribe|publish|manage|status...>
 //		store                    <module> ...
 //	}
@@ -178,6 +180,18 @@ type Handler struct {
 	// registered with; messages_per_channel may not exceed it. Default:
 	// 1000.
 	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
+
+	// IdempotencyWindow is how long a channel remembers a publish's
+	// idempotency key (the Idempotency-Key header or idempotency_key
+	// field): a publish to the channel with the same key within it
+	// publishes nothing and gets the first publish's message_id. Default:
+	// 5m.
+	IdempotencyWindow caddy.Duration `json:"idempotency_window,omitempty"`
+
+	// MaxIdempotencyKeys is the most idempotency keys a channel remembers;
+	// beyond it the oldest is forgotten first, even within the window.
+	// Default: 10000.
+	MaxIdempotencyKeys int `json:"max_idempotency_keys,omitempty"`
 
 	// MaxHeldPerIP is the most reads the hub holds at once on this server
 	// for one client IP address (Caddy's client IP, so trusted_proxies
@@ -294,6 +308,10 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("max_reply_size must not be negative")
 	case h.MaxRetainedMessages < 0:
 		return fmt.Errorf("max_retained_messages must not be negative")
+	case h.IdempotencyWindow < 0:
+		return fmt.Errorf("idempotency_window must not be negative")
+	case h.MaxIdempotencyKeys < 0:
+		return fmt.Errorf("max_idempotency_keys must not be negative")
 	}
 	return nil
 }
@@ -311,6 +329,8 @@ func (h *Handler) settings() hubSettings {
 		MaxClients:          h.MaxClients,
 		MaxRetainedMessages: h.MaxRetainedMessages,
 		MaxReplySize:        h.MaxReplySize,
+		IdempotencyWindow:   timeDuration(h.IdempotencyWindow),
+		MaxIdempotencyKeys:  h.MaxIdempotencyKeys,
 	}
 	if h.InactiveChannelTimeout != nil {
 		d := timeDuration(*h.InactiveChannelTimeout)

@@ -203,7 +203,7 @@ func TestRedisStoreOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc, _ := hub.EncodeContent("over TLS")
-	if _, err := st.Publish(ctx, "c", enc, time.Now(), hub.Expiry{}); err != nil {
+	if _, err := st.Publish(ctx, hub.Publication{Channel: "c", Encoded: enc}, time.Now(), hub.Expiry{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := st.Read(ctx, hub.ReadQuery{Channels: []string{"c"}}, hub.Expiry{})

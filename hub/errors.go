@@ -61,17 +61,19 @@ var (
 	ErrTooManyChannels    = &Error{Code: CodeBadRequest, Message: "Too many channels in one read"}
 	ErrInvalidChannelID   = &Error{Code: CodeBadRequest, Message: "Invalid channel id"}
 	ErrInvalidClientID    = &Error{Code: CodeBadRequest, Message: "Invalid client id"}
-	ErrChannelExists      = &Error{Code: CodeConflict, Message: "Channel already exists"}
-	ErrClientExists       = &Error{Code: CodeConflict, Message: "Client already exists"}
-	ErrNoChannel          = &Error{Code: CodeConflict, Message: "Nonexistent channel"}
-	ErrNoChannels         = &Error{Code: CodeConflict, Message: "No channels"}
-	ErrNoValidChannels    = &Error{Code: CodeConflict, Message: "No valid channels"}
-	ErrUnregisteredClient = &Error{Code: CodeUnregistered, Message: "Unregistered client_id"}
-	ErrStoreUnavailable   = &Error{Code: CodeUnavailable, Message: "Store unavailable"}
-	ErrTooManyHeld        = &Error{Code: CodeOverloaded, Message: "Too many held connections"}
-	ErrTooManyHeldByPeer  = &Error{Code: CodeOverloaded, Message: "Too many held connections from one address"}
-	ErrHubChannelLimit    = &Error{Code: CodeBadRequest, Message: "Too many channels"}
-	ErrHubClientLimit     = &Error{Code: CodeBadRequest, Message: "Too many clients"}
+	// ErrInvalidIdempotencyKey: the key of a publish breaks the id rules.
+	ErrInvalidIdempotencyKey = &Error{Code: CodeBadRequest, Message: "Invalid idempotency key"}
+	ErrChannelExists         = &Error{Code: CodeConflict, Message: "Channel already exists"}
+	ErrClientExists          = &Error{Code: CodeConflict, Message: "Client already exists"}
+	ErrNoChannel             = &Error{Code: CodeConflict, Message: "Nonexistent channel"}
+	ErrNoChannels            = &Error{Code: CodeConflict, Message: "No channels"}
+	ErrNoValidChannels       = &Error{Code: CodeConflict, Message: "No valid channels"}
+	ErrUnregisteredClient    = &Error{Code: CodeUnregistered, Message: "Unregistered client_id"}
+	ErrStoreUnavailable      = &Error{Code: CodeUnavailable, Message: "Store unavailable"}
+	ErrTooManyHeld           = &Error{Code: CodeOverloaded, Message: "Too many held connections"}
+	ErrTooManyHeldByPeer     = &Error{Code: CodeOverloaded, Message: "Too many held connections from one address"}
+	ErrHubChannelLimit       = &Error{Code: CodeBadRequest, Message: "Too many channels"}
+	ErrHubClientLimit        = &Error{Code: CodeBadRequest, Message: "Too many clients"}
 )
 
 // AsError returns err as an API error: itself when it is one, and

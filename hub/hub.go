@@ -64,6 +64,16 @@ type Config struct {
 	// registered with. Default: 1,000.
 	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
 
+	// IdempotencyWindow is how long a channel remembers the idempotency key
+	// of a publish: another publish to the channel with that key within it
+	// publishes nothing and gets the first one's message id. Default: 5m.
+	IdempotencyWindow time.Duration `json:"idempotency_window,omitempty"`
+
+	// MaxIdempotencyKeys is the most idempotency keys a channel remembers;
+	// beyond it the oldest is forgotten first, even within the window.
+	// Default: 10,000.
+	MaxIdempotencyKeys int `json:"max_idempotency_keys,omitempty"`
+
 	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
 	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
 	// peer are not counted. Default: 0, no limit.
@@ -82,6 +92,8 @@ const (
 	DefaultMaxClients             = 100_000
 	DefaultMaxRetainedMessages    = 1_000
 	DefaultMaxReplySize           = 1 << 20
+	DefaultIdempotencyWindow      = 5 * time.Minute
+	DefaultMaxIdempotencyKeys     = 10_000
 )
 
 // Normalize returns c with defaults in place of zero values.
@@ -116,6 +128,12 @@ func (c Config) Normalize() Config {
 	if c.MaxReplySize <= 0 {
 		c.MaxReplySize = DefaultMaxReplySize
 	}
+	if c.IdempotencyWindow <= 0 {
+		c.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if c.MaxIdempotencyKeys <= 0 {
+		c.MaxIdempotencyKeys = DefaultMaxIdempotencyKeys
+	}
 	return c
 }
 
@@ -123,7 +141,7 @@ func (c Config) Normalize() Config {
 func limit(n int) int { return max(n, 0) }
 
 func (c Config) expiry() Expiry {
-	e := Expiry{SessionTimeout: c.SessionTimeout}
+	e := Expiry{SessionTimeout: c.SessionTimeout, IdempotencyWindow: c.IdempotencyWindow}
 	if c.InactiveChannelTimeout > 0 {
 		e.InactiveChannelTimeout = c.InactiveChannelTimeout
 	}
@@ -249,29 +267,48 @@ func (h *Hub) RegisterChannel(ctx context.Context, id string, useSessions bool, 
 
 // Publish appends content to a channel and wakes the reads held on it.
 func (h *Hub) Publish(ctx context.Context, channel, content string) (Message, error) {
+	p, err := h.PublishOnce(ctx, channel, content, "")
+	return p.Message, err
+}
+
+// PublishOnce is Publish with an idempotency key: when key is not empty
+// and the channel has had a publish with the same key within the hub's
+// IdempotencyWindow, it publishes nothing and returns that publish's
+// message id, with Replayed set. An empty key publishes every time.
+func (h *Hub) PublishOnce(ctx context.Context, channel, content, key string) (Published, error) {
 	if channel == "" {
-		return Message{}, ErrMissingChannelID
+		return Published{}, ErrMissingChannelID
 	}
 	if err := ValidateChannelID(channel); err != nil {
-		return Message{}, err
+		return Published{}, err
+	}
+	if key != "" {
+		if err := ValidateIdempotencyKey(key); err != nil {
+			return Published{}, err
+		}
 	}
 	if content == "" {
-		return Message{}, ErrMissingContent
+		return Published{}, ErrMissingContent
 	}
 	cfg := h.config.Load()
 	if len(content) > cfg.MaxMessageSize {
-		return Message{}, ErrMessageTooLarge.With(fmt.Sprintf("over %d bytes", cfg.MaxMessageSize))
+		return Published{}, ErrMessageTooLarge.With(fmt.Sprintf("over %d bytes", cfg.MaxMessageSize))
 	}
 	encoded, err := EncodeContent(content)
 	if err != nil {
-		return Message{}, err
+		return Published{}, err
 	}
-	m, err := h.store.Publish(ctx, channel, encoded, time.Now(), cfg.expiry())
+	pub := Publication{Channel: channel, Encoded: encoded, IdempotencyKey: key, MaxIdempotencyKeys: cfg.MaxIdempotencyKeys}
+	p, err := h.store.Publish(ctx, pub, time.Now(), cfg.expiry())
 	if err != nil {
-		return Message{}, wrapStore(err, "publishing to %q", channel)
+		return Published{}, wrapStore(err, "publishing to %q", channel)
 	}
-	h.stats.Published.Add(1)
-	return m, nil
+	if p.Replayed {
+		h.stats.Replayed.Add(1)
+	} else {
+		h.stats.Published.Add(1)
+	}
+	return p, nil
 }
 
 // RegisterClient creates a session client.

@@ -22,6 +22,8 @@ func TestConfigNormalize(t *testing.T) {
 		MaxClients:             hub.DefaultMaxClients,
 		MaxRetainedMessages:    hub.DefaultMaxRetainedMessages,
 		MaxReplySize:           hub.DefaultMaxReplySize,
+		IdempotencyWindow:      hub.DefaultIdempotencyWindow,
+		MaxIdempotencyKeys:     hub.DefaultMaxIdempotencyKeys,
 	}
 	set := hub.Config{
 		HTTPTimeout:            time.Second,
@@ -36,6 +38,8 @@ func TestConfigNormalize(t *testing.T) {
 		MaxRetainedMessages:    10,
 		MaxHeldPerPeer:         11,
 		MaxReplySize:           12,
+		IdempotencyWindow:      13 * time.Second,
+		MaxIdempotencyKeys:     14,
 	}
 	offExpiry := defaults
 	unlimited := defaults
@@ -48,7 +52,7 @@ func TestConfigNormalize(t *testing.T) {
 	}{
 		{"zero takes the defaults", hub.Config{}, defaults},
 		{"negatives take the defaults", hub.Config{HTTPTimeout: -1, SessionTimeout: -1, MessagesPerChannel: -1, MaxMessageSize: -1,
-			MaxChannelsPerRead: -1, MaxRetainedMessages: -1, MaxReplySize: -1}, defaults},
+			MaxChannelsPerRead: -1, MaxRetainedMessages: -1, MaxReplySize: -1, IdempotencyWindow: -1, MaxIdempotencyKeys: -1}, defaults},
 		// Negative hub sizes are how the API says "no limit".
 		{"negative hub sizes are no limit", hub.Config{MaxChannels: -1, MaxClients: -1}, unlimited},
 		{"set values stay", set, set},

@@ -32,6 +32,16 @@ func ValidateClientID(id string) error {
 	return nil
 }
 
+// ValidateIdempotencyKey checks a publish's idempotency key by the rules of
+// client ids: 1 to MaxIDLength bytes of valid UTF-8 and no control
+// characters.
+func ValidateIdempotencyKey(key string) error {
+	if msg := checkID(key); msg != "" {
+		return ErrInvalidIdempotencyKey.With(msg)
+	}
+	return nil
+}
+
 func checkID(id string) string {
 	switch {
 	case id == "":

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type memChannel struct {
 	mu       sync.RWMutex
 	messages []Message // oldest first; the elements are never modified
 	clients  map[string]struct{}
+	keys     *publishKeys // idempotency keys of recent publishes; nil: none
 	deleted  bool
 }
 
@@ -87,6 +89,8 @@ func (s *MemoryStore) client(id string, now time.Time, exp Expiry) *memClient {
 
 // CreateChannel implements Store.
 func (s *MemoryStore) CreateChannel(_ context.Context, spec ChannelSpec, exp Expiry) error {
+	// The id may be a view of the whole request body; keep only its bytes.
+	spec.ID = strings.Clone(spec.ID)
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,32 +124,45 @@ func (s *MemoryStore) DeleteChannel(_ context.Context, id string) (bool, error) 
 }
 
 // Publish implements Store.
-func (s *MemoryStore) Publish(_ context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error) {
+func (s *MemoryStore) Publish(_ context.Context, p Publication, now time.Time, exp Expiry) (Published, error) {
 	s.mu.RLock()
-	c := s.channel(channel, now, exp)
+	c := s.channel(p.Channel, now, exp)
 	s.mu.RUnlock()
 	if c == nil {
-		return Message{}, ErrNoChannel
+		return Published{}, ErrNoChannel
 	}
 	c.mu.Lock()
 	if c.deleted {
 		c.mu.Unlock()
-		return Message{}, ErrNoChannel
+		return Published{}, ErrNoChannel
+	}
+	if p.IdempotencyKey != "" {
+		if id, seen := c.keys.lookup(p.IdempotencyKey, now.UnixNano(), exp.IdempotencyWindow); seen {
+			c.mu.Unlock()
+			return Published{Message: Message{ID: id}, Replayed: true}, nil
+		}
 	}
 	// The id is taken under the channel's lock so that a reader who has seen
 	// the id in IDClock.Last and then takes this lock sees the message.
-	m := NewMessage(encoded, s.ids.Next(now), now.Unix())
+	m := NewMessage(p.Encoded, s.ids.Next(now), now.Unix())
 	drop := max(len(c.messages)+1-c.spec.MaxMessages, 0)
 	c.messages = append(c.messages[drop:], m)
 	s.messages.Add(int64(1 - drop))
+	if p.IdempotencyKey != "" && exp.IdempotencyWindow > 0 {
+		if c.keys == nil {
+			c.keys = new(publishKeys)
+		}
+		c.keys.remember(p.IdempotencyKey, m.ID, now.UnixNano(), p.MaxIdempotencyKeys)
+	}
 	c.lastActive.Store(now.UnixNano())
 	c.mu.Unlock()
-	s.notify(Event{Kind: EventPublished, Channel: channel})
-	return m, nil
+	s.notify(Event{Kind: EventPublished, Channel: p.Channel})
+	return Published{Message: m}, nil
 }
 
 // CreateClient implements Store.
 func (s *MemoryStore) CreateClient(_ context.Context, spec ClientSpec, exp Expiry) error {
+	spec.ID = strings.Clone(spec.ID) // as in CreateChannel
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,11 +273,19 @@ func (c *memChannel) read(clientID string, since, last, now int64) (msgs []Messa
 	_, known := c.clients[clientID]
 	c.mu.RUnlock()
 	if clientID != "" && !known {
-		c.mu.Lock()
-		c.clients[clientID] = struct{}{}
-		c.mu.Unlock()
+		c.addReader(clientID)
 	}
 	return msgs[from:to:to], true
+}
+
+// addReader records a client as a reader of the channel. The id may be a
+// view of the whole request line: the channel keeps a copy of its bytes.
+//
+//go:noinline
+func (c *memChannel) addReader(clientID string) {
+	c.mu.Lock()
+	c.clients[strings.Clone(clientID)] = struct{}{}
+	c.mu.Unlock()
 }
 
 // firstAfter returns the index of the first of msgs (oldest first) with an id

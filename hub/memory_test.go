@@ -66,7 +66,7 @@ func TestMemorySweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		enc, _ := hub.EncodeContent("x")
-		if _, err := s.Publish(ctx, c, enc, time.Now(), exp); err != nil {
+		if _, err := s.Publish(ctx, hub.Publication{Channel: c, Encoded: enc}, time.Now(), exp); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestMemorySweep(t *testing.T) {
 	}
 
 	enc, _ := hub.EncodeContent("x")
-	if _, err := s.Publish(ctx, "old", enc, time.Now(), exp); !errors.Is(err, hub.ErrNoChannel) {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "old", Encoded: enc}, time.Now(), exp); !errors.Is(err, hub.ErrNoChannel) {
 		t.Fatalf("publish to a swept channel: %v, want %v", err, hub.ErrNoChannel)
 	}
 	if _, err := storeRead(s, hub.ReadQuery{Channels: []string{"new"}, ClientID: "gone"}, exp); !errors.Is(err, hub.ErrUnregisteredClient) {
@@ -145,7 +145,7 @@ func TestMemoryExpiryBeforeSweep(t *testing.T) {
 	short := hub.Expiry{SessionTimeout: time.Nanosecond, InactiveChannelTimeout: time.Nanosecond}
 
 	enc, _ := hub.EncodeContent("x")
-	if _, err := s.Publish(ctx, "a", enc, time.Now(), short); !errors.Is(err, hub.ErrNoChannel) {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "a", Encoded: enc}, time.Now(), short); !errors.Is(err, hub.ErrNoChannel) {
 		t.Fatalf("publish to an expired channel: %v, want %v", err, hub.ErrNoChannel)
 	}
 	if _, err := storeRead(s, hub.ReadQuery{Channels: []string{"a"}}, short); !errors.Is(err, hub.ErrNoValidChannels) {
@@ -181,7 +181,7 @@ func TestMemoryStatusCounts(t *testing.T) {
 		count int
 	}{{"a", 3}, {"b", 4}, {"c", 2}} {
 		for range n.count {
-			if _, err := s.Publish(ctx, n.id, enc, time.Now(), exp); err != nil {
+			if _, err := s.Publish(ctx, hub.Publication{Channel: n.id, Encoded: enc}, time.Now(), exp); err != nil {
 				t.Fatal(err)
 			}
 		}

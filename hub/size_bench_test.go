@@ -12,7 +12,8 @@ import (
 
 // BenchmarkMemoryHubSize measures what the memory store keeps per thing a
 // client can make the hub hold: a channel, a session client, a client
-// recorded on a channel it read, and a retained message (beyond its
+// recorded on a channel it read, a remembered idempotency key, and a
+// retained message (beyond its
 // content's bytes). These are the terms of the README's worst-case memory
 // formula. Each reports live heap bytes per item, measured after a GC, with
 // ids of 16 bytes and messages of 32 bytes of content.
@@ -60,6 +61,17 @@ func BenchmarkMemoryHubSize(b *testing.B) {
 		measure(b, "B/reader", clients, func(h *hub.Hub) {
 			for i := range n {
 				_, err := h.Read(ctx, hub.ReadRequest{Channels: "shared", ClientID: fmt.Sprintf("client--%08d", i), HasClientID: true}, stop)
+				mustOK(b, err)
+			}
+		})
+	})
+	b.Run("idempotency-key", func(b *testing.B) {
+		// Keys of 16 bytes, on a channel that keeps one message, so that
+		// what grows is the keys, not the messages.
+		channel := func(h *hub.Hub) { mustOK(b, h.RegisterChannel(ctx, "keyed", false, 1)) }
+		measure(b, "B/key", channel, func(h *hub.Hub) {
+			for i := range n {
+				_, err := h.PublishOnce(ctx, "keyed", "x", fmt.Sprintf("key-----%08d", i))
 				mustOK(b, err)
 			}
 		})

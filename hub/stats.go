@@ -11,6 +11,9 @@ import (
 type Stats struct {
 	// Published counts messages published through this hub.
 	Published atomic.Int64
+	// Replayed counts publishes that published nothing because their
+	// idempotency key had been used (retries of a publish that was stored).
+	Replayed atomic.Int64
 	// Replies counts API replies; the HTTP layer adds to it.
 	Replies atomic.Int64
 	// Errors counts error replies by return code: Errors[-code].

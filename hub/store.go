@@ -30,10 +30,15 @@ type Store interface {
 	// Publish gives the content the next message id, appends it to the
 	// channel, drops the channel's oldest messages beyond its max_messages,
 	// renews the channel's activity and notifies EventPublished, all as one
-	// step. It returns ErrNoChannel for an unknown channel. encoded is the
-	// content already encoded as a JSON string (EncodeContent), so a store
-	// can build the message's JSON without encoding again.
-	Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error)
+	// step. It returns ErrNoChannel for an unknown channel.
+	//
+	// A publication with an IdempotencyKey that the channel has seen within
+	// exp.IdempotencyWindow publishes nothing and returns the id of the
+	// message published with it, Replayed set; otherwise the channel
+	// remembers the key, with the new id, as part of the same step. A
+	// channel remembers at most p.MaxIdempotencyKeys keys, forgetting the
+	// oldest first, and forgets them with its messages.
+	Publish(ctx context.Context, p Publication, now time.Time, exp Expiry) (Published, error)
 
 	// CreateClient registers a session client. It returns ErrClientExists
 	// when a live client with that id exists, and ErrHubClientLimit when the
@@ -95,6 +100,38 @@ type Expiry struct {
 	// InactiveChannelTimeout is how long a channel lives without reads or
 	// publishes. Zero means channels never expire.
 	InactiveChannelTimeout time.Duration
+
+	// IdempotencyWindow is how long a channel remembers a publication's
+	// idempotency key (see Store.Publish): at least this long, and no
+	// longer than its channel. Zero: keys are not remembered.
+	IdempotencyWindow time.Duration
+}
+
+// Publication is a message to publish, already validated.
+type Publication struct {
+	// Channel is the channel id.
+	Channel string
+	// Encoded is the content encoded as a JSON string (EncodeContent), so
+	// that a store builds the message's JSON without encoding again.
+	Encoded []byte
+	// IdempotencyKey, when not empty, makes a retry of this publication
+	// publish nothing (see Store.Publish). Validated by
+	// ValidateIdempotencyKey.
+	IdempotencyKey string
+	// MaxIdempotencyKeys is the most keys the channel remembers (>= 1 when
+	// IdempotencyKey is set).
+	MaxIdempotencyKeys int
+}
+
+// Published is what a publish did.
+type Published struct {
+	// Message is the message published. For a replay it carries only the
+	// ID of the message first published with the key (JSON is nil): the
+	// message itself may have left the channel since.
+	Message
+	// Replayed reports that the key had been used within the window, so
+	// that nothing was published.
+	Replayed bool
 }
 
 // ChannelSpec describes a channel to create.

@@ -29,9 +29,9 @@ func (s timedStore) DeleteChannel(ctx context.Context, id string) (bool, error) 
 	return removed, err
 }
 
-func (s timedStore) Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp Expiry) (Message, error) {
+func (s timedStore) Publish(ctx context.Context, p Publication, now time.Time, exp Expiry) (Published, error) {
 	start := time.Now()
-	m, err := s.Store.Publish(ctx, channel, encoded, now, exp)
+	m, err := s.Store.Publish(ctx, p, now, exp)
 	s.observe(start)
 	return m, err
 }

@@ -56,7 +56,7 @@ func TestTTLsFollowExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc, _ := hub.EncodeContent("x")
-	if _, err := s.Publish(ctx, "c", enc, time.Now(), e1); err != nil {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "c", Encoded: enc}, time.Now(), e1); err != nil {
 		t.Fatal(err)
 	}
 	wantTTL(t, srv, k.channel("c"), 90*time.Second)
@@ -113,7 +113,7 @@ func TestIdleChannelsAndSessionsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc, _ := hub.EncodeContent("x")
-	if _, err := s.Publish(ctx, "idle", enc, time.Now(), short); err != nil {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "idle", Encoded: enc}, time.Now(), short); err != nil {
 		t.Fatal(err)
 	}
 	// Status renews nothing, so it can watch.
@@ -121,7 +121,7 @@ func TestIdleChannelsAndSessionsExpire(t *testing.T) {
 		st, err := s.Status(ctx)
 		return err == nil && len(st.Channels) == 0 && len(st.Clients) == 0
 	})
-	if _, err := s.Publish(ctx, "idle", enc, time.Now(), short); !errors.Is(err, hub.ErrNoChannel) {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "idle", Encoded: enc}, time.Now(), short); !errors.Is(err, hub.ErrNoChannel) {
 		t.Fatalf("publish to an expired channel: %v, want ErrNoChannel", err)
 	}
 	if _, err := s.Read(ctx, hub.ReadQuery{Channels: []string{"idle"}, ClientID: "gone"}, short); !errors.Is(err, hub.ErrUnregisteredClient) {

@@ -11,6 +11,8 @@ package redisstore
 //	{prefix:hub}:ch:<channel>    hash    use_sessions, max_messages
 //	{prefix:hub}:msgs:<channel>  zset    message JSON, scored by message id
 //	{prefix:hub}:clients:<chan>  zset    client ids that read the channel
+//	{prefix:hub}:keys:<chan>     hash    idempotency key -> message id
+//	{prefix:hub}:keytimes:<chan> zset    idempotency keys, scored by when used
 //	{prefix:hub}:client:<client> string  a registered client's session
 //
 // The fixed names carry no ':' after the tag and the per-id ones do, so no id
@@ -33,3 +35,6 @@ func (k keys) channel(id string) string  { return k.base + "ch:" + id }
 func (k keys) messages(id string) string { return k.base + "msgs:" + id }
 func (k keys) readers(id string) string  { return k.base + "clients:" + id }
 func (k keys) client(id string) string   { return k.base + "client:" + id }
+
+func (k keys) publishKeys(id string) string     { return k.base + "keys:" + id }
+func (k keys) publishKeyTimes(id string) string { return k.base + "keytimes:" + id }

@@ -61,7 +61,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	enc, _ := hub.EncodeContent("during the outage")
 	for range 10 {
 		start := time.Now()
-		_, err := s.Publish(ctx, "kept", enc, time.Now(), exp)
+		_, err := s.Publish(ctx, hub.Publication{Channel: "kept", Encoded: enc}, time.Now(), exp)
 		storeDown(t, "publish", err, time.Since(start))
 		start = time.Now()
 		_, err = s.Read(ctx, hub.ReadQuery{Channels: []string{"kept"}, ClientID: "alice"}, exp)
@@ -88,7 +88,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	if len(res.Channels) != 1 || len(res.Channels[0].Messages) != 1 || res.Channels[0].Messages[0].ID != m1.ID {
 		t.Fatalf("after the restart: %+v, want the message Redis kept (%d)", res, m1.ID)
 	}
-	m2, err := other.Publish(ctx, "kept", enc, time.Now(), exp)
+	m2, err := other.Publish(ctx, hub.Publication{Channel: "kept", Encoded: enc}, time.Now(), exp)
 	if err != nil {
 		t.Fatalf("publish on the other store after the restart: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestRedisUnresponsive(t *testing.T) {
 	}
 	enc, _ := hub.EncodeContent("x")
 	start := time.Now()
-	_, err := s.Publish(ctx, "c", enc, time.Now(), exp)
+	_, err := s.Publish(ctx, hub.Publication{Channel: "c", Encoded: enc}, time.Now(), exp)
 	storeDown(t, "publish to a paused redis", err, time.Since(start))
 	if _, err := srv.Run("CLIENT", "UNPAUSE"); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestRedisUnresponsive(t *testing.T) {
 	// The timed-out connection is replaced on the next call.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err = s.Publish(ctx, "c", enc, time.Now(), exp); err == nil {
+		if _, err = s.Publish(ctx, hub.Publication{Channel: "c", Encoded: enc}, time.Now(), exp); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -176,7 +176,7 @@ func TestRedisRestartedCallsKeepSucceeding(t *testing.T) {
 			if _, err := s.Read(ctx, q, exp); err != nil {
 				t.Fatalf("round %d: read %d after the store had recovered: %v", round, i, err)
 			}
-			if _, err := s.Publish(ctx, "c", enc, time.Now(), exp); err != nil {
+			if _, err := s.Publish(ctx, hub.Publication{Channel: "c", Encoded: enc}, time.Now(), exp); err != nil {
 				t.Fatalf("round %d: publish %d after the store had recovered: %v", round, i, err)
 			}
 		}

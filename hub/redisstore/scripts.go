@@ -65,7 +65,7 @@ const pruneLimit = "16"
 const readChunk = "16"
 
 // createChannel
-// KEYS: ch, msgs, clients, channels
+// KEYS: ch, msgs, clients, channels, keys, keytimes
 // ARGV: base, channel id, use_sessions (0/1), max_messages, channel ttl ms,
 // max channels (0: no limit)
 // Returns 1, 0 when the channel exists, or -1 when the hub holds max
@@ -78,7 +78,7 @@ local limit = tonumber(ARGV[6])
 if limit > 0 and redis.call('ZCOUNT', KEYS[4], fmt(now), '+inf') >= limit then return -1 end
 local ttl = tonumber(ARGV[5])
 -- leftovers of a channel that expired key by key must not show through
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 redis.call('HSET', KEYS[1], 'use_sessions', ARGV[3], 'max_messages', ARGV[4])
 renew(KEYS[1], ttl)
 redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[2])
@@ -87,27 +87,48 @@ return 1
 `)
 
 // deleteChannel
-// KEYS: ch, msgs, clients, channels
+// KEYS: ch, msgs, clients, channels, keys, keytimes
 // ARGV: channel id, events channel, publish command
 // Returns 1, or 0 when there was no such channel.
 var deleteChannelScript = rueidis.NewLuaScript(luaLib + `
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call(ARGV[3], ARGV[2], 'd' .. ARGV[1])
 return 1
 `)
 
 // publish
-// KEYS: ch, msgs, clients, id, channels
-// ARGV: channel id, encoded content, clock id, ts, channel ttl ms, events channel, publish command
-// Returns the new message id, or -2 when the channel does not exist.
+// KEYS: ch, msgs, clients, id, channels, keys, keytimes
+// ARGV: channel id, encoded content, clock id, ts, channel ttl ms, events
+// channel, publish command, idempotency key (empty: none), idempotency
+// window ms, max idempotency keys
+// Returns {id, 0} with the new message id, {id, 1} with the id first
+// published with the idempotency key when it was used within the window (and
+// nothing is published), or -2 when the channel does not exist.
 //
 // The message JSON is built exactly as hub.AppendMessageJSON builds it, so
 // that the publisher's copy and the stored one are the same bytes.
+//
+// A channel's idempotency keys are a hash, key -> message id, and a zset,
+// key -> when it was used (Redis's clock, in ms), which orders them for
+// forgetting the expired ones and the ones over the limit. Both live as long
+// as the window after the last keyed publish, and go with the channel.
 var publishScript = rueidis.NewLuaScript(luaLib + `
 local max = redis.call('HGET', KEYS[1], 'max_messages')
 if not max then return -2 end
+local key = ARGV[8]
+local now = now_ms()
+if key ~= '' then
+	local stale = fmt(now - tonumber(ARGV[9]))
+	-- one HDEL each: unpack() of thousands of keys would overflow Lua's stack
+	for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', stale)) do
+		redis.call('HDEL', KEYS[6], old)
+	end
+	redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', stale)
+	local seen = redis.call('HGET', KEYS[6], key)
+	if seen then return {tonumber(seen), 1} end
+end
 local id = tonumber(redis.call('GET', KEYS[4]) or '0') + 1
 local tick = tonumber(ARGV[3])
 if tick > id then id = tick end
@@ -119,9 +140,20 @@ local ttl = tonumber(ARGV[5])
 renew(KEYS[1], ttl)
 renew(KEYS[2], ttl)
 renew(KEYS[3], ttl)
-redis.call('ZADD', KEYS[5], deadline(now_ms(), ttl), ARGV[1])
+redis.call('ZADD', KEYS[5], deadline(now, ttl), ARGV[1])
+if key ~= '' then
+	redis.call('HSET', KEYS[6], key, ids)
+	redis.call('ZADD', KEYS[7], fmt(now), key)
+	local over = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[10])
+	if over > 0 then
+		local oldest = redis.call('ZPOPMIN', KEYS[7], over)
+		for i = 1, #oldest, 2 do redis.call('HDEL', KEYS[6], oldest[i]) end
+	end
+	redis.call('PEXPIRE', KEYS[6], ARGV[9])
+	redis.call('PEXPIRE', KEYS[7], ARGV[9])
+end
 redis.call(ARGV[7], ARGV[6], 'p' .. ARGV[1])
-return id
+return {id, 0}
 `)
 
 // createClient

@@ -196,7 +196,7 @@ func boolArg(b bool) string {
 func (s *Store) CreateChannel(ctx context.Context, spec hub.ChannelSpec, exp hub.Expiry) error {
 	k := s.keys
 	msg, err := s.exec(ctx, createChannelScript,
-		[]string{k.channel(spec.ID), k.messages(spec.ID), k.readers(spec.ID), k.channels()},
+		[]string{k.channel(spec.ID), k.messages(spec.ID), k.readers(spec.ID), k.channels(), k.publishKeys(spec.ID), k.publishKeyTimes(spec.ID)},
 		[]string{k.base, spec.ID, boolArg(spec.UseSessions), strconv.Itoa(spec.MaxMessages), millis(exp.InactiveChannelTimeout),
 			strconv.Itoa(spec.MaxChannels)})
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Store) CreateChannel(ctx context.Context, spec hub.ChannelSpec, exp hub
 func (s *Store) DeleteChannel(ctx context.Context, id string) (bool, error) {
 	k := s.keys
 	msg, err := s.exec(ctx, deleteChannelScript,
-		[]string{k.channel(id), k.messages(id), k.readers(id), k.channels()},
+		[]string{k.channel(id), k.messages(id), k.readers(id), k.channels(), k.publishKeys(id), k.publishKeyTimes(id)},
 		[]string{id, k.events(), s.publishCmd})
 	if err != nil {
 		return false, fmt.Errorf("redis delete-channel script: %w", err)
@@ -230,24 +230,35 @@ func (s *Store) DeleteChannel(ctx context.Context, id string) (bool, error) {
 }
 
 // Publish implements hub.Store.
-func (s *Store) Publish(ctx context.Context, channel string, encoded []byte, now time.Time, exp hub.Expiry) (hub.Message, error) {
+func (s *Store) Publish(ctx context.Context, p hub.Publication, now time.Time, exp hub.Expiry) (hub.Published, error) {
 	k := s.keys
 	ts := now.Unix()
+	key := p.IdempotencyKey
+	if exp.IdempotencyWindow <= 0 {
+		key = ""
+	}
+	c := p.Channel
 	msg, err := s.exec(ctx, publishScript,
-		[]string{k.channel(channel), k.messages(channel), k.readers(channel), k.id(), k.channels()},
-		[]string{channel, string(encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
-			millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd})
+		[]string{k.channel(c), k.messages(c), k.readers(c), k.id(), k.channels(), k.publishKeys(c), k.publishKeyTimes(c)},
+		[]string{c, string(p.Encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
+			millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd,
+			key, millis(exp.IdempotencyWindow), strconv.Itoa(max(p.MaxIdempotencyKeys, 1))})
 	if err != nil {
-		return hub.Message{}, fmt.Errorf("redis publish script: %w", err)
+		return hub.Published{}, fmt.Errorf("redis publish script: %w", err)
 	}
-	id, err := msg.AsInt64()
-	if err != nil {
-		return hub.Message{}, fmt.Errorf("redis publish script: %w", err)
+	if msg.IsInt64() {
+		if code, _ := msg.AsInt64(); code == -2 {
+			return hub.Published{}, hub.ErrNoChannel
+		}
 	}
-	if id == -2 {
-		return hub.Message{}, hub.ErrNoChannel
+	reply, err := msg.AsIntSlice()
+	if err != nil || len(reply) != 2 {
+		return hub.Published{}, fmt.Errorf("redis publish script: unexpected reply %v (%v)", msg, err)
 	}
-	return hub.NewMessage(encoded, id, ts), nil
+	if reply[1] == 1 {
+		return hub.Published{Message: hub.Message{ID: reply[0]}, Replayed: true}, nil
+	}
+	return hub.Published{Message: hub.NewMessage(p.Encoded, reply[0], ts)}, nil
 }
 
 // CreateClient implements hub.Store.

@@ -18,11 +18,11 @@ func mustPublish(t *testing.T, s *Store, channel, content string) hub.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.Publish(context.Background(), channel, enc, time.Now(), exp)
+	m, err := s.Publish(context.Background(), hub.Publication{Channel: channel, Encoded: enc}, time.Now(), exp)
 	if err != nil {
 		t.Fatalf("publishing to %q: %v", channel, err)
 	}
-	return m
+	return m.Message
 }
 
 // The message JSON the script stores is the one the publisher returns, byte
@@ -70,11 +70,11 @@ func TestIDsIncreaseWhenClockGoesBack(t *testing.T) {
 	}
 	enc, _ := hub.EncodeContent("x")
 	now := time.Now()
-	first, err := s.Publish(ctx, "a", enc, now.Add(time.Hour), exp)
+	first, err := s.Publish(ctx, hub.Publication{Channel: "a", Encoded: enc}, now.Add(time.Hour), exp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.Publish(ctx, "a", enc, now, exp)
+	second, err := s.Publish(ctx, hub.Publication{Channel: "a", Encoded: enc}, now, exp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestUnknownChannelAndClient(t *testing.T) {
 	s := open(t, srv.Addr(), "default", hub.StoreOptions{}, nil)
 	ctx := context.Background()
 	enc, _ := hub.EncodeContent("x")
-	if _, err := s.Publish(ctx, "nope", enc, time.Now(), exp); !errors.Is(err, hub.ErrNoChannel) {
+	if _, err := s.Publish(ctx, hub.Publication{Channel: "nope", Encoded: enc}, time.Now(), exp); !errors.Is(err, hub.ErrNoChannel) {
 		t.Fatalf("publish to unknown channel: %v, want ErrNoChannel", err)
 	}
 	if _, err := s.Read(ctx, hub.ReadQuery{Channels: []string{"nope"}, ClientID: "who"}, exp); !errors.Is(err, hub.ErrUnregisteredClient) {

@@ -1,7 +1,7 @@
 // Package storetest is the behavioural suite every hub.Store must pass. It
 // drives the store through a real *hub.Hub, so it checks what a user of the
 // API relies on (SPEC sections 2 and 3): validation, ids, retention, reads,
-// sessions, expiry, deletion, held reads and, under concurrency, that no
+// sessions, expiry, deletion, held reads, idempotent publishes and, under concurrency, that no
 // message is lost, repeated or reordered.
 //
 // A store package runs it from a test:
@@ -134,6 +134,12 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"MaxChannelsConcurrent", s.testMaxChannelsConcurrent},
 		{"MaxClients", s.testMaxClients},
 		{"MaxRetainedMessages", s.testMaxRetainedMessages},
+		{"IdempotentPublish", s.testIdempotentPublish},
+		{"IdempotencyKeyRules", s.testIdempotencyKeyRules},
+		{"IdempotentPublishConcurrent", s.testIdempotentPublishConcurrent},
+		{"IdempotencyWindow", s.testIdempotencyWindow},
+		{"MaxIdempotencyKeys", s.testMaxIdempotencyKeys},
+		{"IdempotencyKeysGoWithChannel", s.testIdempotencyKeysGoWithChannel},
 		{"Status", s.testStatus},
 		{"StatusCapped", s.testStatusCapped},
 	} {
