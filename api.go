@@ -73,8 +73,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case r.Method == http.MethodGet:
 		// ServeHTTP sends reads to serveRead before serveAPI; serveAPI
 		// answers them all the same.
-		if out := h.serveRead(w, r, call.id, call.format); out != nil {
-			h.writeRead(w, r, out)
+		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
+			h.writeRead(w, r, out, woken)
 		}
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
@@ -230,7 +230,8 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // serveRead answers a read (GET on a channel list, allowed on this route,
 // in a known format) and returns the body of its 200 reply, in a buffer of
 // replyBuffers, with the headers set, for ServeHTTP to write (writeRead
-// puts the buffer back); nil when there is nothing left to write.
+// puts the buffer back), and the reply's Woken for the delivery latency;
+// nil when there is nothing left to write.
 //
 // A held read parks its goroutine in here, under Caddy's and net/http's
 // frames (some 5.5 KiB), and the stack that the calls below take (the
@@ -240,19 +241,19 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // straight away, not through serveAPI, writes the reply itself rather than
 // from one frame deeper, and this frame stays small, with the read's state
 // on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *[]byte {
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) (*[]byte, hub.Moment) {
 	rd := h.parseRead(w, r, channels, format)
 	if rd == nil {
-		return nil
+		return nil, 0
 	}
 	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
 		h.readError(w, r, rd, err)
-		return nil
+		return nil, 0
 	}
 	if rd.reply.Reason == hub.ReleasedCanceled {
-		return nil // the client has gone
+		return nil, 0 // the client has gone
 	}
-	return h.prepareRead(w, rd)
+	return h.prepareRead(w, rd), rd.reply.Woken
 }
 
 // readError answers a read that failed. It takes rd by pointer, as
@@ -278,12 +279,16 @@ func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 	return out
 }
 
-// writeRead writes the 200 reply of a read, whose headers are set, and
-// puts its buffer back.
-func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte) {
+// writeRead writes the 200 reply of a read, whose headers are set, puts
+// its buffer back and, once the reply is written, records the delivery of a
+// read that a publish released (woken, see hub.Reply.Woken). A reply that
+// could not be written delivered nothing and is not recorded.
+func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte, woken hub.Moment) {
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(*out); err != nil {
 		h.logWriteError(r, err)
+	} else {
+		h.hub.Stats().ObserveDelivery(woken)
 	}
 	putReplyBuffer(out)
 }

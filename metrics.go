@@ -32,6 +32,7 @@ func (m *metricsCollector) add(name string, h *hub.Hub) {
 
 var (
 	descHeld      = prometheus.NewDesc("caddy_comet_held_reads", "Reads held now, waiting for a message.", []string{"hub"}, nil)
+	descMaxHeld   = prometheus.NewDesc("caddy_comet_max_held_reads", "The hub's max_held_connections: the most reads it holds at once in this process. Not exported when there is no limit.", []string{"hub"}, nil)
 	descChannels  = prometheus.NewDesc("caddy_comet_channels", "Channels in the hub.", []string{"hub"}, nil)
 	descClients   = prometheus.NewDesc("caddy_comet_clients", "Registered session clients in the hub.", []string{"hub"}, nil)
 	descMessages  = prometheus.NewDesc("caddy_comet_messages", "Messages retained in the hub.", []string{"hub"}, nil)
@@ -39,11 +40,12 @@ var (
 	descReplies   = prometheus.NewDesc("caddy_comet_replies_total", "API replies sent.", []string{"hub"}, nil)
 	descErrors    = prometheus.NewDesc("caddy_comet_errors_total", "API error replies, by return code.", []string{"hub", "code"}, nil)
 	descStore     = prometheus.NewDesc("caddy_comet_store_duration_seconds", "Store round-trip latency.", []string{"hub"}, nil)
+	descDelivery  = prometheus.NewDesc("caddy_comet_delivery_seconds", "For held reads released by a publish: time from this process learning of the publish to the reply being written.", []string{"hub"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHeld, descChannels, descClients, descMessages, descPublished, descReplies, descErrors, descStore} {
+	for _, d := range []*prometheus.Desc{descHeld, descMaxHeld, descChannels, descClients, descMessages, descPublished, descReplies, descErrors, descStore, descDelivery} {
 		ch <- d
 	}
 }
@@ -55,6 +57,12 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, h := range m.hubs {
 		stats := h.Stats()
 		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(h.Held()), name)
+		// No limit (0) is no series: exported as 0, it would make the ratio
+		// of held reads to the limit +Inf and fire the near-the-limit
+		// alert; absent, the ratio is absent and the alert stays quiet.
+		if limit := h.Config().MaxHeldConnections; limit > 0 {
+			ch <- prometheus.MustNewConstMetric(descMaxHeld, prometheus.GaugeValue, float64(limit), name)
+		}
 		// Counts, never a listing: a scrape costs the same on any hub.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if c, err := h.Counts(ctx); err == nil {
@@ -72,5 +80,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		count, sum, buckets := stats.StoreLatency.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(descStore, count, sum, buckets, name)
+		count, sum, buckets = stats.DeliveryLatency.Snapshot()
+		ch <- prometheus.MustNewConstHistogram(descDelivery, count, sum, buckets, name)
 	}
 }

@@ -352,8 +352,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// replies are written from this frame (see serveRead); serveAPI would
 	// refuse nothing of them.
 	if call.resource == resChannel && r.Method == http.MethodGet && call.formatOK && h.allowed[OpSubscribe] {
-		if out := h.serveRead(w, r, call.id, call.format); out != nil {
-			h.writeRead(w, r, out)
+		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
+			h.writeRead(w, r, out, woken)
 		}
 		return nil
 	}

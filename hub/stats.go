@@ -20,7 +20,40 @@ type Stats struct {
 	Errors [6]atomic.Int64
 	// StoreLatency is the time store calls take.
 	StoreLatency LatencyHistogram
+	// DeliveryLatency is, for each held read released by a publish, the
+	// time from the hub learning of the publish (the store's notification,
+	// on this node) to the read's reply having been written; the HTTP layer
+	// adds to it through ObserveDelivery. It includes waking the reader,
+	// its store read and encoding the reply, not the publish's own store
+	// call (StoreLatency) nor, on a shared store, the notification's way
+	// from the publishing node.
+	DeliveryLatency LatencyHistogram
 }
+
+// ObserveDelivery records the delivery of a reply whose Woken is woken, now
+// that it has been written. Replies of reads that were not released by a
+// publish (zero Woken) are not deliveries and are ignored.
+func (s *Stats) ObserveDelivery(woken Moment) {
+	if woken != 0 {
+		s.DeliveryLatency.Observe(woken.Elapsed())
+	}
+}
+
+// Moment is a reading of the hub's monotonic clock, in nanoseconds since the
+// process started: an int64 rather than a time.Time, so that a waiter can
+// hold one in an atomic and a reply carry one in a word. The zero Moment is
+// no reading.
+type Moment int64
+
+// clockStart anchors Moments; its monotonic reading makes time.Since immune
+// to wall clock steps.
+var clockStart = time.Now()
+
+// now returns the current Moment, never zero.
+func now() Moment { return Moment(max(time.Since(clockStart), 1)) }
+
+// Elapsed returns the time since m.
+func (m Moment) Elapsed() time.Duration { return time.Duration(now() - m) }
 
 // CountError records an error reply with a negative return code.
 func (s *Stats) CountError(code int) {

@@ -18,6 +18,12 @@ type waiter struct {
 	signal chan struct{} // made when the read registers
 	events atomic.Uint32 // bits of wakePublished, wakeDeleted
 	woke   atomic.Uint64 // tick of the latest event that woke it
+	// wokeAt is when the hub learned of the earliest event that signalled
+	// the waiter since the reader last took the signal (0: none since);
+	// the reader moves it to lookedFor as it takes the signal, for the
+	// delivery latency of the reply its next snapshot makes.
+	wokeAt    atomic.Int64
+	lookedFor Moment
 	// q's channels and client are also what the maintenance loop keeps
 	// alive.
 	q    ReadQuery
@@ -32,10 +38,12 @@ const (
 	wakeDeleted
 )
 
-// wake records an event with the given tick and signals the waiter. The
-// tick is stored before the signal is sent, so a reader that received the
-// signal and then loads woke sees a tick no older than the event's.
-func (w *waiter) wake(bits uint32, tick uint64) {
+// wake records an event with the given tick, of which the hub learned at
+// the moment at, and signals the waiter. The tick and the moment are stored
+// before the signal is sent, so a reader that received the signal and then
+// loads woke sees a tick no older than the event's, and wokeAt a moment no
+// later.
+func (w *waiter) wake(bits uint32, tick uint64, at Moment) {
 	for {
 		old := w.woke.Load()
 		if tick <= old || w.woke.CompareAndSwap(old, tick) {
@@ -43,6 +51,9 @@ func (w *waiter) wake(bits uint32, tick uint64) {
 		}
 	}
 	w.events.Or(bits)
+	// The earliest event counts: a reply that carries the messages of
+	// several publishes was as late as its oldest.
+	w.wokeAt.CompareAndSwap(0, int64(at))
 	select {
 	case w.signal <- struct{}{}:
 	default:
@@ -125,10 +136,16 @@ func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 		*list = append(*list, w)
 	}
 	s.mu.Unlock()
+	// The clock is read only when there is someone to wake, so that
+	// publishes nobody waits for do not pay for it.
+	var at Moment
+	if len(*list) > 0 {
+		at = now()
+	}
 	// A waiter that unregisters meanwhile gets a wake-up it will not
 	// read, which does no harm: its signal channel has a slot to spare.
 	for i, w := range *list {
-		w.wake(bits, tick)
+		w.wake(bits, tick, at)
 		(*list)[i] = nil
 	}
 	*list = (*list)[:0]
@@ -138,12 +155,13 @@ func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 // wakeAll wakes every waiter; used when a store may have missed
 // notifications.
 func (ws *waiters) wakeAll(bits uint32, tick uint64) {
+	at := now()
 	for i := range ws.shards {
 		s := &ws.shards[i]
 		s.mu.Lock()
 		for _, set := range s.byChannel {
 			for w := range set {
-				w.wake(bits, tick)
+				w.wake(bits, tick, at)
 			}
 		}
 		s.mu.Unlock()

@@ -81,8 +81,8 @@ func (s *suite) testDeleteReleasesHeldReads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read on %s: %v", name, err)
 		}
-		if r.Reason != hub.ReleasedDeleted || r.HasMessages() {
-			t.Fatalf("read on %s released by %s with messages %v, want deletion and none", name, r.Reason, r.HasMessages())
+		if r.Reason != hub.ReleasedDeleted || r.HasMessages() || r.Woken != 0 {
+			t.Fatalf("read on %s released by %s with messages %v (Woken %d), want deletion and none, and no delivery", name, r.Reason, r.HasMessages(), r.Woken)
 		}
 		last = r.LastID
 	}
@@ -119,6 +119,7 @@ func (s *suite) testHeldReadReleasedByPublish(t *testing.T) {
 	onB := startRead(ctx, h, hub.ReadRequest{Channels: "b", Since: old.ID}, nil)
 	waitHeld(t, h, 6)
 
+	publishing := time.Now()
 	m := mustPublish(t, h, "a", "new")
 	for i, p := range onA {
 		r, err := p.wait(t)
@@ -132,6 +133,16 @@ func (s *suite) testHeldReadReleasedByPublish(t *testing.T) {
 		if r.LastID != m.ID || r.Since != old.ID {
 			t.Fatalf("reader %d: since %d last_id %d, want %d and %d", i, r.Since, r.LastID, old.ID, m.ID)
 		}
+		// The delivery latency runs from the hub learning of the publish,
+		// not from the read's start, which came before the publish.
+		woken := r.Woken.Elapsed()
+		if sincePublish := time.Since(publishing); r.Woken == 0 || woken > sincePublish {
+			t.Fatalf("reader %d: woken %v ago (Woken %d), but the publish began %v ago", i, woken, r.Woken, sincePublish)
+		}
+	}
+	// A read answered at once was not held, so it is no delivery.
+	if r := mustRead(t, h, hub.ReadRequest{Channels: "a", Since: old.ID}); r.Woken != 0 {
+		t.Fatalf("read answered at once: Woken %d, want 0", r.Woken)
 	}
 	waitHeld(t, h, 1)
 	mb := mustPublish(t, h, "b", "for b")
@@ -161,8 +172,8 @@ func (s *suite) testHeldReadTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Reason != hub.ReleasedTimeout || r.HasMessages() {
-		t.Fatalf("released by %s with messages %v, want a timeout without", r.Reason, r.HasMessages())
+	if r.Reason != hub.ReleasedTimeout || r.HasMessages() || r.Woken != 0 {
+		t.Fatalf("released by %s with messages %v (Woken %d), want a timeout without, and no delivery", r.Reason, r.HasMessages(), r.Woken)
 	}
 	if elapsed := time.Since(start); elapsed < shortHold {
 		t.Fatalf("answered after %v, before http_timeout %v", elapsed, shortHold)
