@@ -136,6 +136,7 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"MaxRetainedMessages", s.testMaxRetainedMessages},
 		{"Status", s.testStatus},
 		{"StatusCapped", s.testStatusCapped},
+		{"Ping", s.testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
