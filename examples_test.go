@@ -25,8 +25,22 @@ func exampleFiles(t *testing.T) []string {
 	return files
 }
 
+// exampleConfig is what the example tests read of an adapted example.
+type exampleConfig struct {
+	Admin struct {
+		Listen string `json:"listen"`
+	} `json:"admin"`
+	Apps struct {
+		HTTP struct {
+			Servers map[string]struct {
+				Listen []string `json:"listen"`
+			} `json:"servers"`
+		} `json:"http"`
+	} `json:"apps"`
+}
+
 // adaptExample adapts an example Caddyfile, failing the test on an error.
-func adaptExample(t *testing.T, file string) []byte {
+func adaptExample(t *testing.T, file string) exampleConfig {
 	t.Helper()
 	body, err := os.ReadFile(file)
 	if err != nil {
@@ -36,7 +50,11 @@ func adaptExample(t *testing.T, file string) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return doc
+	var cfg exampleConfig
+	if err := json.Unmarshal(doc, &cfg); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return cfg
 }
 
 // Every example has its own site and admin addresses, so that any of them
@@ -44,21 +62,7 @@ func adaptExample(t *testing.T, file string) []byte {
 func TestExamplesUseTheirOwnPorts(t *testing.T) {
 	owner := map[string]string{} // address -> the example using it
 	for _, file := range exampleFiles(t) {
-		var cfg struct {
-			Admin struct {
-				Listen string `json:"listen"`
-			} `json:"admin"`
-			Apps struct {
-				HTTP struct {
-					Servers map[string]struct {
-						Listen []string `json:"listen"`
-					} `json:"servers"`
-				} `json:"http"`
-			} `json:"apps"`
-		}
-		if err := json.Unmarshal(adaptExample(t, file), &cfg); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+		cfg := adaptExample(t, file)
 		admin := cfg.Admin.Listen
 		if admin == "" {
 			admin = "localhost:2019" // Caddy's default
@@ -84,19 +88,7 @@ func TestExamplesUseTheirOwnPorts(t *testing.T) {
 // with every operation allowed on the network.
 func TestExamplesListenOnLoopbackOnly(t *testing.T) {
 	for _, file := range exampleFiles(t) {
-		doc := adaptExample(t, file)
-		var cfg struct {
-			Apps struct {
-				HTTP struct {
-					Servers map[string]struct {
-						Listen []string `json:"listen"`
-					} `json:"servers"`
-				} `json:"http"`
-			} `json:"apps"`
-		}
-		if err := json.Unmarshal(doc, &cfg); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+		cfg := adaptExample(t, file)
 		if len(cfg.Apps.HTTP.Servers) == 0 {
 			t.Errorf("%s: no servers", file)
 		}
