@@ -29,7 +29,13 @@ var (
 	allowClients  = "POST"
 	allowStatus   = "GET"
 	allowScript   = "GET, HEAD"
+	allowHealth   = "GET, HEAD"
 )
+
+// opHealth is the health probe's operation. It is not one of the operations
+// a route allows: every route serves it, since it reveals nothing, and a
+// load balancer probes the routes it sends traffic to, public or not.
+const opHealth = "health"
 
 // formOverhead is how much larger than max_message_size a publish body may
 // be: URL-encoding can triple the content, plus the other fields.
@@ -48,7 +54,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 			&hub.Error{Code: hub.CodeBadRequest, Message: "Method not allowed", Detail: "use " + allow})
 		return
 	}
-	if !h.allowed[op] {
+	if op != opHealth && !h.allowed[op] {
 		h.replyErrorStatus(w, r, opts, http.StatusForbidden,
 			&hub.Error{Code: hub.CodeBadRequest, Message: "Operation not allowed on this route", Detail: op})
 		return
@@ -70,6 +76,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		h.registerClient(w, r, opts)
 	case call.resource == resStatus:
 		h.status(w, r, opts)
+	case call.resource == resHealth:
+		h.health(w, r, opts)
 	case r.Method == http.MethodGet:
 		// ServeHTTP sends reads to serveRead before serveAPI; serveAPI
 		// answers them all the same.
@@ -137,6 +145,11 @@ func operation(res resource, method string) (op, allow string) {
 			return OpSubscribe, ""
 		}
 		return "", allowScript
+	case resHealth:
+		if method == http.MethodGet || method == http.MethodHead {
+			return opHealth, ""
+		}
+		return "", allowHealth
 	}
 	return "", ""
 }
@@ -436,6 +449,18 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 		Int("return_code", hub.CodeOK).
 		String("error_message", "").
 		Bytes(), false)
+}
+
+// health answers the health probe: 200 with {"status":"ok"} while the
+// hub's store answers within hub.PingTimeout, and otherwise the API's error
+// for it, 503 with -4 "Store unavailable". Nothing about the hub or its
+// store is in the reply, so any route may serve it.
+func (h *Handler) health(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+	if err := h.hub.Ping(r.Context()); err != nil {
+		h.replyError(w, r, opts, err)
+		return
+	}
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("status", "ok").Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
 }
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name string) {

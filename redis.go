@@ -32,7 +32,9 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 // Sentinel and Cluster are supported (Cluster is detected by itself).
 //
 // Caddy refuses to load a configuration whose Redis it cannot reach and
-// subscribe to, so a wrong address shows at once. Once running, a node whose
+// subscribe to, so a wrong address shows at once; `caddy validate`, which
+// provisions modules as `caddy run` does, connects too (`caddy adapt`
+// checks the Caddyfile without connecting). Once running, a node whose
 // Redis goes away answers `-4 Store unavailable` (HTTP 503), logs the
 // outage once, and resumes by itself when Redis is back.
 //

@@ -18,6 +18,7 @@ const (
 	resClients                      // /clients.json
 	resStatus                       // /status.json
 	resScript                       // /simple-comet.js, /simple-comet.min.js
+	resHealth                       // /health.json
 )
 
 // apiCall is a request's place in the API.
@@ -57,6 +58,8 @@ func routeOf(path string) (call apiCall, ok bool) {
 		call.resource = resClients
 	case "status":
 		call.resource = resStatus
+	case "health":
+		call.resource = resHealth
 	default:
 		return apiCall{}, false
 	}

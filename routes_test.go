@@ -36,6 +36,8 @@ func TestRouteOf(t *testing.T) {
 		{"/clients.jsonp", true, resClients, "", jsonp.JSONP, true},
 		{"/status.json", true, resStatus, "", jsonp.JSON, true},
 		{"/status.jsonp", true, resStatus, "", jsonp.JSONP, true},
+		{"/health.json", true, resHealth, "", jsonp.JSON, true},
+		{"/health.jsonp", true, resHealth, "", jsonp.JSONP, true},
 		{"/channels/news.json", true, resChannel, "news", jsonp.JSON, true},
 		{"/channels/news.jsonp", true, resChannel, "news", jsonp.JSONP, true},
 		{"/channels/a|b.json", true, resChannel, "a|b", jsonp.JSON, true},
@@ -53,6 +55,8 @@ func TestRouteOf(t *testing.T) {
 		{"/clients.html", true, resClients, "", jsonp.JSON, false},
 		{"/status", true, resStatus, "", jsonp.JSON, false},
 		{"/status.JSON", true, resStatus, "", jsonp.JSON, false},
+		{"/health", true, resHealth, "", jsonp.JSON, false},
+		{"/health.txt", true, resHealth, "", jsonp.JSON, false},
 		{"/channels/news", true, resChannel, "news", jsonp.JSON, false},
 		{"/channels/news.xml", true, resChannel, "news.xml", jsonp.JSON, false},
 		{"/channels/", true, resChannel, "", jsonp.JSON, false},
@@ -63,6 +67,8 @@ func TestRouteOf(t *testing.T) {
 		// Not the API: the next handler answers.
 		{"/statusx", false, 0, "", 0, false},
 		{"/statusx.json", false, 0, "", 0, false},
+		{"/healthz", false, 0, "", 0, false},
+		{"/health/x.json", false, 0, "", 0, false},
 		{"/status/x.json", false, 0, "", 0, false},
 		{"/channel.json", false, 0, "", 0, false},
 		{"/Channels.json", false, 0, "", 0, false},
@@ -128,6 +134,7 @@ func TestOperation(t *testing.T) {
 		{resClients, map[string]string{"POST": OpManage}, "POST"},
 		{resStatus, map[string]string{"GET": OpStatus}, "GET"},
 		{resScript, map[string]string{"GET": OpSubscribe, "HEAD": OpSubscribe}, "GET, HEAD"},
+		{resHealth, map[string]string{"GET": opHealth, "HEAD": opHealth}, "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		for _, m := range methods {
@@ -209,6 +216,8 @@ func TestMethodNotAllowedReply(t *testing.T) {
 		{http.MethodGet, "/clients.jsonp", "POST"},
 		{http.MethodPost, "/status.json", "GET"},
 		{http.MethodPost, "/simple-comet.js", "GET, HEAD"},
+		{http.MethodPost, "/health.json", "GET, HEAD"},
+		{http.MethodDelete, "/health.jsonp", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		rec, next := serve(t, h, httptest.NewRequest(tt.method, tt.target, nil))
@@ -221,6 +230,37 @@ func TestMethodNotAllowedReply(t *testing.T) {
 		if rc := replyCode(t, rec); rc != hub.CodeBadRequest {
 			t.Errorf("%s %s: return_code %d, want -1", tt.method, tt.target, rc)
 		}
+	}
+}
+
+// The health probe answers on every route, whatever it allows, and says
+// nothing but that the store answers.
+func TestHealth(t *testing.T) {
+	h := testHandler(t, hub.Config{})
+	for _, allow := range [][]string{allOps, {OpSubscribe}, {OpPublish}, {OpManage}} {
+		h.allowed = make(map[string]bool)
+		for _, op := range allow {
+			h.allowed[op] = true
+		}
+		rec, next := serve(t, h, httptest.NewRequest(http.MethodGet, "/health.json", nil))
+		if next || rec.Code != http.StatusOK || rec.Body.String() != `{"status":"ok","return_code":1,"error_message":""}` {
+			t.Fatalf("allow %v: GET /health.json: next %v, %d %q", allow, next, rec.Code, rec.Body)
+		}
+		for header, want := range map[string]string{
+			"Content-Type": "application/json", "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+		} {
+			if got := rec.Header().Get(header); got != want {
+				t.Errorf("allow %v: %s %q, want %q", allow, header, got, want)
+			}
+		}
+	}
+	rec, _ := serve(t, h, httptest.NewRequest(http.MethodGet, "/health.jsonp?cb=_JSONP_h", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != `_JSONP_h({"status":"ok","return_code":1,"error_message":""});` {
+		t.Fatalf("GET /health.jsonp: %d %q", rec.Code, rec.Body)
+	}
+	rec, _ = serve(t, h, httptest.NewRequest(http.MethodGet, "/health.xml", nil))
+	if rec.Code != http.StatusOK || replyCode(t, rec) != hub.CodeBadRequest {
+		t.Fatalf("GET /health.xml: %d %q, want -1 Unknown output format", rec.Code, rec.Body)
 	}
 }
 
@@ -284,7 +324,7 @@ func FuzzRouteOf(f *testing.F) {
 		"/channels.json", "/channels.jsonp", "/channels.xml", "/channels", "/channels/a|b.json",
 		"/channels/a.jsonp", "/channels/", "/clients.json", "/status.json", "/statusx",
 		"/simple-comet.js", "/simple-comet.min.js", "/", "", "/.json", "//channels.json",
-		"/channels.json.json", "/status.jsonp.jsonp",
+		"/channels.json.json", "/status.jsonp.jsonp", "/health.json", "/health",
 	} {
 		f.Add(s)
 	}
@@ -296,7 +336,7 @@ func FuzzRouteOf(f *testing.F) {
 			if strings.HasPrefix(path, "/channels/") || path == "/simple-comet.js" || path == "/simple-comet.min.js" {
 				t.Fatalf("routeOf(%q) passes an API path on", path)
 			}
-			for _, name := range []string{"channels", "clients", "status"} {
+			for _, name := range []string{"channels", "clients", "status", "health"} {
 				if path == "/"+name || strings.HasPrefix(path, "/"+name+".") {
 					t.Fatalf("routeOf(%q) passes an API path on", path)
 				}
@@ -315,8 +355,8 @@ func FuzzRouteOf(f *testing.F) {
 			if !call.formatOK && path != "/channels/"+call.id {
 				t.Fatalf("routeOf(%q) = %+v does not rebuild the path", path, call)
 			}
-		case resChannels, resClients, resStatus:
-			name := map[resource]string{resChannels: "channels", resClients: "clients", resStatus: "status"}[call.resource]
+		case resChannels, resClients, resStatus, resHealth:
+			name := map[resource]string{resChannels: "channels", resClients: "clients", resStatus: "status", resHealth: "health"}[call.resource]
 			if call.formatOK && path != "/"+name+suffix {
 				t.Fatalf("routeOf(%q) = %+v does not rebuild the path", path, call)
 			}

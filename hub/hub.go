@@ -364,6 +364,26 @@ func (h *Hub) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
+// PingTimeout bounds Ping: a store that takes longer to answer counts as
+// unavailable. A load balancer probes every few seconds and wants a verdict
+// well within its own timeout (Caddy's health_timeout defaults to 5s), and a
+// store that takes a second to answer a request that does nothing is no use
+// to held reads either.
+const PingTimeout = time.Second
+
+// Ping probes the hub's store: nil when it answered within PingTimeout (or
+// its own timeout, if shorter), a store failure (-4 by AsError) otherwise.
+// Ping changes nothing, and it is not timed for the store latency metric:
+// a load balancer's probes would swamp the latency of real calls.
+func (h *Hub) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, PingTimeout)
+	defer cancel()
+	if err := h.store.Store.Ping(ctx); err != nil {
+		return wrapStore(err, "probing the store")
+	}
+	return nil
+}
+
 // wrapStore adds context to store failures and leaves API errors as they
 // are, so that callers can still tell one from the other with AsError.
 func wrapStore(err error, format string, args ...any) error {

@@ -436,3 +436,6 @@ func firstIDs(ids []string) []string {
 
 // Close implements Store; a memory store holds nothing to release.
 func (s *MemoryStore) Close() error { return nil }
+
+// Ping implements Store: memory is always there.
+func (s *MemoryStore) Ping(context.Context) error { return nil }

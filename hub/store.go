@@ -66,6 +66,13 @@ type Store interface {
 	// StatusListLimit of its clients, and the hub's Counts.
 	Status(ctx context.Context) (Status, error)
 
+	// Ping reports whether the store can serve calls now: nil when its
+	// backend answered a request that changes nothing, an error (a store
+	// failure: -4) when it did not, or not before ctx's deadline. The
+	// health endpoint asks it, so it must be cheap, and an outage it meets
+	// is reported like any other (once).
+	Ping(ctx context.Context) error
+
 	// Close releases the store's connections and goroutines.
 	Close() error
 }

@@ -214,34 +214,98 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 }
 
+// clusterExample is examples/cluster as written, only with its ports moved
+// to free ones and its Redis to a test's.
+type clusterExample struct {
+	t     *testing.T
+	ports map[string]string // the example's address -> the test's
+	lb    string            // the balancer's URL
+	nodes []string          // the nodes' URLs
+}
+
+func newClusterExample(t *testing.T, srv *redistest.Server) *clusterExample {
+	c := &clusterExample{t: t, ports: map[string]string{"127.0.0.1:6379": srv.Addr()}}
+	for _, p := range []string{"localhost:2021", "localhost:2022", "localhost:2023", "127.0.0.1:4081", "127.0.0.1:4082", "127.0.0.1:4083"} {
+		host, _, _ := strings.Cut(p, ":")
+		c.ports[p] = fmt.Sprintf("%s:%d", host, freeport.Get(t))
+	}
+	c.lb = "http://" + c.ports["127.0.0.1:4083"]
+	c.nodes = []string{"http://" + c.ports["127.0.0.1:4081"], "http://" + c.ports["127.0.0.1:4082"]}
+	return c
+}
+
+// load returns the example's Caddyfile name with the test's ports, and with
+// each pair of edits (text, replacement) applied; the text must be there.
+func (c *clusterExample) load(name string, edits ...string) string {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", "cluster", name))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	text := string(b)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(text, edits[i]) {
+			c.t.Fatalf("%s has no %q to change", name, edits[i])
+		}
+		text = strings.ReplaceAll(text, edits[i], edits[i+1])
+	}
+	for from, to := range c.ports {
+		text = strings.ReplaceAll(text, from, to)
+	}
+	return text
+}
+
+// startBalancerFirst starts the balancer while no node runs, and returns
+// once its first health probe of each node has failed, as it does when the
+// balancer starts first (or with the nodes, before they listen).
+func (c *clusterExample) startBalancerFirst(edits ...string) *caddyproc.Process {
+	c.t.Helper()
+	lb := caddyproc.StartCaddyfile(c.t, c.load("lb.Caddyfile", edits...))
+	for _, n := range c.nodes {
+		lb.WaitLog("health_checker.active", "HTTP request failed", strings.TrimPrefix(n, "http://"))
+	}
+	return lb
+}
+
+// startNodes starts both nodes and returns once each answers its own
+// health probe (not the balancer's), with its Redis store open.
+func (c *clusterExample) startNodes() []*caddyproc.Process {
+	c.t.Helper()
+	procs := []*caddyproc.Process{
+		caddyproc.StartCaddyfile(c.t, c.load("node1.Caddyfile")),
+		caddyproc.StartCaddyfile(c.t, c.load("node2.Caddyfile")),
+	}
+	for _, n := range c.nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := get(c.t, n+"/health.json")
+			if r.status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %s: health %d %q 10s after it started", n, r.status, r.body)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the node's own state, not standing in for a signal
+		}
+	}
+	return procs
+}
+
 // The example in examples/cluster runs as written (only its ports moved to
-// free ones): two nodes and a load balancer. Reads held through the balancer
-// land on both nodes and one publish releases them all; with a node stopped
-// the balancer keeps serving from the other.
+// free ones), the balancer started before the nodes as a recipe run in the
+// background may well do: reads held through the balancer land on both
+// nodes and one publish releases them all; with a node stopped the
+// balancer keeps serving from the other.
 func TestClusterExample(t *testing.T) {
 	srv := redistest.Start(t)
-	ports := map[string]string{"127.0.0.1:6379": srv.Addr()}
-	for _, p := range []string{"localhost:2020", "localhost:2021", "localhost:2022", "127.0.0.1:4080", "127.0.0.1:4081", "127.0.0.1:4082"} {
-		host, _, _ := strings.Cut(p, ":")
-		ports[p] = fmt.Sprintf("%s:%d", host, freeport.Get(t))
-	}
-	load := func(name string) string {
-		b, err := os.ReadFile(filepath.Join("..", "examples", "cluster", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b)
-		for from, to := range ports {
-			text = strings.ReplaceAll(text, from, to)
-		}
-		return text
-	}
-	node1 := caddyproc.StartCaddyfile(t, load("node1.Caddyfile"))
-	caddyproc.StartCaddyfile(t, load("node2.Caddyfile"))
-	caddyproc.StartCaddyfile(t, load("lb.Caddyfile"))
-	lb := "http://" + ports["127.0.0.1:4080"]
-	nodes := []string{"http://" + ports["127.0.0.1:4081"], "http://" + ports["127.0.0.1:4082"]}
+	c := newClusterExample(t, srv)
+	c.startBalancerFirst()
+	nodes := c.startNodes()
+	lb := c.lb
 
+	if r := get(t, lb+"/health.json"); r.status != 200 {
+		t.Fatalf("health through the balancer: %d %q", r.status, r.body)
+	}
 	registerChannel(t, lb, "ex-news")
 	id0 := publish(t, lb, "ex-news", "zero")
 	const readers = 6
@@ -250,8 +314,8 @@ func TestClusterExample(t *testing.T) {
 		replies = append(replies, goRead(t, lb, "ex-news", id0))
 	}
 	// Round robin spreads the held reads over both nodes.
-	heldReads(t, nodes[0], readers/2)
-	heldReads(t, nodes[1], readers/2)
+	heldReads(t, c.nodes[0], readers/2)
+	heldReads(t, c.nodes[1], readers/2)
 	id1 := publish(t, lb, "ex-news", "to everyone")
 	for _, r := range replies {
 		rep := mustCode(t, awaitReply(t, r, "publish through the balancer"), 200, 1, "")
@@ -260,7 +324,7 @@ func TestClusterExample(t *testing.T) {
 		}
 	}
 
-	node1.Stop()
+	nodes[0].Stop()
 	for i := range 4 {
 		id := publishThroughBalancer(t, lb, "ex-news", fmt.Sprint("with node 1 down ", i))
 		rep := mustCode(t, read(t, lb, "ex-news", id-1), 200, 1, "")
@@ -268,6 +332,25 @@ func TestClusterExample(t *testing.T) {
 			t.Fatalf("with node 1 down: %+v", rep.Messages)
 		}
 	}
+}
+
+// A balancer started before its nodes serves as soon as the nodes do: its
+// first probe, which failed, does not keep them out until the next one.
+// The probe interval is stretched to a minute here, so that a request that
+// had to wait for the next probe would find no node up and fail (503 after
+// lb_try_duration) instead of passing by luck of timing.
+func TestClusterExampleBalancerStartedFirst(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClusterExample(t, srv)
+	c.startBalancerFirst("health_interval 2s", "health_interval 1m")
+	c.startNodes()
+	for i := range 4 { // round robin: each node twice
+		if r := get(t, c.lb+"/health.json"); r.status != 200 || r.body != healthOK {
+			t.Fatalf("request %d through the balancer: %d %q, want the nodes' 200", i, r.status, r.body)
+		}
+	}
+	registerChannel(t, c.lb, "first-news")
+	publish(t, c.lb, "first-news", "served at once")
 }
 
 // publishThroughBalancer publishes through a load balancer whose node has

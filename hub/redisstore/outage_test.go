@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -132,6 +134,72 @@ func TestRedisUnresponsive(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// The health probe answers while Redis does, fails fast while Redis is down
+// (the outage logged once, however many probes meet it), and answers again
+// by itself once Redis is back (logged once).
+func TestPingThroughOutage(t *testing.T) {
+	srv := startRedis(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	s := open(t, srv.Addr(), "default", hub.StoreOptions{}, zap.New(core))
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping with redis up: %v", err)
+	}
+
+	srv.Kill()
+	for range 10 {
+		start := time.Now()
+		err := s.Ping(ctx)
+		storeDown(t, "ping", err, time.Since(start))
+	}
+	if n := logs.FilterMessageSnippet("redis unreachable").Len(); n != 1 {
+		t.Fatalf("outage logged %d times, want once: %v", n, logs.All())
+	}
+
+	srv.Restart()
+	untilRecovered(t, "ping", func() error { return s.Ping(ctx) })
+	if n := logs.FilterMessageSnippet("redis reachable again").Len(); n != 1 {
+		t.Fatalf("recovery logged %d times, want once: %v", n, logs.All())
+	}
+}
+
+// A probe's deadline bounds it below the store's timeout, and running out
+// of it counts as Redis not answering (unlike a request's client going
+// away): a paused Redis fails the probe at the probe's deadline, and the
+// outage is logged.
+func TestPingDeadline(t *testing.T) {
+	srv := startRedis(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	s, err := Open(Options{
+		Client:  rueidis.ClientOption{InitAddress: []string{srv.Addr()}},
+		Timeout: time.Minute, // only the probe's deadline can end it in time
+		Logger:  zap.New(core),
+	}, hub.StoreOptions{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	// Paused for far longer than the probe's deadline; the pause ends by
+	// itself (a CLIENT UNPAUSE would wait for it too).
+	if _, err := srv.Run("CLIENT", "PAUSE", "2000", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Ping(ctx)
+	storeDown(t, "ping of a paused redis", err, time.Since(start))
+	if !strings.Contains(err.Error(), "no answer from redis within 300ms") {
+		t.Fatalf("ping of a paused redis: %v, want it to say it had no answer within the probe's 300ms", err)
+	}
+	if n := logs.FilterMessageSnippet("redis unreachable").Len(); n != 1 {
+		t.Fatalf("outage logged %d times, want once: %v", n, logs.All())
+	}
+
+	untilRecovered(t, "ping", func() error { return s.Ping(context.Background()) })
 }
 
 // untilRecovered repeats call until it succeeds, failing the test after 10s.

@@ -158,15 +158,25 @@ func (s *Store) Close() error {
 // exec runs a script with the store's timeout, and keeps track of whether
 // Redis is reachable.
 func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) (rueidis.RedisMessage, error) {
+	return s.run(ctx, false, script, keys, args)
+}
+
+// run is exec. With probe set, the caller's deadline is part of the
+// question (answer within it), so running out of it counts as Redis failing;
+// otherwise only the store's timeout does: a caller that gave up (a client
+// that went away, a maintenance tick that ended) says nothing about Redis.
+func (s *Store) run(ctx context.Context, probe bool, script *rueidis.Lua, keys, args []string) (rueidis.RedisMessage, error) {
+	within := s.timeout
+	if dl, ok := ctx.Deadline(); ok && probe && time.Until(dl) < within {
+		within = time.Until(dl)
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	msg, err := script.Exec(cctx, s.client, keys, args).ToMessage()
 	if err != nil {
-		// A caller that gave up (a client that went away) says nothing
-		// about Redis.
-		if ctx.Err() == nil {
+		if gaveUp := ctx.Err(); gaveUp == nil || (probe && errors.Is(gaveUp, context.DeadlineExceeded)) {
 			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("no answer from redis within %v: %w", s.timeout, err)
+				err = fmt.Errorf("no answer from redis within %v: %w", within.Round(time.Millisecond), err)
 			}
 			s.health.failed(err)
 		}
@@ -174,6 +184,16 @@ func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []stri
 	}
 	s.health.succeeded()
 	return msg, nil
+}
+
+// Ping implements hub.Store with a script that does nothing (pingScript),
+// within the store's timeout or ctx's deadline, whichever comes first. An
+// outage it meets is logged once, like any other call's.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.run(ctx, true, pingScript, []string{s.keys.id()}, nil); err != nil {
+		return fmt.Errorf("redis ping script: %w", err)
+	}
+	return nil
 }
 
 // millis is a TTL argument: whole milliseconds, rounded up so that a short

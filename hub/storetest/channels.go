@@ -340,3 +340,19 @@ func (s *suite) testStatusCapped(t *testing.T) {
 		t.Fatalf("counts %+v, %v; want %+v", counts, err, st.Counts)
 	}
 }
+
+// A store that works answers the health probe, and the probe changes
+// nothing a status would show.
+func (s *suite) testPing(t *testing.T) {
+	h := s.newHub(t, hub.Config{})
+	mustRegister(t, h, "a", false, 0)
+	before := status(t, h)
+	for range 3 {
+		if err := h.Ping(context.Background()); err != nil {
+			t.Fatalf("ping of a working store: %v", err)
+		}
+	}
+	if after := status(t, h); after.Counts != before.Counts || len(after.Channels) != 1 {
+		t.Fatalf("status after pings %+v, before %+v", after, before)
+	}
+}

@@ -53,6 +53,8 @@ type Process struct {
 
 	logMu sync.Mutex
 	log   strings.Builder
+	// logGrew is closed, and replaced, each time a line is added to log.
+	logGrew chan struct{}
 }
 
 // Start runs Caddy on the site blocks site returns for Base (the site's
@@ -102,6 +104,7 @@ func (p *Process) start(t testing.TB, sites string) {
 	}
 	p.PID = p.cmd.Process.Pid
 	p.exited = make(chan struct{})
+	p.logGrew = make(chan struct{})
 	serving := make(chan struct{})
 	go p.readLog(stderr, serving)
 	t.Cleanup(func() {
@@ -134,6 +137,8 @@ func (p *Process) readLog(stderr io.Reader, serving chan<- struct{}) {
 		p.logMu.Lock()
 		if p.log.Len() < maxLog {
 			p.log.WriteString(line + "\n")
+			close(p.logGrew)
+			p.logGrew = make(chan struct{})
 		}
 		p.logMu.Unlock()
 		if !signalled && strings.Contains(line, "serving initial configuration") {
@@ -152,6 +157,42 @@ func (p *Process) logged() string {
 	p.logMu.Lock()
 	defer p.logMu.Unlock()
 	return p.log.String()
+}
+
+// WaitLog waits until Caddy has logged a line that contains every one of
+// parts, and returns it. It fails the test if no such line comes within
+// startTimeout or the process exits first. It is how a test waits for what
+// Caddy does on its own, such as a load balancer's first health probe.
+// Only the first MiB of the log is searched.
+func (p *Process) WaitLog(parts ...string) string {
+	p.t.Helper()
+	timeout := time.After(startTimeout)
+	exited := false
+	for {
+		p.logMu.Lock()
+		text, grew := p.log.String(), p.logGrew
+		p.logMu.Unlock()
+	lines:
+		for line := range strings.Lines(text) {
+			for _, part := range parts {
+				if !strings.Contains(line, part) {
+					continue lines
+				}
+			}
+			return strings.TrimSuffix(line, "\n")
+		}
+		select {
+		case <-grew:
+		case <-p.exited:
+			if exited {
+				p.t.Fatalf("caddy exited before logging a line with %q", parts)
+			}
+			exited = true // look once more: its last lines came before
+
+		case <-timeout:
+			p.t.Fatalf("caddy logged no line with %q within %v", parts, startTimeout)
+		}
+	}
 }
 
 func (p *Process) write(sites string) {

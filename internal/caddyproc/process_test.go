@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,9 @@ func TestStartReloadStop(t *testing.T) {
 	p.Reload(site("two")(p.Base))
 	if body, err := get(t, p.Base); err != nil || body != "two" {
 		t.Fatalf("GET %s after Reload: %q, %v; want two", p.Base, body, err)
+	}
+	if line := p.WaitLog("load complete"); !strings.Contains(line, `"level":"info"`) {
+		t.Fatalf("WaitLog returned %q, want the whole line", line)
 	}
 	p.Stop()
 	if body, err := get(t, p.Base); err == nil {

@@ -1,0 +1,226 @@
+package comet
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// fence is one fenced code block of a Markdown file.
+type fence struct {
+	line int    // of the opening ```
+	info string // what follows the opening ```: the block's language
+	body string
+}
+
+// fences returns the fenced code blocks of a Markdown text.
+func fences(t *testing.T, text []byte) []fence {
+	t.Helper()
+	var (
+		out  []fence
+		open *fence
+		body strings.Builder
+	)
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case open == nil && strings.HasPrefix(line, "```"):
+			open = &fence{line: n, info: strings.TrimSpace(strings.TrimPrefix(line, "```"))}
+			body.Reset()
+		case open != nil && strings.TrimSpace(line) == "```":
+			open.body = body.String()
+			out = append(out, *open)
+			open = nil
+		case open != nil:
+			body.WriteString(line + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if open != nil {
+		t.Fatalf("the block at line %d is never closed", open.line)
+	}
+	return out
+}
+
+// synopsis matches the placeholders of a syntax synopsis (<matcher>,
+// [<url>], <host:port...>, ...), which a pasted Caddyfile must not hold.
+var synopsis = regexp.MustCompile(`<[A-Za-z_][^<>]*>|^\.\.\.$|^…$`)
+
+// Every Caddyfile in the README runs as written: each ```caddyfile block
+// adapts, holds no synopsis placeholder, and a block that looks like a
+// Caddyfile (a line opening a block with '{') says what it is: caddyfile
+// when it is one to paste, text when it is a synopsis of the syntax.
+func TestReadmeCaddyfiles(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	checked := 0
+	for _, f := range fences(t, readme) {
+		where := fmt.Sprintf("README.md:%d", f.line)
+		// Blank lines before the block make the Caddyfile's line numbers
+		// the README's.
+		body := []byte(strings.Repeat("\n", f.line) + f.body)
+		switch f.info {
+		case "caddyfile":
+		case "":
+			for l := range strings.Lines(f.body) {
+				if strings.HasSuffix(strings.TrimSpace(l), "{") {
+					t.Errorf("%s: a block with no language that looks like a Caddyfile (%q): "+
+						"mark it caddyfile (and make it adapt) or text (a synopsis)", where, strings.TrimSpace(l))
+					break
+				}
+			}
+			continue
+		default:
+			continue
+		}
+		checked++
+		tokens, err := caddyfile.Tokenize(body, "README.md")
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		for _, tok := range tokens {
+			if !tok.Quoted() && synopsis.MatchString(tok.Text) {
+				t.Errorf("README.md:%d: the placeholder %q (in the block at line %d): a pasted Caddyfile would fail; "+
+					"write a value, or mark the block text", tok.Line, tok.Text, f.line)
+			}
+		}
+		if _, _, err := adapter.Adapt(body, map[string]any{"filename": "README.md"}); err != nil {
+			t.Errorf("%s: the block does not adapt: %v", where, err)
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("only %d caddyfile blocks in README.md: is the test still reading them?", checked)
+	}
+}
+
+// The README's full directive is what it says: every setting at its
+// default. A route configured by it gets the hub settings, flags and
+// operations of a bare comet directive.
+func TestReadmeFullDirectiveIsTheDefaults(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro := bytes.Index(readme, []byte("The full directive, with every setting at its default"))
+	if intro < 0 {
+		t.Fatal("README.md no longer introduces the full directive as its defaults")
+	}
+	introLine := bytes.Count(readme[:intro], []byte("\n")) + 1
+	var full *fence
+	for _, f := range fences(t, readme) {
+		if f.line > introLine && f.info == "caddyfile" {
+			full = &f
+			break
+		}
+	}
+	if full == nil {
+		t.Fatal("no caddyfile block after the full directive's introduction")
+	}
+	handler := func(caddyfileText string) Handler {
+		t.Helper()
+		doc, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tree any
+		if err := json.Unmarshal(doc, &tree); err != nil {
+			t.Fatal(err)
+		}
+		raw := findHandler(tree)
+		if raw == nil {
+			t.Fatalf("no comet handler in %s", doc)
+		}
+		var h Handler
+		if err := json.Unmarshal(raw, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	got, bare := handler(full.body), handler("comet.example.com {\n\tcomet\n}\n")
+	if g, b := got.settings().config().Normalize(), bare.settings().config().Normalize(); g != b {
+		t.Errorf("README.md:%d: hub settings %+v, want the defaults %+v", full.line, g, b)
+	}
+	if got.QuoteJSON || got.EnableStatus {
+		t.Errorf("README.md:%d: quote_json %v, enable_status %v; both are off by default", full.line, got.QuoteJSON, got.EnableStatus)
+	}
+	if hubName := cmp.Or(got.Hub, "default"); hubName != "default" {
+		t.Errorf("README.md:%d: hub %q, want default", full.line, hubName)
+	}
+	if len(got.Allow) > 0 && !slices.Equal(got.Allow, allOps) {
+		t.Errorf("README.md:%d: allow %v, want every operation %v", full.line, got.Allow, allOps)
+	}
+	if store := string(got.StoreRaw); store != "" && store != `{"store":"memory"}` {
+		t.Errorf("README.md:%d: store %s, want memory", full.line, store)
+	}
+}
+
+// findHandler returns the JSON of the first comet handler in an adapted
+// configuration.
+func findHandler(v any) json.RawMessage {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "comet" {
+			raw, _ := json.Marshal(v)
+			return raw
+		}
+		for _, child := range v {
+			if raw := findHandler(child); raw != nil {
+				return raw
+			}
+		}
+	case []any:
+		for _, child := range v {
+			if raw := findHandler(child); raw != nil {
+				return raw
+			}
+		}
+	}
+	return nil
+}
+
+// TestReadmeCaddyfiles catches what it is for: the README's full directive as
+// it was, with a synopsis matcher and no site around a fragment.
+func TestReadmeCaddyfilesCatchesPlaceholders(t *testing.T) {
+	for _, bad := range []string{
+		"comet.example.com {\n\tcomet [<matcher>] {\n\t\thub default\n\t}\n}\n",
+		"store redis [<url>] {\n\taddresses <host:port...>\n}\n",
+		":80 {\n\tcomet {\n\t\tjwt { ... }\n\t}\n}\n",
+	} {
+		tokens, err := caddyfile.Tokenize([]byte(bad), "bad")
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, tok := range tokens {
+			found = found || (!tok.Quoted() && synopsis.MatchString(tok.Text))
+		}
+		if !found {
+			t.Errorf("no placeholder found in %q", bad)
+		}
+	}
+	for _, good := range []string{`respond "<h1>hi</h1>"`, "{env.REDIS_PASSWORD}", "/comet/*", "@backend"} {
+		tokens, _ := caddyfile.Tokenize([]byte(good), "good")
+		for _, tok := range tokens {
+			if !tok.Quoted() && synopsis.MatchString(tok.Text) {
+				t.Errorf("%q taken for a placeholder in %q", tok.Text, good)
+			}
+		}
+	}
+}
