@@ -37,6 +37,7 @@ var (
 	descClients   = prometheus.NewDesc("caddy_comet_clients", "Registered session clients in the hub.", []string{"hub"}, nil)
 	descMessages  = prometheus.NewDesc("caddy_comet_messages", "Messages retained in the hub.", []string{"hub"}, nil)
 	descPublished = prometheus.NewDesc("caddy_comet_messages_published_total", "Messages published through this process.", []string{"hub"}, nil)
+	descReplayed  = prometheus.NewDesc("caddy_comet_publishes_replayed_total", "Publishes through this process that carried an idempotency key already used on their channel, and so published nothing.", []string{"hub"}, nil)
 	descReplies   = prometheus.NewDesc("caddy_comet_replies_total", "API replies sent.", []string{"hub"}, nil)
 	descErrors    = prometheus.NewDesc("caddy_comet_errors_total", "API error replies, by return code.", []string{"hub", "code"}, nil)
 	descStore     = prometheus.NewDesc("caddy_comet_store_duration_seconds", "Store round-trip latency.", []string{"hub"}, nil)
@@ -45,7 +46,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHeld, descMaxHeld, descChannels, descClients, descMessages, descPublished, descReplies, descErrors, descStore, descDelivery} {
+	for _, d := range []*prometheus.Desc{descHeld, descMaxHeld, descChannels, descClients, descMessages, descPublished, descReplayed, descReplies, descErrors, descStore, descDelivery} {
 		ch <- d
 	}
 }
@@ -74,6 +75,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		cancel()
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(stats.Published.Load()), name)
+		ch <- prometheus.MustNewConstMetric(descReplayed, prometheus.CounterValue, float64(stats.Replayed.Load()), name)
 		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(stats.Replies.Load()), name)
 		for code := 1; code < len(stats.Errors); code++ {
 			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(stats.Errors[code].Load()), name, strconv.Itoa(-code))

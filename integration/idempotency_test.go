@@ -30,6 +30,22 @@ func publishKeyed(t *testing.T, channel, content, key string, inForm bool) respo
 	return send(t, req)
 }
 
+// A retried keyed publish counts in caddy_comet_publishes_replayed_total,
+// not in caddy_comet_messages_published_total.
+func TestReplayedPublishMetric(t *testing.T) {
+	startCaddy(t, monitoringSites)
+	registerChannel(t, base, "keyed")
+	for range 3 {
+		mustCode(t, publishKeyed(t, "keyed", "once", "the-key", false), 200, 1, "")
+	}
+	if n := metricValue(t, `caddy_comet_publishes_replayed_total{hub="monitoring"}`); n != 2 {
+		t.Errorf("caddy_comet_publishes_replayed_total %v after a publish and two retries, want 2", n)
+	}
+	if n := metricValue(t, `caddy_comet_messages_published_total{hub="monitoring"}`); n != 1 {
+		t.Errorf("caddy_comet_messages_published_total %v after a publish and two retries, want 1", n)
+	}
+}
+
 // While Redis stalls past the store's read_timeout, a publish is answered
 // 503 -4 although Redis runs it when it wakes: its outcome is unknown to the
 // publisher. A publisher that retries with the same Idempotency-Key until it
