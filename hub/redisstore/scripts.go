@@ -111,16 +111,20 @@ return 1
 // that the publisher's copy and the stored one are the same bytes.
 //
 // A channel's idempotency keys are a hash, key -> message id, and a zset,
-// key -> when it was used (Redis's clock, in ms), which orders them for
-// forgetting the expired ones and the ones over the limit. Both live as long
-// as the window after the last keyed publish, and go with the channel.
+// key -> when it was used (Redis's clock, in microseconds, nudged past the
+// newest entry so that the scores keep the order of the publishes even when
+// the clock steps back), which orders them for forgetting the expired ones
+// and the oldest over the limit. Both live as long as the window after the
+// last keyed publish, and go with the channel.
 var publishScript = rueidis.NewLuaScript(luaLib + `
 local max = redis.call('HGET', KEYS[1], 'max_messages')
 if not max then return -2 end
 local key = ARGV[8]
-local now = now_ms()
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(nowus / 1000)
 if key ~= '' then
-	local stale = fmt(now - tonumber(ARGV[9]))
+	local stale = fmt(nowus - tonumber(ARGV[9]) * 1000)
 	-- one HDEL each: unpack() of thousands of keys would overflow Lua's stack
 	for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', stale)) do
 		redis.call('HDEL', KEYS[6], old)
@@ -143,7 +147,10 @@ renew(KEYS[3], ttl)
 redis.call('ZADD', KEYS[5], deadline(now, ttl), ARGV[1])
 if key ~= '' then
 	redis.call('HSET', KEYS[6], key, ids)
-	redis.call('ZADD', KEYS[7], fmt(now), key)
+	local newest = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
+	local at = nowus
+	if #newest > 0 and tonumber(newest[2]) >= at then at = tonumber(newest[2]) + 1 end
+	redis.call('ZADD', KEYS[7], fmt(at), key)
 	local over = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[10])
 	if over > 0 then
 		local oldest = redis.call('ZPOPMIN', KEYS[7], over)

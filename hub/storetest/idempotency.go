@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -164,25 +165,36 @@ func (s *suite) testIdempotencyWindow(t *testing.T) {
 }
 
 // A channel remembers at most max_idempotency_keys keys, forgetting the
-// oldest first; a replay does not count as a new key.
+// oldest first, in the order they were used even when many are used within
+// one tick of a clock; a replay does not count as a new key.
 func (s *suite) testMaxIdempotencyKeys(t *testing.T) {
-	h := s.newHub(t, hub.Config{MaxIdempotencyKeys: 3})
+	const limit = 5
+	h := s.newHub(t, hub.Config{MaxIdempotencyKeys: limit})
 	mustRegister(t, h, "a", false, 100)
+	key := func(i int) string { return fmt.Sprintf("k%d", i) } // k10 sorts before k2
 	ids := map[string]int64{}
-	for _, k := range []string{"k1", "k2", "k3", "k4"} {
-		ids[k] = mustPublishOnce(t, h, "a", k, k).ID
+	for i := 1; i <= 2*limit; i++ {
+		ids[key(i)] = mustPublishOnce(t, h, "a", key(i), key(i)).ID
 	}
-	for _, k := range []string{"k2", "k3", "k4", "k4"} {
-		if p := mustPublishOnce(t, h, "a", k, k); !p.Replayed || p.ID != ids[k] {
-			t.Errorf("retry of %s (one of the newest 3 keys): %+v, want a replay of %d", k, p, ids[k])
+	// The newest limit keys, k6 to k10, are remembered; retries of them
+	// change nothing.
+	for i := limit + 1; i <= 2*limit; i++ {
+		if p := mustPublishOnce(t, h, "a", key(i), key(i)); !p.Replayed || p.ID != ids[key(i)] {
+			t.Errorf("retry of %s (one of the newest %d keys): %+v, want a replay of %d", key(i), limit, p, ids[key(i)])
 		}
 	}
-	if p := mustPublishOnce(t, h, "a", "k1", "k1"); p.Replayed {
-		t.Errorf("the oldest of 4 keys over a limit of 3 was still remembered: %+v", p)
+	if p := mustPublishOnce(t, h, "a", key(limit), key(limit)); p.Replayed {
+		t.Errorf("%s, the newest of the keys over the limit, was still remembered: %+v", key(limit), p)
 	}
-	// k1 is new again and pushed k2 out.
-	if p := mustPublishOnce(t, h, "a", "k2", "k2"); p.Replayed {
-		t.Errorf("k2 still remembered after k1 took its place: %+v", p)
+	// k5 is new again and pushed out the oldest, k6, and nothing else.
+	if p := mustPublishOnce(t, h, "a", key(limit+1), key(limit+1)); p.Replayed {
+		t.Errorf("%s still remembered after %s took its place: %+v", key(limit+1), key(limit), p)
+	}
+	// and k6, new again, pushed out k7.
+	for i := limit + 3; i <= 2*limit; i++ {
+		if p := mustPublishOnce(t, h, "a", key(i), key(i)); !p.Replayed {
+			t.Errorf("%s was forgotten before older keys: %+v", key(i), p)
+		}
 	}
 }
 
