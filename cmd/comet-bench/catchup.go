@@ -218,7 +218,7 @@ func load(ctx context.Context, rawURL string, check func([]byte) bool, o loadOpt
 
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	lat := &histogram{}
+	lat := newHistogram()
 	errs := &errorCounts{}
 	var done atomic.Int64
 	stop := startProgress(o.every, o.progress, func(elapsed time.Duration, rps float64) string {

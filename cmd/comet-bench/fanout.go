@@ -315,7 +315,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fano
 	pool := &readerPool{
 		newPoller: newPoller, channels: names, perRead: cfg.PerRead, runID: rep.RunID, clock: clock,
 		sent: sent, warm: rep.WarmupMessages, tally: newTally(cfg.Readers, total),
-		latency: &histogram{}, errs: errs,
+		latency: newHistogram(), errs: errs,
 		allStarted: make(chan struct{}), target: int64(cfg.Readers),
 		delivered: make(chan struct{}, 1),
 	}

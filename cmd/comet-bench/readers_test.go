@@ -10,7 +10,7 @@ func TestReceiveAccounting(t *testing.T) {
 	const run = "0a1b2c3d"
 	p := &readerPool{
 		channels: []string{"c0", "c1"}, perRead: 2, runID: run, clock: newRunClock(),
-		sent: make([]atomic.Int64, 6), warm: 2, tally: newTally(1, 6), latency: &histogram{}, errs: &errorCounts{},
+		sent: make([]atomic.Int64, 6), warm: 2, tally: newTally(1, 6), latency: newHistogram(), errs: &errorCounts{},
 	}
 	for seq := range p.sent {
 		p.sent[seq].Store(p.clock.now())
@@ -46,7 +46,7 @@ func TestReceiveAccounting(t *testing.T) {
 	if got := p.errs.snapshot()["read_wrong_channel"]; got != 1 {
 		t.Errorf("wrong-channel errors = %d, want 1", got)
 	}
-	if got := p.latency.count(); got != 2 {
+	if got := p.latency.summary().Count; got != 2 {
 		t.Errorf("timed deliveries = %d, want 2 (3 and 4; 0 and 1 are warm-up)", got)
 	}
 }
