@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
 // procMemory is a process's memory as /proc/<pid>/status reports it.
@@ -24,51 +22,33 @@ type procMemory struct {
 // readProcMemory reads VmRSS and VmHWM of a process from
 // /proc/<pid>/status (Linux only).
 func readProcMemory(pid int) (procMemory, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
-	}
-	m, err := parseProcStatus(b)
-	if err != nil {
-		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
-	}
-	return m, nil
+	return readProcMemoryAt(procfs.DefaultMountPoint, pid)
 }
 
-func parseProcStatus(b []byte) (procMemory, error) {
-	var m procMemory
-	var found int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch name {
-		case "VmRSS":
-			dst = &m.RSSKiB
-		case "VmHWM":
-			dst = &m.PeakKiB
-		default:
-			continue
-		}
-		fields := strings.Fields(value)
-		if len(fields) != 2 || fields[1] != "kB" {
-			return m, fmt.Errorf("unexpected %s line %q", name, sc.Text())
-		}
-		n, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("unexpected %s line %q: %w", name, sc.Text(), err)
-		}
-		*dst = n
-		found++
+// readProcMemoryAt is readProcMemory with procfs mounted at mount, so that
+// tests can hand it a status file of their own.
+func readProcMemoryAt(mount string, pid int) (procMemory, error) {
+	fail := func(err error) (procMemory, error) {
+		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
 	}
-	if found != 2 {
-		// Kernel threads and zombies have no Vm lines.
-		return m, fmt.Errorf("no VmRSS/VmHWM lines (is it a running user process?)")
+	fs, err := procfs.NewFS(mount)
+	if err != nil {
+		return fail(err)
 	}
-	return m, nil
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return fail(err)
+	}
+	s, err := p.NewStatus()
+	if err != nil {
+		return fail(err)
+	}
+	if s.VmRSS == 0 {
+		// Kernel threads and zombies have no Vm lines (procfs leaves
+		// them 0); a running user process always has resident pages.
+		return fail(errors.New("no VmRSS (is it a running user process?)"))
+	}
+	return procMemory{RSSKiB: int64(s.VmRSS >> 10), PeakKiB: int64(s.VmHWM >> 10)}, nil
 }
 
 // memoryReport is the server's memory over a fan-out run.

@@ -6,22 +6,35 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-func TestParseProcStatus(t *testing.T) {
-	status := "Name:\tcaddy\nVmPeak:\t 1300000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
-	m, err := parseProcStatus([]byte(status))
+// A status file as Linux writes it: sizes in kB, VmHWM before VmRSS.
+func TestReadProcMemoryFromStatus(t *testing.T) {
+	proc := t.TempDir()
+	writeStatus(t, proc, 42, "Name:\tcaddy\nVmPeak:\t 1300000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n")
+	m, err := readProcMemoryAt(proc, 42)
 	if err != nil || m != (procMemory{RSSKiB: 102400, PeakKiB: 204800}) {
-		t.Errorf("parseProcStatus = %+v, %v", m, err)
+		t.Errorf("readProcMemoryAt = %+v, %v; want RSS 102400 KiB, peak 204800 KiB", m, err)
 	}
-	// A kernel thread has no Vm lines.
-	if _, err := parseProcStatus([]byte("Name:\tkthreadd\nThreads:\t1\n")); err == nil {
-		t.Error("status without VmRSS accepted")
+	// A kernel thread has no Vm lines: no figure rather than 0 KiB.
+	writeStatus(t, proc, 2, "Name:\tkthreadd\nThreads:\t1\n")
+	if _, err := readProcMemoryAt(proc, 2); err == nil || !strings.Contains(err.Error(), "no VmRSS") {
+		t.Errorf("status without VmRSS: %v, want a no VmRSS error", err)
 	}
-	if _, err := parseProcStatus([]byte("VmRSS:\t12 MB\nVmHWM:\t1 kB\n")); err == nil {
-		t.Error("VmRSS in an unknown unit accepted")
+}
+
+func writeStatus(t *testing.T, proc string, pid int, status string) {
+	t.Helper()
+	dir := filepath.Join(proc, strconv.Itoa(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
