@@ -11,7 +11,67 @@ import (
 
 // runFanout is a fan-out run: register the channels, hold the readers,
 // publish, wait for the deliveries, report. Progress lines go to progress.
+// Each step is a method of fanoutRun, in the order they run.
 func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fanoutReport, error) {
+	r, err := newFanoutRun(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.closeIdle()
+	if err := r.setUp(ctx); err != nil {
+		return nil, err
+	}
+	stopProgress := r.startProgress(progress)
+	defer stopProgress()
+	stopReaders := r.startReaders(ctx)
+	defer stopReaders()
+	if err := r.waitHeld(ctx); err != nil {
+		return nil, err
+	}
+	r.publish(ctx)
+	r.drain(ctx)
+	// The report reads counters the readers and the progress line share:
+	// both stop first.
+	stopProgress()
+	stopReaders()
+	r.report(ctx.Err() != nil)
+	return r.rep, nil
+}
+
+// fanoutRun is what the steps of one fan-out run share.
+type fanoutRun struct {
+	cfg       fanoutConfig
+	read, pub *endpoint
+	rep       *fanoutReport
+	// channels are the channel ids; subscribers[c] counts the readers of
+	// channels[c], the deliveries each message on it owes.
+	channels    []string
+	subscribers []int
+	// total is the number of messages, warm-up included.
+	total int
+
+	// since is the start marker's id, where every reader starts reading;
+	// baseHeld is the server's held reads before the run (with -status).
+	since, baseHeld int64
+
+	errs *errorCounts
+	pool *readerPool
+	pubr *publisher
+	// expected is the deliveries owed by the messages acknowledged so far,
+	// and phase the step in progress, for the progress line.
+	expected atomic.Int64
+	phase    atomic.Value
+
+	// setupStart is when setting up began; pubStart and readsBefore open
+	// the window that reads/s covers.
+	setupStart  time.Time
+	pubStart    time.Time
+	readsBefore int64
+}
+
+// newFanoutRun checks cfg, opens the read and publish endpoints, and
+// starts the report with what is known before anything is sent.
+func newFanoutRun(ctx context.Context, cfg fanoutConfig) (*fanoutRun, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -23,179 +83,203 @@ func runFanout(ctx context.Context, cfg fanoutConfig, progress io.Writer) (*fano
 	if err != nil {
 		return nil, err
 	}
-	defer read.client.CloseIdleConnections()
-	defer pub.client.CloseIdleConnections()
 	read.client.Timeout = cfg.ReadTimeout
-
-	rep := &fanoutReport{
+	r := &fanoutRun{cfg: cfg, read: read, pub: pub, errs: &errorCounts{}, setupStart: time.Now()}
+	r.rep = &fanoutReport{
 		Target: read.base, PublishTarget: pub.base, RunID: newRunID(),
 		Channels: cfg.Channels, Readers: cfg.Readers, ChannelsPerRead: cfg.PerRead,
 		MessagesRequested: cfg.Messages, WarmupMessages: cfg.warmupMessages(), PublishRate: cfg.Rate,
 	}
-	setupStart := time.Now()
-
-	names := make([]string, cfg.Channels)
-	for i := range names {
-		names[i] = fmt.Sprintf("%s-%d", cfg.Prefix, i)
+	r.total = r.rep.WarmupMessages + cfg.Messages
+	r.channels = make([]string, cfg.Channels)
+	for i := range r.channels {
+		r.channels[i] = fmt.Sprintf("%s-%d", cfg.Prefix, i)
 	}
-	if err := registerAll(ctx, pub, names, cfg.MaxMessages); err != nil {
-		return nil, err
+	r.subscribers = make([]int, cfg.Channels)
+	for i := range cfg.Readers {
+		for _, c := range readerChannels(i, cfg.PerRead, cfg.Channels) {
+			r.subscribers[c]++
+		}
+	}
+	return r, nil
+}
+
+// closeIdle closes the endpoints' idle connections when the run is over.
+func (r *fanoutRun) closeIdle() {
+	r.pub.client.CloseIdleConnections()
+	r.read.client.CloseIdleConnections()
+}
+
+// owed is how many deliveries message seq owes: the readers of its channel.
+func (r *fanoutRun) owed(seq int) int { return r.subscribers[seq%len(r.subscribers)] }
+
+// setUp readies the server's side (channels, marker, memory before the
+// readers) and makes the readers and the publisher.
+func (r *fanoutRun) setUp(ctx context.Context) error {
+	if err := r.setUpChannels(ctx); err != nil {
+		return err
+	}
+	if err := r.memoryBefore(ctx); err != nil {
+		return err
+	}
+	return r.newReadersAndPublisher()
+}
+
+// setUpChannels is where the run speaks the comet API before any reader
+// starts: it registers the channels, publishes the start marker and, with
+// -status, counts the reads the server already holds.
+func (r *fanoutRun) setUpChannels(ctx context.Context) error {
+	if err := registerAll(ctx, r.pub, r.channels, r.cfg.MaxMessages); err != nil {
+		return err
 	}
 	// Readers start after a marker: message ids increase across the whole
 	// hub, so every message published after the marker has a larger id and
 	// since=marker misses none of them and returns nothing older. (A read
 	// cannot tell the current last id without holding when there is nothing
 	// new, and the clock-seeded ids of another host are not ours to guess.)
-	since, err := pub.publish(ctx, names[0], "comet-bench marker run="+rep.RunID)
+	var err error
+	if r.since, err = r.pub.publish(ctx, r.channels[0], "comet-bench marker run="+r.rep.RunID); err != nil {
+		return fmt.Errorf("publishing the start marker: %w", err)
+	}
+	if r.cfg.UseStatus {
+		if r.baseHeld, err = r.pub.heldConnections(ctx); err != nil {
+			return fmt.Errorf("%w (-status needs enable_status and the status permission on the publish target)", err)
+		}
+	}
+	return nil
+}
+
+// newReadersAndPublisher makes the reader pool and the publisher, which
+// share the run clock, the send times and the error counts.
+func (r *fanoutRun) newReadersAndPublisher() error {
+	newPoller, err := r.cfg.pollers(r.read)
 	if err != nil {
-		return nil, fmt.Errorf("publishing the start marker: %w", err)
+		return err
 	}
-	var baseHeld int64
-	if cfg.UseStatus {
-		if baseHeld, err = pub.heldConnections(ctx); err != nil {
-			return nil, fmt.Errorf("%w (-status needs enable_status and the status permission on the publish target)", err)
-		}
-	}
-	if cfg.PID > 0 {
-		m, err := readProcMemory(cfg.PID)
-		if err != nil {
-			return nil, err
-		}
-		rep.Memory = &memoryReport{PID: cfg.PID, BeforeKiB: m.RSSKiB}
-	}
-	if cfg.Expvar != "" {
-		u, err := checkBase(ctx, cfg.Expvar, cfg.AllowRemote)
-		if err != nil {
-			return nil, fmt.Errorf("-expvar: %w", err)
-		}
-		m, err := readRuntimeMemory(ctx, pub.client, u)
-		if err != nil {
-			return nil, fmt.Errorf("-expvar: %w", err)
-		}
-		rep.Runtime = &runtimeReport{URL: u, HeapBeforeKiB: int64(m.HeapInuse >> 10), StackBeforeKiB: int64(m.StackInuse >> 10)}
-	}
-
-	// Readers of each channel, to know how many deliveries a message owes.
-	subscribers := make([]int, cfg.Channels)
-	for i := range cfg.Readers {
-		for _, c := range readerChannels(i, cfg.PerRead, cfg.Channels) {
-			subscribers[c]++
-		}
-	}
-	total := rep.WarmupMessages + cfg.Messages
-	owed := func(seq int) int { return subscribers[seq%cfg.Channels] }
-
 	clock := newRunClock()
-	errs := &errorCounts{}
-	sent := make([]atomic.Int64, total)
-	newPoller, err := cfg.pollers(read)
-	if err != nil {
-		return nil, err
-	}
-	pool := &readerPool{
-		newPoller: newPoller, channels: names, perRead: cfg.PerRead, runID: rep.RunID, clock: clock,
-		sent: sent, warm: rep.WarmupMessages, tally: newTally(cfg.Readers, total),
-		latency: newHistogram(), errs: errs,
-		allStarted: make(chan struct{}), target: int64(cfg.Readers),
+	sent := make([]atomic.Int64, r.total)
+	r.pool = &readerPool{
+		newPoller: newPoller, channels: r.channels, perRead: r.cfg.PerRead, runID: r.rep.RunID, clock: clock,
+		sent: sent, warm: r.rep.WarmupMessages, tally: newTally(r.cfg.Readers, r.total),
+		latency: newHistogram(), errs: r.errs,
+		allStarted: make(chan struct{}), target: int64(r.cfg.Readers),
 		delivered: make(chan struct{}, 1),
 	}
-	var expected atomic.Int64
-	pubr := &publisher{
-		ep: pub, channels: names, runID: rep.RunID, size: cfg.Size, rate: cfg.Rate,
-		workers: cfg.Publishers, clock: clock, sent: sent, acked: make([]bool, total), errs: errs,
-		onAck: func(seq int) { expected.Add(int64(owed(seq))) },
+	r.pubr = &publisher{
+		ep: r.pub, channels: r.channels, runID: r.rep.RunID, size: r.cfg.Size, rate: r.cfg.Rate,
+		workers: r.cfg.Publishers, clock: clock, sent: sent, acked: make([]bool, r.total), errs: r.errs,
+		onAck: func(seq int) { r.expected.Add(int64(r.owed(seq))) },
 	}
+	return nil
+}
 
-	// Progress lines, until the run ends.
-	var phase atomic.Value
-	phase.Store("connect")
-	stopProgress := startProgress(cfg.ProgressEvery, progress, func(elapsed time.Duration, readsPerSec float64) string {
-		return fmt.Sprintf("[%5.1fs] %-7s readers %d/%d  published %d/%d  delivered %d/%d  dup %d  reads %.0f/s  errors %d",
-			elapsed.Seconds(), phase.Load(), pool.started.Load(), cfg.Readers,
-			pubr.published.Load(), total, pool.tally.delivered.Load(), expected.Load(),
-			pool.tally.duplicated.Load(), readsPerSec, errs.total())
-	}, pool.reads.Load)
-	defer stopProgress()
+// startProgress prints a progress line every -progress interval until the
+// returned stop is called.
+func (r *fanoutRun) startProgress(w io.Writer) (stop func()) {
+	r.phase.Store("connect")
+	return startProgress(r.cfg.ProgressEvery, w, r.progressLine, r.pool.reads.Load)
+}
 
-	// The readers run until the report is made; ctx (Ctrl-C) only cuts the
-	// phases short, so that what was measured is still reported.
-	readCtx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
+func (r *fanoutRun) progressLine(elapsed time.Duration, readsPerSec float64) string {
+	return fmt.Sprintf("[%5.1fs] %-7s readers %d/%d  published %d/%d  delivered %d/%d  dup %d  reads %.0f/s  errors %d",
+		elapsed.Seconds(), r.phase.Load(), r.pool.started.Load(), r.cfg.Readers,
+		r.pubr.published.Load(), r.total, r.pool.tally.delivered.Load(), r.expected.Load(),
+		r.pool.tally.duplicated.Load(), readsPerSec, r.errs.total())
+}
+
+// startReaders starts every reader from the marker. They run until stop is
+// called (it may be called more than once), not until ctx ends: ctx
+// (Ctrl-C) only cuts the phases short, so that what was measured is still
+// reported.
+func (r *fanoutRun) startReaders(ctx context.Context) (stop func()) {
+	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var readers sync.WaitGroup
-	defer func() {
-		stopReaders()
+	for i := range r.cfg.Readers {
+		readers.Go(func() { r.pool.read(readCtx, i, r.since) })
+	}
+	return func() {
+		cancel()
 		readers.Wait()
-	}()
-	for i := range cfg.Readers {
-		readers.Go(func() { pool.read(readCtx, i, since) })
 	}
+}
 
-	held, err := waitHeld(ctx, cfg, pool, pub, baseHeld)
+// waitHeld waits until the server holds every reader, which ends the setup,
+// and reads the server's memory then.
+func (r *fanoutRun) waitHeld(ctx context.Context) error {
+	held, err := r.heldCheck(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rep.HeldCheck = held
-	rep.SetupSeconds = time.Since(setupStart).Seconds()
-	if rep.Memory != nil {
-		m, err := readProcMemory(cfg.PID)
-		if err != nil {
-			return nil, err
-		}
-		rep.Memory.HeldKiB = m.RSSKiB
-		rep.Memory.PerHeldReadKiB = float64(m.RSSKiB-rep.Memory.BeforeKiB) / float64(cfg.Readers)
-	}
-	if rt := rep.Runtime; rt != nil {
-		m, err := readRuntimeMemory(ctx, pub.client, rt.URL)
-		if err != nil {
-			return nil, fmt.Errorf("-expvar: %w", err)
-		}
-		rt.HeapHeldKiB, rt.StackHeldKiB = int64(m.HeapInuse>>10), int64(m.StackInuse>>10)
-		rt.HeapPerHeldReadKiB = float64(rt.HeapHeldKiB-rt.HeapBeforeKiB) / float64(cfg.Readers)
-		rt.StackPerHeldReadKiB = float64(rt.StackHeldKiB-rt.StackBeforeKiB) / float64(cfg.Readers)
-	}
+	r.rep.HeldCheck = held
+	r.rep.SetupSeconds = time.Since(r.setupStart).Seconds()
+	return r.memoryHeld(ctx)
+}
 
-	phase.Store("publish")
-	readsBefore := pool.reads.Load()
-	pubStart := time.Now()
-	pubCtx, cancelPub := context.WithTimeout(ctx, cfg.Duration)
-	pubr.run(pubCtx, total)
-	cancelPub()
-	rep.PublishSeconds = time.Since(pubStart).Seconds()
+// heldCheck waits until every reader's first request went out and the
+// server holds them, and says how it knew.
+func (r *fanoutRun) heldCheck(ctx context.Context) (string, error) {
+	cfg := r.cfg
+	ctx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
+	defer cancel()
+	select {
+	case <-r.pool.allStarted:
+	case <-ctx.Done():
+		return "", fmt.Errorf("only %d of %d readers reached the server within -setup-timeout %v (errors: %v)",
+			r.pool.started.Load(), cfg.Readers, cfg.SetupTimeout, r.errs.snapshot())
+	}
+	if !cfg.UseStatus {
+		t := time.NewTimer(cfg.Settle)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for the readers to settle: %w", context.Cause(ctx))
+		}
+		return fmt.Sprintf("all requests sent, then %v settle", cfg.Settle), nil
+	}
+	// The server does not announce held reads; ask it every 100 ms.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var held int64
+	for {
+		n, err := r.pub.heldConnections(ctx)
+		if err == nil {
+			held = n - r.baseHeld
+			if held >= int64(cfg.Readers) {
+				return fmt.Sprintf("status.json: %d held (%d before the run)", n, r.baseHeld), nil
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return "", fmt.Errorf("only %d of %d reads held within -setup-timeout %v (is max_held_connections lower?)",
+				held, cfg.Readers, cfg.SetupTimeout)
+		}
+	}
+}
 
-	phase.Store("drain")
+// publish sends the messages at the rate, for at most -duration.
+func (r *fanoutRun) publish(ctx context.Context) {
+	r.phase.Store("publish")
+	r.readsBefore = r.pool.reads.Load()
+	r.pubStart = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	defer cancel()
+	r.pubr.run(ctx, r.total)
+	r.rep.PublishSeconds = time.Since(r.pubStart).Seconds()
+}
+
+// drain waits, for at most -drain, until every acknowledged message reached
+// every reader of its channel, then counts the reads since publishing began
+// and reads the server's memory at the end.
+func (r *fanoutRun) drain(ctx context.Context) {
+	r.phase.Store("drain")
 	drainStart := time.Now()
-	rep.Complete = drain(ctx, cfg.Drain, pool, pubr.acked, owed)
-	rep.DrainSeconds = time.Since(drainStart).Seconds()
-	window := time.Since(pubStart).Seconds()
-	rep.Reads = pool.reads.Load() - readsBefore
-	rep.ReadsPerSecond = float64(rep.Reads) / window
-	if rep.Memory != nil {
-		if m, err := readProcMemory(cfg.PID); err == nil {
-			rep.Memory.EndKiB, rep.Memory.PeakKiB = m.RSSKiB, m.PeakKiB
-		} else {
-			// The server died during the run: worth saying, not fatal.
-			rep.Memory.EndError = err.Error()
-		}
-	}
-	stopProgress()
-	stopReaders()
-	readers.Wait()
-
-	rep.Interrupted = ctx.Err() != nil
-	rep.PublishAttempted = pubr.attempted.Load()
-	rep.Published = pubr.published.Load()
-	rep.AchievedRate = achievedRate(sent, pubr.acked)
-	rep.deliveryCounts = pool.tally.count(pubr.acked, owed)
-	rep.Latency = pool.latency.summary()
-	rep.Foreign = pool.foreign.Load()
-	rep.Reordered = pool.reordered.Load()
-	rep.Errors = errs.snapshot()
-	if rep.Errors == nil {
-		rep.Errors = map[string]int64{}
-	}
-	if s, ok := pubr.lastErr.Load().(string); ok {
-		rep.LastError = s
-	}
-	return rep, nil
+	r.rep.Complete = awaitDeliveries(ctx, r.cfg.Drain, r.pool, r.pubr.acked, r.owed)
+	r.rep.DrainSeconds = time.Since(drainStart).Seconds()
+	r.rep.Reads = r.pool.reads.Load() - r.readsBefore
+	r.rep.ReadsPerSecond = float64(r.rep.Reads) / time.Since(r.pubStart).Seconds()
+	r.memoryEnd()
 }
 
 // registerAll registers the channels, a few requests at a time.
@@ -224,51 +308,10 @@ func registerAll(ctx context.Context, pub *endpoint, names []string, maxMessages
 	return context.Cause(ctx)
 }
 
-// waitHeld waits until every reader's first request went out and the server
-// holds them, and says how it knew.
-func waitHeld(ctx context.Context, cfg fanoutConfig, pool *readerPool, pub *endpoint, baseHeld int64) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
-	defer cancel()
-	select {
-	case <-pool.allStarted:
-	case <-ctx.Done():
-		return "", fmt.Errorf("only %d of %d readers reached the server within -setup-timeout %v (errors: %v)",
-			pool.started.Load(), cfg.Readers, cfg.SetupTimeout, pool.errs.snapshot())
-	}
-	if !cfg.UseStatus {
-		t := time.NewTimer(cfg.Settle)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for the readers to settle: %w", context.Cause(ctx))
-		}
-		return fmt.Sprintf("all requests sent, then %v settle", cfg.Settle), nil
-	}
-	// The server does not announce held reads; ask it every 100 ms.
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var held int64
-	for {
-		n, err := pub.heldConnections(ctx)
-		if err == nil {
-			held = n - baseHeld
-			if held >= int64(cfg.Readers) {
-				return fmt.Sprintf("status.json: %d held (%d before the run)", n, baseHeld), nil
-			}
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return "", fmt.Errorf("only %d of %d reads held within -setup-timeout %v (is max_held_connections lower?)",
-				held, cfg.Readers, cfg.SetupTimeout)
-		}
-	}
-}
-
-// drain waits until every acknowledged message reached every reader of its
-// channel, for at most timeout, and reports whether they all did.
-func drain(ctx context.Context, timeout time.Duration, pool *readerPool, acked []bool, owed func(int) int) bool {
+// awaitDeliveries waits until every acknowledged message reached every
+// reader of its channel, for at most timeout, and reports whether they all
+// did.
+func awaitDeliveries(ctx context.Context, timeout time.Duration, pool *readerPool, acked []bool, owed func(int) int) bool {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	next := 0 // messages before next are complete

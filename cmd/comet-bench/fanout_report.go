@@ -49,6 +49,28 @@ type fanoutReport struct {
 	Interrupted bool `json:"interrupted"`
 }
 
+// report fills in what the run counted and timed, once the readers and
+// the publisher have stopped; interrupted says the run was cut short.
+func (r *fanoutRun) report(interrupted bool) {
+	rep, pool, pubr := r.rep, r.pool, r.pubr
+	rep.Interrupted = interrupted
+	rep.PublishAttempted = pubr.attempted.Load()
+	rep.Published = pubr.published.Load()
+	rep.AchievedRate = achievedRate(pubr.sent, pubr.acked)
+	rep.deliveryCounts = pool.tally.count(pubr.acked, r.owed)
+	rep.Latency = pool.latency.summary()
+	rep.Foreign = pool.foreign.Load()
+	rep.Reordered = pool.reordered.Load()
+	// An empty map rather than none, so that -json prints "errors": {}.
+	rep.Errors = r.errs.snapshot()
+	if rep.Errors == nil {
+		rep.Errors = map[string]int64{}
+	}
+	if s, ok := pubr.lastErr.Load().(string); ok {
+		rep.LastError = s
+	}
+}
+
 // achievedRate is the publish rate the run kept: acknowledged messages
 // over the time from the first send to the last, the same measure as the
 // asked rate (n messages at rate r span (n-1)/r seconds).
