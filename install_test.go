@@ -9,8 +9,8 @@ import (
 
 // The xcaddy command in the README's "Building" section is the one that
 // scripts/xcaddy-build.sh runs. .ci/run builds and runs a binary with that
-// script, so a change to one of them that leaves the other behind fails
-// here, not in a user's hands.
+// script, and the Dockerfile builds its image with it, so a change to one
+// of them that leaves the others behind fails here, not in a user's hands.
 // The command builds go.mod's Caddy, and the README names go.mod's Go.
 func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	read := func(name string) string {
@@ -24,6 +24,7 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	readme := read("README.md")
 	gomod := read("go.mod")
 	ci := read(".ci/run")
+	dockerfile := read("Dockerfile")
 
 	m := regexp.MustCompile(`(?m)^"\$xcaddy" (build .*) --output "\$out"$`).FindStringSubmatch(script)
 	if m == nil {
@@ -53,12 +54,15 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	}
 
 	const install = "go install github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5"
-	for name, text := range map[string]string{".ci/run": ci, "README.md": building, "scripts/xcaddy-build.sh": script} {
+	for name, text := range map[string]string{".ci/run": ci, "Dockerfile": dockerfile, "README.md": building, "scripts/xcaddy-build.sh": script} {
 		if !strings.Contains(text, install) {
 			t.Errorf("%s does not install xcaddy with %q", name, install)
 		}
 	}
 	if !regexp.MustCompile(`(?m)^XCADDY=\S+ scripts/xcaddy-build\.sh `).MatchString(ci) {
 		t.Error(".ci/run does not run scripts/xcaddy-build.sh")
+	}
+	if !regexp.MustCompile(`(?m)^RUN scripts/xcaddy-build\.sh `).MatchString(dockerfile) {
+		t.Error("the Dockerfile does not build with scripts/xcaddy-build.sh")
 	}
 }

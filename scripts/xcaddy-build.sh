@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds Caddy with caddy-comet from this clone, using the xcaddy command in
-# the README's "Building" section. .ci/run runs this script, so CI checks
-# the README's command.
+# the README's "Building" section. .ci/run and the Dockerfile run this
+# script, so CI checks the command that the README gives and the image uses.
 #
 #   scripts/xcaddy-build.sh [OUTPUT]     the binary; default ./caddy
 #
