@@ -1,0 +1,20 @@
+# Caddy with caddy-comet, in the usual shape of a Caddy plugin image: a
+# builder stage runs xcaddy, then Caddy's own image takes the binary. The
+# builder runs scripts/xcaddy-build.sh, the build that .ci/run checks.
+#
+#   docker build -t caddy-comet .
+#   docker run --rm -p 127.0.0.1:4080:4080 \
+#       -v "$PWD/Caddyfile:/etc/caddy/Caddyfile:ro" caddy-comet
+#
+# Not run with Docker: the machines this project is built on cannot pull
+# images (see the README, "Container", for what was run instead).
+
+FROM golang:1.26-alpine AS builder
+RUN go install github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5
+WORKDIR /src
+COPY . .
+RUN scripts/xcaddy-build.sh /usr/bin/caddy
+
+FROM caddy:2.11
+COPY --from=builder /usr/bin/caddy /usr/bin/caddy
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
