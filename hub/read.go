@@ -78,13 +78,12 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 // ReadInto is Read with the request and the reply passed by pointer; on
 // error, *reply is zero.
 //
-// A held read parks its goroutine in here, with the caller's frames above
-// and, from time to time, a store read below. Past 8 KiB, Go doubles the
-// goroutine's stack, and keeps it doubled for as long as the read is held:
-// 8 KiB more per held read. Under an HTTP server's frames, little of the 8
-// KiB is left, so this path is kept shallow: the read's state lives in its
-// waiter and in *reply, passed down as pointers, and waiting and looking
-// again are sibling calls.
+// A held read parks its goroutine in here, under the caller's frames, and
+// pays for the deepest stack it reaches for as long as it is held; so this
+// path keeps to the stack budget of a held read (BENCHMARKS.md, "The stack
+// budget of a held read"): the read's state lives in its waiter and in
+// *reply, passed down as pointers, and waiting and looking again are
+// sibling calls.
 func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct{}, reply *Reply) error {
 	reply.reset()
 	cfg := h.config.Load()
