@@ -43,8 +43,9 @@ type memClient struct {
 }
 
 var (
-	_ Store   = (*MemoryStore)(nil)
-	_ Sweeper = (*MemoryStore)(nil)
+	_ Store        = (*MemoryStore)(nil)
+	_ Sweeper      = (*MemoryStore)(nil)
+	_ InlineReader = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore creates an empty memory store.
@@ -179,9 +180,9 @@ func (s *MemoryStore) CreateClient(_ context.Context, spec ClientSpec, exp Expir
 	return nil
 }
 
-// readsInline tells the hub that reads of this store take little stack, so
-// that a held read may run them on its own goroutine (see Hub.reread).
-func (*MemoryStore) readsInline() {}
+// ReadsInline implements InlineReader: Read takes no lock for long, does
+// no I/O and keeps to the stack budget of a held read.
+func (*MemoryStore) ReadsInline() {}
 
 // Read implements Store.
 //
