@@ -153,14 +153,14 @@ func (c Config) expiry() Expiry {
 type Hub struct {
 	store   timedStore
 	sweeper Sweeper // the store, when it sweeps its own expiry
-	// inlineReads: the store's reads are shallow enough to run on a held
-	// read's own goroutine (see reread).
+	// inlineReads: the store is an InlineReader.
 	inlineReads bool
 	config      atomic.Pointer[Config]
 	waiters     *waiters
-	flights     *flights
+	sharedReads *sharedReads
 	// ticks orders store notifications, the moments reads need their
-	// snapshot to come after, and the starts of store reads; see flights.
+	// snapshot to come after, and the starts of store reads; the rule is
+	// sharedReads'.
 	ticks     atomic.Uint64
 	deadlines *deadlines
 	stats     Stats
@@ -177,7 +177,7 @@ type Hub struct {
 func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub, error) {
 	h := &Hub{
 		waiters:         newWaiters(),
-		flights:         newFlights(),
+		sharedReads:     newSharedReads(),
 		heldBy:          newHeldByPeer(),
 		deadlines:       newDeadlines(100 * time.Millisecond),
 		stopMaintenance: make(chan struct{}),
@@ -191,7 +191,7 @@ func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub,
 	}
 	h.store = timedStore{Store: store, latency: &h.stats.StoreLatency}
 	h.sweeper, _ = store.(Sweeper)
-	_, h.inlineReads = store.(interface{ readsInline() })
+	_, h.inlineReads = store.(InlineReader)
 	go h.maintain()
 	return h, nil
 }
@@ -212,9 +212,6 @@ func (h *Hub) SetConfig(cfg Config) {
 // Config returns the hub's current settings.
 func (h *Hub) Config() Config { return *h.config.Load() }
 
-// Store returns the hub's store.
-func (h *Hub) Store() Store { return h.store.Store }
-
 // Stats returns the hub's running totals.
 func (h *Hub) Stats() *Stats { return &h.stats }
 
@@ -223,8 +220,7 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 func (h *Hub) Held() int { return int(h.held.Load()) }
 
 func (h *Hub) notify(e Event) {
-	// The waiters woken keep the event's tick: their next snapshot must
-	// come after it (see flights).
+	// The waiters woken keep the event's tick (the rule is sharedReads').
 	tick := h.ticks.Add(1)
 	switch e.Kind {
 	case EventPublished:

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ReadRequest is a read as the API receives it.
@@ -78,13 +79,12 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 // ReadInto is Read with the request and the reply passed by pointer; on
 // error, *reply is zero.
 //
-// A held read parks its goroutine in here, with the caller's frames above
-// and, from time to time, a store read below. Past 8 KiB, Go doubles the
-// goroutine's stack, and keeps it doubled for as long as the read is held:
-// 8 KiB more per held read. Under an HTTP server's frames, little of the 8
-// KiB is left, so this path is kept shallow: the read's state lives in its
-// waiter and in *reply, passed down as pointers, and waiting and looking
-// again are sibling calls.
+// A held read parks its goroutine in here, under the caller's frames, and
+// pays for the deepest stack it reaches for as long as it is held; so this
+// path keeps to the stack budget of a held read (BENCHMARKS.md, "The stack
+// budget of a held read"): the read's state lives in its waiter and in
+// *reply, passed down as pointers, and waiting and looking again are
+// sibling calls.
 func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct{}, reply *Reply) error {
 	reply.reset()
 	cfg := h.config.Load()
@@ -92,15 +92,15 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	if err != nil {
 		return err
 	}
-	// reread leaves res as it was when it fails, so zero on the first two
+	// snapshot leaves res as it was when it fails, so zero on the first two
 	// looks and the last snapshot later on.
 	res := &reply.ReadResult
 	if h.inlineReads {
-		// A memory store's look costs less than registering, so it looks
+		// An inline store's look costs less than registering, so it looks
 		// first and registers only when there is nothing to answer with.
 		// A network store's look is a round trip: it looks once, after
 		// registering.
-		if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
+		if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
 			return w.wrapErr(err)
 		}
 		w.clampSince(res)
@@ -118,16 +118,16 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	defer h.release(w)
 	// The snapshot comes after registering, so a publish it misses
 	// notifies the waiter.
-	if err := h.reread(ctx, w, res, h.ticks.Add(1)); err != nil {
+	if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil {
 		reply.reset()
 		return w.wrapErr(err)
 	}
 	if res.HasMessages() {
 		return nil
 	}
-	if !h.inlineReads {
-		w.clampSince(res)
-	}
+	// A no-op after an inline store's first look, whose since this one
+	// repeats.
+	w.clampSince(res)
 	// The read counts as held only from here, registered and having looked
 	// after registering: Held() == n then means n reads wait for an event
 	// (a publish, a deletion, a stop), which the held-reads metric and the
@@ -150,8 +150,9 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		}
 		// The snapshot must follow the event that woke the read, and no
 		// more: reads woken by one publish then share a store read (see
-		// flights). On error, the reply keeps the last snapshot's LastID.
-		err := h.reread(ctx, w, res, w.woke.Load())
+		// sharedReads). On error, the reply keeps the last snapshot's
+		// LastID.
+		err := h.snapshot(ctx, w, res, w.eventTick.Load())
 		switch {
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
@@ -171,6 +172,75 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	}
 }
 
+// snapshot takes a snapshot for w from a store read that began after tick
+// after, into *res; on error it leaves *res as it was. It leads a store read
+// or follows one (see sharedReads). A leader runs the store read on its own
+// goroutine when the store reads inline (InlineReader), and on a goroutine
+// of its own otherwise: a network client's calls are deep enough to double a
+// held read's stack, and a goroutine costs a microsecond against a round trip
+// of a hundred.
+//
+// It runs under every held read's goroutine (see Hub.ReadInto), within the
+// stack budget of a held read (BENCHMARKS.md).
+func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after uint64) error {
+	for {
+		r, lead := h.leadOrFollow(w.key, after)
+		switch {
+		case lead && h.inlineReads:
+			h.readStore(ctx, w, r)
+			return r.result(res)
+		case lead:
+			go h.readStore(ctx, w, r)
+		case testHookFollowed != nil:
+			testHookFollowed()
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The leader's request may have gone away mid-read; that is not
+		// this read's failure: look again.
+		if lead || !canceled(r.err) {
+			return r.result(res)
+		}
+	}
+}
+
+// leadOrFollow returns the store read for key that began after tick after,
+// to follow, or a new one for the caller to lead (lead true).
+func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) {
+	s := h.sharedReads.shard(key)
+	s.mu.Lock()
+	r = s.m[key]
+	if lead = r == nil || r.began <= after; lead {
+		r = &sharedRead{began: h.ticks.Add(1), done: make(chan struct{})}
+		s.m[key] = r
+	}
+	s.mu.Unlock()
+	return r, lead
+}
+
+// readStore runs a store read that the read w leads, timed here rather than
+// through timedStore.Read, which would add a frame under held reads, and
+// ends it: later reads lead store reads of their own, and its followers go
+// on.
+func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
+	start := time.Now()
+	res, err := h.store.Store.Read(ctx, w.q, w.exp)
+	// Field by field: assigning the whole result through r takes a
+	// temporary copy in the frame.
+	r.res.Since, r.res.LastID, r.res.Channels, r.err = res.Since, res.LastID, res.Channels, err
+	h.store.observe(start)
+	s := h.sharedReads.shard(w.key)
+	s.mu.Lock()
+	if s.m[w.key] == r {
+		delete(s.m, w.key)
+	}
+	s.mu.Unlock()
+	close(r.done)
+}
+
 // clampSince takes the since of the read's first snapshot, clamped to the
 // newest id, as the since the read waits with. It is done once: clamping
 // again at later snapshots would move since past the very messages that
@@ -178,7 +248,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 func (w *waiter) clampSince(res *ReadResult) {
 	if w.q.Since != res.Since {
 		w.q.Since = res.Since
-		w.key = flightKey(&w.q)
+		w.key = shareKey(&w.q)
 	}
 }
 
@@ -261,15 +331,15 @@ func (w *waiter) wrapErr(err error) error {
 // newWaiter parses a read into the waiter that carries it.
 func newWaiter(req *ReadRequest, cfg *Config) (*waiter, error) {
 	w := &waiter{exp: cfg.expiry()}
-	if err := parseRead(req, cfg.MaxChannelsPerRead, &w.q); err != nil {
+	if err := validateRead(req, cfg.MaxChannelsPerRead, &w.q); err != nil {
 		return nil, err
 	}
 	w.q.MaxBytes = messageBudget(cfg.MaxReplySize, w.q.Channels)
-	w.key = flightKey(&w.q)
+	w.key = shareKey(&w.q)
 	return w, nil
 }
 
-func parseRead(req *ReadRequest, maxChannels int, q *ReadQuery) error {
+func validateRead(req *ReadRequest, maxChannels int, q *ReadQuery) error {
 	if req.HasClientID {
 		if req.ClientID == "" {
 			return ErrEmptyReadClientID

@@ -85,6 +85,19 @@ type Sweeper interface {
 	Sweep(now time.Time, exp Expiry)
 }
 
+// InlineReader is implemented by stores whose reads may run on a held read's
+// own goroutine (the memory store). By implementing it a store promises that
+// Read returns in microseconds, without I/O or waiting on anything but short
+// locks, and keeps to the stack budget of a held read (BENCHMARKS.md, "The
+// stack budget of a held read"): a few hundred bytes of frames, no closures
+// or defers, nothing that grows the stack of the goroutine it runs on. The
+// hub then looks before registering a read, and a read that leads a shared
+// store read runs it itself. Other stores' reads run on a goroutine of their
+// own.
+type InlineReader interface {
+	ReadsInline()
+}
+
 // StoreOptions is what a hub hands a store when it opens it.
 type StoreOptions struct {
 	// Notify is called when a channel gets a message or is deleted, on this

@@ -6,8 +6,8 @@ import (
 )
 
 // timedStore records how long each store call takes, for the store latency
-// metric. Hub.reread, under every held read's goroutine, times its store
-// reads itself to save a frame (see Hub.Read).
+// metric. Hub.readStore, under held reads' goroutines, times its store reads
+// itself to save a frame (BENCHMARKS.md, "The stack budget of a held read").
 type timedStore struct {
 	Store
 	latency *LatencyHistogram

@@ -12,12 +12,14 @@ import (
 // the reader starts waiting is kept, not lost.
 //
 // It is the read's only allocation of its own that lives while the read is
-// held, and carries what the read needs for its snapshots (query, flight key,
+// held, and carries what the read needs for its snapshots (query, share key,
 // expiry), so that they are passed down the read's calls as one pointer.
 type waiter struct {
 	signal chan struct{} // made when the read registers
 	events atomic.Uint32 // bits of wakePublished, wakeDeleted
-	woke   atomic.Uint64 // tick of the latest event that woke it
+	// eventTick is the tick of the latest event that woke it: its next
+	// snapshot must follow it (see sharedReads).
+	eventTick atomic.Uint64
 	// wokeAt is when the hub learned of the earliest event that signalled
 	// the waiter since the reader last took the signal (0: none since);
 	// the reader moves it to lookedFor as it takes the signal, for the
@@ -27,7 +29,7 @@ type waiter struct {
 	// q's channels and client are also what the maintenance loop keeps
 	// alive.
 	q    ReadQuery
-	key  string // flightKey(q)
+	key  string // shareKey(q)
 	exp  Expiry
 	held bool   // counted in Hub.held
 	peer string // counted in Hub.heldBy under this peer
@@ -41,12 +43,12 @@ const (
 // wake records an event with the given tick, of which the hub learned at
 // the moment at, and signals the waiter. The tick and the moment are stored
 // before the signal is sent, so a reader that received the signal and then
-// loads woke sees a tick no older than the event's, and wokeAt a moment no
-// later.
+// loads eventTick sees a tick no older than the event's, and wokeAt a moment
+// no later.
 func (w *waiter) wake(bits uint32, tick uint64, at Moment) {
 	for {
-		old := w.woke.Load()
-		if tick <= old || w.woke.CompareAndSwap(old, tick) {
+		old := w.eventTick.Load()
+		if tick <= old || w.eventTick.CompareAndSwap(old, tick) {
 			break
 		}
 	}

@@ -93,10 +93,18 @@ func TestReloadKeepsStateAndReleasesHeldReads(t *testing.T) {
 	}
 }
 
-// metricValue reads one sample from Caddy's metrics endpoint.
+// metricValue reads one sample from the in-process Caddy's metrics
+// endpoint.
 func metricValue(t *testing.T, series string) float64 {
 	t.Helper()
-	body := get(t, "http://localhost:2999/metrics").body
+	return metricValueAt(t, "http://localhost:2999", series)
+}
+
+// metricValueAt reads one sample from the metrics endpoint of the Caddy
+// whose admin API is at admin.
+func metricValueAt(t *testing.T, admin, series string) float64 {
+	t.Helper()
+	body := get(t, admin+"/metrics").body
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

@@ -327,15 +327,15 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 		}
 		return hub.ReadResult{}, fmt.Errorf("reading: unexpected reply %d", code)
 	}
-	res, err := parseRead(msg, q)
+	res, err := decodeReadReply(msg, q)
 	if err != nil {
 		return hub.ReadResult{}, fmt.Errorf("redis read script: %w", err)
 	}
 	return res, nil
 }
 
-// parseRead decodes the read script's {last, i, {json, score...}, ...}.
-func parseRead(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult, error) {
+// decodeReadReply decodes the read script's {last, i, {json, score...}, ...}.
+func decodeReadReply(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult, error) {
 	arr, err := msg.ToArray()
 	if err != nil || len(arr) == 0 || len(arr)%2 != 1 {
 		return hub.ReadResult{}, fmt.Errorf("unexpected reply: %v", msg)

@@ -45,8 +45,9 @@ type Process struct {
 	PID int
 
 	t        testing.TB
-	globals  string // what the Caddyfile has before the site blocks
-	config   string // path of the Caddyfile
+	env      []string // added to Caddy's environment
+	globals  string   // what the Caddyfile has before the site blocks
+	config   string   // path of the Caddyfile
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the process exited and its log is read
 	stopOnce sync.Once
@@ -63,11 +64,20 @@ type Process struct {
 // log printed if the test failed.
 func Start(t testing.TB, site func(base string) string) *Process {
 	t.Helper()
+	return StartEnv(t, nil, site)
+}
+
+// StartEnv is Start with env ("NAME=value") added to Caddy's environment,
+// for what only the environment sets, such as the Go runtime's GOGC and
+// GODEBUG.
+func StartEnv(t testing.TB, env []string, site func(base string) string) *Process {
+	t.Helper()
 	port, adminPort := freeport.Get(t), freeport.Get(t)
 	p := &Process{
 		Base:    fmt.Sprintf("http://127.0.0.1:%d", port),
 		Admin:   fmt.Sprintf("http://127.0.0.1:%d", adminPort),
 		globals: fmt.Sprintf(globalOptions, adminPort),
+		env:     env,
 	}
 	p.start(t, site(p.Base))
 	return p
@@ -95,6 +105,7 @@ func (p *Process) start(t testing.TB, sites string) {
 	// not the user's home.
 	p.cmd.Env = append(os.Environ(), "HOME="+dir,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	p.cmd.Env = append(p.cmd.Env, p.env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

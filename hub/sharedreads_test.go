@@ -7,7 +7,7 @@ import (
 )
 
 // gatedStore is a memory store whose next Read after arm waits at a gate,
-// so a test can hold a store read in flight while events happen. Arming
+// so a test can hold a store read in progress while events happen. Arming
 // before the event that causes the read, and announcing on a buffered
 // channel, means the order in which the goroutines run cannot skip the gate.
 type gatedStore struct {
@@ -35,7 +35,7 @@ func (s *gatedStore) awaitEntered(t *testing.T, what string) {
 }
 
 // remoteStore hides that its store is a memory store, as a network store
-// would be: the hub runs its reads aside (see Hub.rereadAside).
+// would be: the hub runs its reads aside (see Hub.snapshot).
 type remoteStore struct{ Store }
 
 // newGatedHub returns a hub on a gated memory store, with a channel "c";
@@ -43,7 +43,7 @@ type remoteStore struct{ Store }
 func newGatedHub(t *testing.T, aside bool) (*Hub, *gatedStore) {
 	t.Helper()
 	var store *gatedStore
-	h, err := New("flights", Config{}, func(o StoreOptions) (Store, error) {
+	h, err := New("shared-reads", Config{}, func(o StoreOptions) (Store, error) {
 		store = &gatedStore{MemoryStore: NewMemoryStore(o), entered: make(chan struct{}, 1), gate: make(chan struct{})}
 		if aside {
 			return remoteStore{store}, nil
@@ -72,30 +72,30 @@ func forEachReadMode(t *testing.T, test func(t *testing.T, aside bool)) {
 // readWaiter returns the waiter of an anonymous read of channel since 0.
 func readWaiter(h *Hub, channel string) *waiter {
 	w := &waiter{q: ReadQuery{Channels: []string{channel}}, exp: h.Config().expiry()}
-	w.key = flightKey(&w.q)
+	w.key = shareKey(&w.q)
 	return w
 }
 
 // A read woken by an event must not take the answer of a store read that
 // began before that event: it could miss the message that woke it.
-func TestRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T) {
-	forEachReadMode(t, testRereadJoinsOnlyFlightsStartedAfterItsEvent)
+func TestSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent(t *testing.T) {
+	forEachReadMode(t, testSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent)
 }
 
-func testRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
+func testSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent(t *testing.T, aside bool) {
 	h, store := newGatedHub(t, aside)
 	ctx := context.Background()
 	w := readWaiter(h, "c")
 
-	// An early flight, started before the publish, waits in the store.
+	// An early store read, begun before the publish, waits in the store.
 	store.arm()
 	early := make(chan ReadResult, 1)
 	go func() {
 		var res ReadResult
-		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
+		_ = h.snapshot(ctx, w, &res, h.ticks.Add(1))
 		early <- res
 	}()
-	store.awaitEntered(t, "the early flight reaching the store")
+	store.awaitEntered(t, "the early store read reaching the store")
 
 	m, err := h.Publish(ctx, "c", "news")
 	if err != nil {
@@ -105,46 +105,46 @@ func testRereadJoinsOnlyFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
 	done := make(chan ReadResult, 1)
 	go func() {
 		var res ReadResult
-		_ = h.reread(ctx, w, &res, h.ticks.Add(1))
+		_ = h.snapshot(ctx, w, &res, h.ticks.Add(1))
 		done <- res
 	}()
-	res := receive(t, done, "the woken read, which must not wait for a flight that began before its event")
+	res := receive(t, done, "the woken read, which must not follow a store read that began before its event")
 	if !res.HasMessages() || res.Channels[0].Messages[0].ID != m.ID {
 		t.Fatalf("woken read missed the message: %+v", res)
 	}
 	close(store.gate)
-	receive(t, early, "the early flight after opening the gate")
+	receive(t, early, "the early store read after opening the gate")
 }
 
 // Reads woken by the same event share one store read.
-func TestRereadSharesFlightsStartedAfterItsEvent(t *testing.T) {
-	forEachReadMode(t, testRereadSharesFlightsStartedAfterItsEvent)
+func TestSnapshotsShareAStoreReadBegunAfterTheirEvent(t *testing.T) {
+	forEachReadMode(t, testSnapshotsShareAStoreReadBegunAfterTheirEvent)
 }
 
-func testRereadSharesFlightsStartedAfterItsEvent(t *testing.T, aside bool) {
+func testSnapshotsShareAStoreReadBegunAfterTheirEvent(t *testing.T, aside bool) {
 	h, store := newGatedHub(t, aside)
 	ctx := context.Background()
 	if _, err := h.Publish(ctx, "c", "news"); err != nil {
 		t.Fatal(err)
 	}
 	w := readWaiter(h, "c")
-	mine := h.ticks.Add(1)
+	after := h.ticks.Add(1)
 
-	joined := make(chan struct{}, 2)
-	testHookJoined = func() { joined <- struct{}{} }
-	defer func() { testHookJoined = nil }()
+	followed := make(chan struct{}, 2)
+	testHookFollowed = func() { followed <- struct{}{} }
+	defer func() { testHookFollowed = nil }()
 
 	results := make(chan ReadResult, 2)
-	reread := func() {
+	snapshot := func() {
 		var res ReadResult
-		_ = h.reread(ctx, w, &res, mine)
+		_ = h.snapshot(ctx, w, &res, after)
 		results <- res
 	}
 	store.arm()
-	go reread()
+	go snapshot()
 	store.awaitEntered(t, "the leader reaching the store")
-	go reread()
-	receive(t, joined, "the follower joining the leader's flight")
+	go snapshot()
+	receive(t, followed, "the follower following the leader's store read")
 	close(store.gate)
 	a := receive(t, results, "the first shared snapshot")
 	b := receive(t, results, "the second shared snapshot")
@@ -174,19 +174,19 @@ func testWokenReadsShareAStoreRead(t *testing.T, aside bool) {
 	}
 	waitHeld(t, h, 2)
 	// Armed and hooked only now, so that the reads' first looks, which may
-	// share a flight too, do not count: a read counts as held only after
+	// share a store read too, do not count: a read counts as held only after
 	// its last look.
-	joined := make(chan struct{}, 2)
-	testHookJoined = func() { joined <- struct{}{} }
-	defer func() { testHookJoined = nil }()
+	followed := make(chan struct{}, 2)
+	testHookFollowed = func() { followed <- struct{}{} }
+	defer func() { testHookFollowed = nil }()
 	store.arm()
 
 	m, err := h.Publish(ctx, "c", "news")
 	if err != nil {
 		t.Fatal(err)
 	}
-	store.awaitEntered(t, "a woken read leading a flight into the store")
-	receive(t, joined, "the other woken read joining the flight that began after the publish")
+	store.awaitEntered(t, "a woken read leading a store read into the store")
+	receive(t, followed, "the other woken read following the store read that began after the publish")
 	close(store.gate)
 	for range 2 {
 		if r := receive(t, replies, "the woken reads' replies"); !r.HasMessages() || r.Channels[0].Messages[0].ID != m.ID {

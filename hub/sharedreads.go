@@ -1,0 +1,102 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+)
+
+// sharedReads lets reads that ask the same question (same channels, client,
+// since and size limit) at about the same time share one store read, as the
+// readers of one busy channel do: all of them are woken by one publish, and
+// all of them come back with the same since right after. The first such read
+// leads a store read; the others follow it and take its result. A publish to
+// a channel with thousands of readers then costs the store a handful of
+// reads, not thousands, which matters most when each read is a round trip to
+// Redis.
+//
+// The tick rule: a read may only take the result of a store read that began
+// after the moment its snapshot must follow (the request's arrival, its
+// registration for wake-ups, or the event that woke it); an earlier one may
+// predate a message. Hub.ticks orders those moments: a read takes a tick at
+// its moment (notifications take one before they wake anyone, Hub.notify),
+// each store read takes one as it begins, and a read follows only store reads
+// with a later tick.
+type sharedReads struct {
+	seed   maphash.Seed
+	shards [sharedReadShards]sharedReadShard
+}
+
+const sharedReadShards = 64
+
+type sharedReadShard struct {
+	mu sync.Mutex
+	m  map[string]*sharedRead
+}
+
+// sharedRead is one store read and the reads that take its result.
+type sharedRead struct {
+	began uint64 // tick taken as the store read began
+	done  chan struct{}
+	res   ReadResult
+	err   error
+}
+
+func (sr *sharedReads) shard(key string) *sharedReadShard {
+	return &sr.shards[maphash.String(sr.seed, key)%sharedReadShards]
+}
+
+func newSharedReads() *sharedReads {
+	sr := &sharedReads{seed: maphash.MakeSeed()}
+	for i := range sr.shards {
+		sr.shards[i].m = make(map[string]*sharedRead)
+	}
+	return sr
+}
+
+// testHookFollowed, when a test sets it, runs when a read follows another's
+// store read.
+var testHookFollowed func()
+
+// shareKey identifies reads that may share a store read.
+func shareKey(q *ReadQuery) string {
+	n := 32 + len(q.ClientID)
+	for _, c := range q.Channels {
+		n += len(c) + 1
+	}
+	b := make([]byte, 0, n)
+	b = appendUint(b, uint64(q.Since))
+	b = appendUint(b, uint64(q.MaxBytes))
+	b = append(b, 0)
+	b = append(b, q.ClientID...)
+	for _, c := range q.Channels {
+		b = append(b, 0)
+		b = append(b, c...)
+	}
+	return string(b)
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	for i := 0; i < 8; i++ {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
+// canceled reports whether err is a context's end. Not inlined, to keep
+// errors.Is out of snapshot's frame.
+//
+//go:noinline
+func canceled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// result copies an ended store read's snapshot to res, or returns its error.
+func (r *sharedRead) result(res *ReadResult) error {
+	if r.err != nil {
+		return r.err
+	}
+	*res = r.res
+	return nil
+}
