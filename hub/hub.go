@@ -16,7 +16,8 @@ import (
 )
 
 // Config holds a hub's settings. Zero values take the defaults named on
-// each field; Normalize applies them.
+// each field; Normalize applies them. A setting that can be turned off
+// (a limit, or an expiry) is turned off with Off.
 type Config struct {
 	// HTTPTimeout is how long a read is held before it is answered empty.
 	// Default: 30s.
@@ -27,7 +28,7 @@ type Config struct {
 	SessionTimeout time.Duration `json:"session_timeout,omitempty"`
 
 	// InactiveChannelTimeout is how long a channel lives with no reads and
-	// no publishes. Default: 90s. Negative turns expiry off.
+	// no publishes. Default: 90s. Off: channels never expire.
 	InactiveChannelTimeout time.Duration `json:"inactive_channel_timeout,omitempty"`
 
 	// MessagesPerChannel is how many messages a channel retains when it is
@@ -43,7 +44,7 @@ type Config struct {
 	MaxChannelsPerRead int `json:"max_channels_per_read,omitempty"`
 
 	// MaxHeldConnections is the most reads held at once; reads beyond it
-	// get ErrTooManyHeld. Default: 0, no limit.
+	// get ErrTooManyHeld. Default: no limit (Off).
 	MaxHeldConnections int `json:"max_held_connections,omitempty"`
 
 	// MaxReplySize bounds a read's reply, in bytes: a read with more to
@@ -52,12 +53,12 @@ type Config struct {
 	MaxReplySize int `json:"max_reply_size,omitempty"`
 
 	// MaxChannels is the most live channels the hub holds; registering more
-	// gets ErrHubChannelLimit. Default: 100,000. Negative: no limit.
+	// gets ErrHubChannelLimit. Default: 100,000. Off: no limit.
 	MaxChannels int `json:"max_channels,omitempty"`
 
 	// MaxClients is the most live session clients the hub holds;
-	// registering more gets ErrHubClientLimit. Default: 100,000. Negative:
-	// no limit.
+	// registering more gets ErrHubClientLimit. Default: 100,000. Off: no
+	// limit.
 	MaxClients int `json:"max_clients,omitempty"`
 
 	// MaxRetainedMessages is the largest max_messages a channel may be
@@ -76,9 +77,23 @@ type Config struct {
 
 	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
 	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
-	// peer are not counted. Default: 0, no limit.
+	// peer are not counted. Default: no limit (Off).
 	MaxHeldPerPeer int `json:"max_held_per_peer,omitempty"`
 }
+
+// Off turns off a setting of Config that can be off: a limit (no limit)
+// or an expiry (never expires). It is the one convention for "off":
+//
+//   - In the Caddyfile and the handler's JSON, a setting that is left out
+//     takes its default, and 0 is off.
+//   - In a Config, the zero value must take the default (so that Config{}
+//     is the defaults), so off is Off, and any negative value counts as
+//     Off. Normalize keeps it (where the default is off, as for the
+//     held-read limits, it gives 0), so in a normalized Config a setting
+//     is on when it is above 0.
+//   - What the hub hands its store (Expiry, ChannelSpec, ClientSpec) has
+//     no defaults left to take, so there 0 is off again.
+const Off = -1
 
 // Defaults of Config.
 const (
@@ -98,54 +113,54 @@ const (
 
 // Normalize returns c with defaults in place of zero values.
 func (c Config) Normalize() Config {
-	if c.HTTPTimeout <= 0 {
-		c.HTTPTimeout = DefaultHTTPTimeout
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.InactiveChannelTimeout == 0 {
-		c.InactiveChannelTimeout = DefaultInactiveChannelTimeout
-	}
-	if c.MessagesPerChannel <= 0 {
-		c.MessagesPerChannel = DefaultMessagesPerChannel
-	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if c.MaxChannelsPerRead <= 0 {
-		c.MaxChannelsPerRead = DefaultMaxChannelsPerRead
-	}
-	if c.MaxChannels == 0 {
-		c.MaxChannels = DefaultMaxChannels
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
-	if c.MaxRetainedMessages <= 0 {
-		c.MaxRetainedMessages = DefaultMaxRetainedMessages
-	}
-	if c.MaxReplySize <= 0 {
-		c.MaxReplySize = DefaultMaxReplySize
-	}
-	if c.IdempotencyWindow <= 0 {
-		c.IdempotencyWindow = DefaultIdempotencyWindow
-	}
-	if c.MaxIdempotencyKeys <= 0 {
-		c.MaxIdempotencyKeys = DefaultMaxIdempotencyKeys
-	}
+	orDefault(&c.HTTPTimeout, DefaultHTTPTimeout)
+	orDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	orDefaultOrOff(&c.InactiveChannelTimeout, DefaultInactiveChannelTimeout)
+	orDefault(&c.MessagesPerChannel, DefaultMessagesPerChannel)
+	orDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&c.MaxChannelsPerRead, DefaultMaxChannelsPerRead)
+	orDefault(&c.MaxReplySize, DefaultMaxReplySize)
+	orDefaultOrOff(&c.MaxChannels, DefaultMaxChannels)
+	orDefaultOrOff(&c.MaxClients, DefaultMaxClients)
+	orDefault(&c.MaxRetainedMessages, DefaultMaxRetainedMessages)
+	orDefault(&c.IdempotencyWindow, DefaultIdempotencyWindow)
+	orDefault(&c.MaxIdempotencyKeys, DefaultMaxIdempotencyKeys)
+	// The held-read limits are off by default: Off and zero are one, and
+	// normalize to zero.
+	c.MaxHeldConnections = max(c.MaxHeldConnections, 0)
+	c.MaxHeldPerPeer = max(c.MaxHeldPerPeer, 0)
 	return c
 }
 
-// limit is a limit of Config as a store takes it: 0 for none.
+// orDefault sets a setting that cannot be off to def unless it is above 0.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// orDefaultOrOff sets a setting that can be off to def when it is zero, and
+// to Off when it is negative.
+func orDefaultOrOff[T int | time.Duration](v *T, def T) {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		*v = Off
+	}
+}
+
+// limit is a limit of Config as a store takes it: 0 for none (see Off).
 func limit(n int) int { return max(n, 0) }
 
+// expiry is the expiry of Config as a store takes it: 0 for never (see
+// Off).
 func (c Config) expiry() Expiry {
-	e := Expiry{SessionTimeout: c.SessionTimeout, IdempotencyWindow: c.IdempotencyWindow}
-	if c.InactiveChannelTimeout > 0 {
-		e.InactiveChannelTimeout = c.InactiveChannelTimeout
+	return Expiry{
+		SessionTimeout:         c.SessionTimeout,
+		InactiveChannelTimeout: max(c.InactiveChannelTimeout, 0),
+		IdempotencyWindow:      c.IdempotencyWindow,
 	}
-	return e
 }
 
 // Hub is one pub/sub namespace. It is safe for concurrent use. Its settings
