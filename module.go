@@ -33,7 +33,19 @@ const (
 	OpStatus    = "status"    // the status call
 )
 
+// allOps is the one list of the operations a route can allow.
 var allOps = []string{OpSubscribe, OpPublish, OpManage, OpStatus}
+
+// checkOps refuses operations that are not in allOps, for Provision and for
+// the Caddyfile parser (which names the line).
+func checkOps(ops []string) error {
+	for _, op := range ops {
+		if !slices.Contains(allOps, op) {
+			return fmt.Errorf("allow: unknown operation %q (want %s)", op, strings.Join(allOps, ", "))
+		}
+	}
+	return nil
+}
 
 // App is the comet app: it owns the hubs that comet handlers publish to and
 // read from. It needs no configuration; handlers create hubs through it.
@@ -94,16 +106,20 @@ func (a *App) Cleanup() error {
 // different values is a configuration error. Route settings (quote_json,
 // enable_status, allow) belong to the route.
 //
-// Caddyfile:
+// Caddyfile (the subdirectives are the JSON fields' names):
 //
 //	comet [<matcher>] {
 //		hub                      <name>
+//		quote_json
+//		enable_status
+//		allow                    <subscribe|publish|manage|status...>
+//		store                    memory | redis [<url>] [{ ... }]
+//
+//		# HubSettings
 //		http_timeout             <duration>
 //		session_timeout          <duration>
 //		inactive_channel_timeout <duration>
 //		messages_per_channel     <n>
-//		quote_json
-//		enable_status
 //		max_message_size         <size>
 //		max_reply_size           <size>
 //		max_channels_per_read    <n>
@@ -114,12 +130,28 @@ func (a *App) Cleanup() error {
 //		max_retained_messages    <n>
 //		idempotency_window       <duration>
 //		max_idempotency_keys     <n>
-//		allow                    <subscribe|publish|manage|status...>
-//		store                    <module> ...
 //	}
 //
-// JSON: {"handler": "comet", "hub": "default", "http_timeout": "30s", ...,
-// "store": {"store": "memory"}}
+// Durations are Caddy durations (30s, 1m) or bare integers in seconds, like
+// the original server's switches; sizes take units (64KiB, 1MB). The store
+// subdirective takes the store module's own syntax (see RedisStore and
+// MemoryStore). Unknown subdirectives and bad values are errors that name
+// the line.
+//
+// JSON:
+//
+//	{
+//		"handler": "comet",
+//		"hub": "default",
+//		"quote_json": true,
+//		"enable_status": true,
+//		"allow": ["subscribe", "publish", "manage", "status"],
+//		"store": {"store": "memory"},
+//		"http_timeout": "30s",
+//		"inactive_channel_timeout": 0,
+//		"max_held_connections": 0,
+//		...
+//	}
 type Handler struct {
 	// Hub names the hub; handlers with the same name share channels,
 	// messages and clients. Default: "default".
@@ -170,10 +202,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.Allow) == 0 {
 		h.Allow = allOps
 	}
+	if err := checkOps(h.Allow); err != nil {
+		return err
+	}
 	for _, op := range h.Allow {
-		if !slices.Contains(allOps, op) {
-			return fmt.Errorf("allow: unknown operation %q (want %s)", op, strings.Join(allOps, ", "))
-		}
 		h.allowed[op] = true
 	}
 	if err := h.HubSettings.validate(); err != nil {
