@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -11,29 +12,39 @@ import (
 	"github.com/simple-comet/caddy-comet/hub"
 )
 
-// hubs holds every running hub, keyed by hub name and store configuration.
-// A hub outlives the configurations that use it: a reload provisions the new
-// configuration (which finds the hub here) before it cleans up the old one.
-var hubs = caddy.NewUsagePool()
+// hubPool holds every running hub of the process, keyed by hub name and
+// store configuration. A hub outlives the configurations that use it: a
+// reload provisions the new configuration (which finds the hub here) before
+// it cleans up the old one. What one configuration uses of it is in
+// App.configHubs.
+var hubPool = caddy.NewUsagePool()
 
-type pooledHub struct{ *hub.Hub }
+// pooledHub is a running hub with what the HTTP layer counts of it, kept
+// beside it so that the counts survive reloads as the hub's own Stats do.
+type pooledHub struct {
+	*hub.Hub
+
+	// replies counts the API replies sent from this hub, for
+	// caddy_comet_replies_total.
+	replies atomic.Int64
+}
 
 // Destruct closes the hub once no configuration uses it.
-func (p pooledHub) Destruct() error { return p.Close() }
+func (p *pooledHub) Destruct() error { return p.Close() }
 
 // hubUse is one hub as this configuration's handlers asked for it.
 type hubUse struct {
 	poolKey  string
 	storeRaw json.RawMessage
 	settings HubSettings
-	hub      *hub.Hub
+	hub      *pooledHub
 }
 
 // hub returns the hub named name for a handler, creating it on first use.
 // Handlers that name the same hub must agree on its store and on every
 // setting both of them set; a setting only one of them sets applies to both.
-func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*hub.Hub, error) {
-	if use, ok := a.hubs[name]; ok {
+func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*pooledHub, error) {
+	if use, ok := a.configHubs[name]; ok {
 		if !bytes.Equal(storeKey(use.storeRaw), storeKey(storeRaw)) {
 			return nil, fmt.Errorf("hub %q: routes name different stores (%s and %s); give them different hub names or the same store",
 				name, storeLabel(use.storeRaw), storeLabel(storeRaw))
@@ -58,23 +69,23 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		return nil, fmt.Errorf("hub %q: loading store: %w", name, err)
 	}
 	key := name + "\x00" + string(storeKey(storeRaw))
-	val, loaded, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
+	val, loaded, err := hubPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		h, err := hub.New(name, s.config(), opener.OpenStore)
 		if err != nil {
 			return nil, err
 		}
-		return pooledHub{h}, nil
+		return &pooledHub{Hub: h}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: %w", name, err)
 	}
-	h := val.(pooledHub).Hub
+	h := val.(*pooledHub)
 	if loaded {
 		// A reload: the hub keeps its state and takes the new settings.
 		h.SetConfig(s.config())
 	}
 	a.logger.Info("hub ready", zap.String("hub", name), zap.String("store", storeLabel(storeRaw)), zap.Bool("reused", loaded))
-	a.hubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
+	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
 	a.metrics.add(name, h)
 	return h, nil
 }

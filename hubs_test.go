@@ -44,7 +44,7 @@ func TestStoreLabel(t *testing.T) {
 // newTestApp is a comet app as Provision sets it up, without a Caddy
 // context; its hubs are released when the test ends.
 func newTestApp(t *testing.T) *App {
-	a := &App{logger: zap.NewNop(), hubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
+	a := &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
 	t.Cleanup(func() {
 		if err := a.Cleanup(); err != nil {
 			t.Error(err)
@@ -155,7 +155,7 @@ func TestAppHubDifferentStores(t *testing.T) {
 // before the old one is cleaned up, and closes once neither uses it.
 func TestAppHubSurvivesReload(t *testing.T) {
 	name := t.Name()
-	old := &App{logger: zap.NewNop(), hubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
+	old := &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
 	h1, err := old.hub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)

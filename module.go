@@ -16,8 +16,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/simple-comet/caddy-comet/hub"
 )
 
 func init() {
@@ -52,10 +50,12 @@ func checkOps(ops []string) error {
 //
 // JSON: {"apps": {"comet": {}}}
 type App struct {
-	ctx     caddy.Context
-	logger  *zap.Logger
-	hubs    map[string]*hubUse
-	metrics *metricsCollector
+	ctx    caddy.Context
+	logger *zap.Logger
+	// configHubs are the hubs this configuration's handlers use, by name;
+	// the hubs themselves are in hubPool.
+	configHubs map[string]*hubUse
+	metrics    *metricsCollector
 }
 
 // CaddyModule returns the Caddy module information.
@@ -70,7 +70,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
-	a.hubs = make(map[string]*hubUse)
+	a.configHubs = make(map[string]*hubUse)
 	a.metrics = newMetricsCollector()
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(a.metrics); err != nil {
@@ -89,8 +89,8 @@ func (a *App) Stop() error { return nil }
 
 // Cleanup releases this configuration's hold on its hubs.
 func (a *App) Cleanup() error {
-	for name, use := range a.hubs {
-		if _, err := hubs.Delete(use.poolKey); err != nil {
+	for name, use := range a.configHubs {
+		if _, err := hubPool.Delete(use.poolKey); err != nil {
 			a.logger.Error("closing hub", zap.String("hub", name), zap.Error(err))
 		}
 	}
@@ -176,7 +176,7 @@ type Handler struct {
 	// Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=comet.stores inline_key=store"`
 
-	hub         *hub.Hub
+	hub         *pooledHub
 	allowed     map[string]bool
 	logger      *zap.Logger
 	stopping    chan struct{}
@@ -261,8 +261,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	// Reads, the requests that are held, take the shortest way, and their
-	// replies are written from this frame (see serveRead); serveAPI would
-	// refuse nothing of them.
+	// replies are written from this frame (see serveRead). The reads left
+	// to serveAPI are those it refuses: in an unknown format, or on a
+	// route that does not allow subscribe.
 	if call.resource == resChannel && r.Method == http.MethodGet && call.formatOK && h.allowed[OpSubscribe] {
 		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
 			h.writeRead(w, r, out, woken)
