@@ -15,70 +15,72 @@ import (
 	"time"
 )
 
-// Config holds a hub's settings. Zero values take the defaults named on
-// each field; Normalize applies them. A setting that can be turned off
-// (a limit, or an expiry) is turned off with Off.
+// Config holds a hub's settings, as the engine takes them; the Caddy module
+// reads them from its HubSettings, which name them in JSON and the
+// Caddyfile. Zero values take the defaults named on each field; Normalize
+// applies them. A setting that can be turned off (a limit, or an expiry) is
+// turned off with Off.
 type Config struct {
 	// HTTPTimeout is how long a read is held before it is answered empty.
 	// Default: 30s.
-	HTTPTimeout time.Duration `json:"http_timeout,omitempty"`
+	HTTPTimeout time.Duration
 
 	// SessionTimeout is how long a registered client lives after its last
 	// read. Default: 60s.
-	SessionTimeout time.Duration `json:"session_timeout,omitempty"`
+	SessionTimeout time.Duration
 
 	// InactiveChannelTimeout is how long a channel lives with no reads and
 	// no publishes. Default: 90s. Off: channels never expire.
-	InactiveChannelTimeout time.Duration `json:"inactive_channel_timeout,omitempty"`
+	InactiveChannelTimeout time.Duration
 
 	// MessagesPerChannel is how many messages a channel retains when it is
 	// registered without max_messages. Default: 100.
-	MessagesPerChannel int `json:"messages_per_channel,omitempty"`
+	MessagesPerChannel int
 
 	// MaxMessageSize is the largest message content in bytes.
 	// Default: 64 KiB.
-	MaxMessageSize int `json:"max_message_size,omitempty"`
+	MaxMessageSize int
 
 	// MaxChannelsPerRead is the most channels one read may name.
 	// Default: 64.
-	MaxChannelsPerRead int `json:"max_channels_per_read,omitempty"`
+	MaxChannelsPerRead int
 
 	// MaxHeldConnections is the most reads held at once; reads beyond it
 	// get ErrTooManyHeld. Default: no limit (Off).
-	MaxHeldConnections int `json:"max_held_connections,omitempty"`
+	MaxHeldConnections int
 
 	// MaxReplySize bounds a read's reply, in bytes: a read with more to
 	// return carries the oldest messages that fit, and the reader pages on
 	// with since (see page.go). Default: 1 MiB.
-	MaxReplySize int `json:"max_reply_size,omitempty"`
+	MaxReplySize int
 
 	// MaxChannels is the most live channels the hub holds; registering more
 	// gets ErrHubChannelLimit. Default: 100,000. Off: no limit.
-	MaxChannels int `json:"max_channels,omitempty"`
+	MaxChannels int
 
 	// MaxClients is the most live session clients the hub holds;
 	// registering more gets ErrHubClientLimit. Default: 100,000. Off: no
 	// limit.
-	MaxClients int `json:"max_clients,omitempty"`
+	MaxClients int
 
 	// MaxRetainedMessages is the largest max_messages a channel may be
 	// registered with. Default: 1,000.
-	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
+	MaxRetainedMessages int
 
 	// IdempotencyWindow is how long a channel remembers the idempotency key
 	// of a publish: another publish to the channel with that key within it
 	// publishes nothing and gets the first one's message id. Default: 5m.
-	IdempotencyWindow time.Duration `json:"idempotency_window,omitempty"`
+	IdempotencyWindow time.Duration
 
 	// MaxIdempotencyKeys is the most idempotency keys a channel remembers;
 	// beyond it the oldest is forgotten first, even within the window.
 	// Default: 10,000.
-	MaxIdempotencyKeys int `json:"max_idempotency_keys,omitempty"`
+	MaxIdempotencyKeys int
 
 	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
 	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
 	// peer are not counted. Default: no limit (Off).
-	MaxHeldPerPeer int `json:"max_held_per_peer,omitempty"`
+	MaxHeldPerPeer int
 }
 
 // Off turns off a setting of Config that can be off: a limit (no limit)
