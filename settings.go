@@ -57,7 +57,7 @@ type HubSettings struct {
 	// server; reads beyond it get 503. 0 means no limit. Default: 0.
 	MaxHeldConnections *int `json:"max_held_connections,omitempty"`
 
-	// MaxReplySize bounds one read's reply, in bytes, up to 2GiB: a read
+	// MaxReplySize bounds one read's reply, in bytes, under 2GiB: a read
 	// with more to return carries the oldest messages that fit (always at
 	// least one), and its last_id lets the client page on with since. It
 	// must hold one message of max_message_size in a read of
@@ -98,8 +98,8 @@ type HubSettings struct {
 	MaxHeldPerIP *int `json:"max_held_per_ip,omitempty" hub:"MaxHeldPerPeer"`
 }
 
-// maxReplySize is the largest max_reply_size: a reply is built in one
-// buffer, and 2GiB is already far more than any reader should be sent.
+// maxReplySize is the largest max_reply_size, in the Caddyfile and JSON
+// alike: hub.Config takes it as an int, which may have 32 bits.
 const maxReplySize = math.MaxInt32
 
 // setting is one field of HubSettings, as the walks below see it.
@@ -121,8 +121,9 @@ func (s setting) shown() any {
 	return v.Interface()
 }
 
-// settings returns the fields of *s (or s, read-only) in their order.
-func settings(s *HubSettings) []setting {
+// settingsOf returns the fields of *s in their order; setting one sets it
+// in *s.
+func settingsOf(s *HubSettings) []setting {
 	v := reflect.ValueOf(s).Elem()
 	out := make([]setting, v.NumField())
 	for i := range out {
@@ -135,7 +136,7 @@ func settings(s *HubSettings) []setting {
 // validate refuses values no route may set, before the routes of a hub are
 // merged.
 func (s HubSettings) validate() error {
-	for _, st := range settings(&s) {
+	for _, st := range settingsOf(&s) {
 		if st.set() && reflect.Indirect(st.value).Int() < 0 {
 			return fmt.Errorf("%s must not be negative", st.name)
 		}
@@ -150,8 +151,8 @@ func (s HubSettings) validate() error {
 // them sets applies to both, and one they set to different values is an
 // error that names it.
 func (s HubSettings) merge(o HubSettings) (HubSettings, error) {
-	other := settings(&o)
-	for i, st := range settings(&s) {
+	other := settingsOf(&o)
+	for i, st := range settingsOf(&s) {
 		switch theirs := other[i]; {
 		case !theirs.set(): // ours stands
 		case !st.set():
@@ -169,7 +170,7 @@ func (s HubSettings) config() hub.Config {
 	var c hub.Config
 	cfg := reflect.ValueOf(&c).Elem()
 	t := reflect.TypeFor[HubSettings]()
-	for i, st := range settings(&s) {
+	for i, st := range settingsOf(&s) {
 		field := cmp.Or(t.Field(i).Tag.Get("hub"), t.Field(i).Name)
 		if field == "-" {
 			continue
