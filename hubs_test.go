@@ -44,13 +44,19 @@ func TestStoreLabel(t *testing.T) {
 // newTestApp is a comet app as Provision sets it up, without a Caddy
 // context; its hubs are released when the test ends.
 func newTestApp(t *testing.T) *App {
-	a := &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
+	a := newAppWithoutCleanup()
 	t.Cleanup(func() {
 		if err := a.Cleanup(); err != nil {
 			t.Error(err)
 		}
 	})
 	return a
+}
+
+// newAppWithoutCleanup is newTestApp without the cleanup, for the old
+// configuration of a reload, which the test cleans up itself.
+func newAppWithoutCleanup() *App {
+	return &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
 }
 
 func memoryOpener() (StoreOpener, error) { return MemoryStore{}, nil }
@@ -155,7 +161,7 @@ func TestAppHubDifferentStores(t *testing.T) {
 // before the old one is cleaned up, and closes once neither uses it.
 func TestAppHubSurvivesReload(t *testing.T) {
 	name := t.Name()
-	old := &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
+	old := newAppWithoutCleanup()
 	h1, err := old.hub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)

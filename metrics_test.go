@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 )
 
 // gatherCounter returns the value of a counter of the hub named hub that
@@ -43,7 +42,7 @@ func gatherCounter(t *testing.T, a *App, metric, hub string) float64 {
 // hub in hubPool, goes on across a reload.
 func TestRepliesTotal(t *testing.T) {
 	name := t.Name()
-	old := &App{logger: zap.NewNop(), configHubs: make(map[string]*hubUse), metrics: newMetricsCollector()}
+	old := newAppWithoutCleanup()
 	ph, err := old.hub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
