@@ -78,12 +78,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		h.status(w, r, opts)
 	case call.resource == resHealth:
 		h.health(w, r, opts)
-	case r.Method == http.MethodGet:
-		// ServeHTTP sends reads to serveRead before serveAPI; serveAPI
-		// answers them all the same.
-		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
-			h.writeRead(w, r, out, woken)
-		}
+	// A channel's GET, a read, never gets here allowed and in a known
+	// format: ServeHTTP answers those (see serveRead).
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
 	case r.Method == http.MethodDelete:
@@ -174,7 +170,7 @@ func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts j
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channel string) {
@@ -196,7 +192,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Opt
 		reply = reply.Bool("replayed", true)
 		h.logger.Debug("publish replayed", zap.String("channel", channel), zap.Int64("message_id", p.ID))
 	}
-	h.reply(w, r, opts, reply.Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+	h.reply(w, r, opts, reply.Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
 // idempotencyKey returns a publish's idempotency key, from the
@@ -224,7 +220,7 @@ func (h *Handler) registerClient(w http.ResponseWriter, r *http.Request, opts js
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("client_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("client_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
 func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options, id string) {
@@ -237,7 +233,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 	if removed {
 		code = hub.CodeRemoved
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes(), false)
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes())
 }
 
 // serveRead answers a read (GET on a channel list, allowed on this route,
@@ -255,7 +251,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // from one frame deeper, and this frame stays small, with the read's state
 // on the heap.
 func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) (*[]byte, hub.Moment) {
-	rd := h.parseRead(w, r, channels, format)
+	rd := h.newReadCall(w, r, channels, format)
 	if rd == nil {
 		return nil, 0
 	}
@@ -279,7 +275,7 @@ func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall
 // body, in a buffer of replyBuffers.
 func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 	withMessages := rd.reply.Reason == hub.ReleasedMessages
-	h.hub.Stats().Replies.Add(1)
+	h.hub.replies.Add(1)
 	body := getReplyBuffer()
 	*body = readBody(&rd.reply, withMessages, *body)
 	if rd.opts.Format == jsonp.JSON && !rd.opts.QuoteJSON {
@@ -335,12 +331,12 @@ type readCall struct {
 	opts  jsonp.Options
 }
 
-// parseRead reads a read's query into a new readCall, or answers the request
-// with an error and returns nil. A GET has no form body, so its form is its
-// query, parsed here once for since, client_id and cb; unlike r.ParseForm,
-// it does not keep the parsed form on the request, which a held read would
-// carry for as long as it is held.
-func (h *Handler) parseRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *readCall {
+// newReadCall makes the readCall of a read from its query, or answers the
+// request with an error and returns nil. A GET has no form body, so its
+// form is its query, parsed here once for since, client_id and cb; unlike
+// r.ParseForm, it does not keep the parsed form on the request, which a
+// held read would carry for as long as it is held.
+func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *readCall {
 	form, err := url.ParseQuery(r.URL.RawQuery)
 	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.QuoteJSON}}
 	if err != nil {
@@ -448,7 +444,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 		Int("messages_count", int64(st.Counts.Messages)).
 		Int("return_code", hub.CodeOK).
 		String("error_message", "").
-		Bytes(), false)
+		Bytes())
 }
 
 // health answers the health probe: 200 with {"status":"ok"} while the
@@ -460,21 +456,23 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("status", "ok").Int("return_code", hub.CodeOK).String("error_message", "").Bytes(), false)
+	h.reply(w, r, opts, jsonp.NewObject(nil).String("status", "ok").Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name string) {
 	body, etag, _ := client.Script(name)
-	w.Header().Set("Content-Type", "application/javascript; charset=utf-8")
+	w.Header().Set("Content-Type", client.ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 }
 
-func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte, withMessages bool) {
-	h.hub.Stats().Replies.Add(1)
-	if err := jsonp.Write(w, http.StatusOK, opts, body, withMessages); err != nil {
+// reply answers with a 200 reply that carries no messages (only reads
+// carry messages, and prepareRead encodes those).
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte) {
+	h.hub.replies.Add(1)
+	if err := jsonp.Write(w, http.StatusOK, opts, body, false); err != nil {
 		h.logWriteError(r, err)
 	}
 }
@@ -507,7 +505,7 @@ func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts 
 	h.hub.Stats().CountError(e.Code)
 	h.logger.Debug("api error", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
 		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
-	h.hub.Stats().Replies.Add(1)
+	h.hub.replies.Add(1)
 	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
 	if err := jsonp.Write(w, status, opts, body, false); err != nil {
 		h.logWriteError(r, err)

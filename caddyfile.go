@@ -13,6 +13,9 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
+// All Caddyfile parsing is here, as reverseproxy/caddyfile.go does it; the
+// syntax of each module is documented on its type.
+
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("comet", parseCaddyfile)
 	// The API answers its own paths and passes everything else on, so it
@@ -26,204 +29,127 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return &handler, err
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
-//
-//	comet [<matcher>] {
-//		hub                      <name>
-//		http_timeout             <duration>
-//		session_timeout          <duration>
-//		inactive_channel_timeout <duration>
-//		messages_per_channel     <n>
-//		quote_json
-//		enable_status
-//		max_message_size         <size>
-//		max_reply_size           <size>
-//		max_channels_per_read    <n>
-//		max_held_connections     <n>
-//		max_held_per_ip          <n>
-//		max_channels             <n>
-//		max_clients              <n>
-//		max_retained_messages    <n>
-//		idempotency_window       <duration>
-//		max_idempotency_keys     <n>
-//		allow                    <operation...>
-//		store                    <module> [<args...>] [{ ... }]
-//	}
-//
-// Durations are Caddy durations (30s, 1m) or bare integers in seconds, like
-// the original server's switches. Sizes take units (64KiB, 1MB).
+// UnmarshalCaddyfile sets up the handler from the comet directive, whose
+// syntax Handler shows.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "hub":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Hub = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		case "http_timeout":
-			if err := parseDuration(d, &h.HTTPTimeout); err != nil {
-				return err
-			}
-		case "session_timeout":
-			if err := parseDuration(d, &h.SessionTimeout); err != nil {
-				return err
-			}
-		case "inactive_channel_timeout":
-			var v caddy.Duration
-			if err := parseDuration(d, &v); err != nil {
-				return err
-			}
-			h.InactiveChannelTimeout = &v
-		case "messages_per_channel":
-			if err := parseInt(d, &h.MessagesPerChannel, 1); err != nil {
-				return err
-			}
-		case "quote_json":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.QuoteJSON = true
-		case "enable_status":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.EnableStatus = true
-		case "max_message_size":
-			if err := parseSize(d, &h.MaxMessageSize, math.MaxInt64); err != nil {
-				return err
-			}
-		case "max_reply_size":
-			if err := parseSize(d, &h.MaxReplySize, math.MaxInt32); err != nil {
-				return err
-			}
-		case "max_channels_per_read":
-			if err := parseInt(d, &h.MaxChannelsPerRead, 1); err != nil {
-				return err
-			}
-		case "max_held_connections", "max_held_per_ip", "max_channels", "max_clients":
-			// Limits where 0, no limit, differs from leaving them unset.
-			limit := map[string]**int{
-				"max_held_connections": &h.MaxHeldConnections,
-				"max_held_per_ip":      &h.MaxHeldPerIP,
-				"max_channels":         &h.MaxChannels,
-				"max_clients":          &h.MaxClients,
-			}[d.Val()]
-			*limit = new(int)
-			if err := parseInt(d, *limit, 0); err != nil {
-				return err
-			}
-		case "max_retained_messages":
-			if err := parseInt(d, &h.MaxRetainedMessages, 1); err != nil {
-				return err
-			}
-		case "idempotency_window":
-			if err := parseDuration(d, &h.IdempotencyWindow); err != nil {
-				return err
-			}
-			if h.IdempotencyWindow == 0 {
-				return d.Errf("idempotency_window: must be more than 0")
-			}
-		case "max_idempotency_keys":
-			if err := parseInt(d, &h.MaxIdempotencyKeys, 1); err != nil {
-				return err
-			}
-		case "allow":
-			h.Allow = d.RemainingArgs()
-			if len(h.Allow) == 0 {
-				return d.ArgErr()
-			}
-			for _, op := range h.Allow {
-				if op != OpSubscribe && op != OpPublish && op != OpManage && op != OpStatus {
-					return d.Errf("allow: unknown operation %q (want subscribe, publish, manage or status)", op)
-				}
-			}
-		case "store":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			name := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "comet.stores."+name)
-			if err != nil {
-				return err
-			}
-			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "store", name, nil)
-		default:
-			return d.Errf("unknown subdirective %q", d.Val())
-		}
-	}
-	return nil
+	return eachInBlock(d, h.unmarshalSubdirective)
 }
 
-// parseDuration reads one duration argument: a Caddy duration or a bare
-// number of seconds.
-func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	val := d.Val()
-	if secs, err := strconv.Atoi(val); err == nil {
-		if secs < 0 {
-			return d.Errf("%s: must not be negative, got %q", name, val)
+// unmarshalSubdirective reads the subdirective at d into h. A hub setting
+// is named as its HubSettings field is in JSON.
+func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
+	s := &h.HubSettings
+	switch name := d.Val(); name {
+	case "hub":
+		return parseString(d, &h.Hub)
+	case "quote_json":
+		return parseFlag(d, &h.QuoteJSON)
+	case "enable_status":
+		return parseFlag(d, &h.EnableStatus)
+	case "allow":
+		h.Allow = d.RemainingArgs()
+		if len(h.Allow) == 0 {
+			return d.ArgErr()
 		}
-		if secs > math.MaxInt64/int(time.Second) {
-			return d.Errf("%s: %q seconds is too long", name, val)
+		if err := checkOps(h.Allow); err != nil {
+			return d.WrapErr(err)
 		}
-		*dst = caddy.Duration(time.Duration(secs) * time.Second)
-	} else {
-		dur, err := caddy.ParseDuration(val)
+	case "store":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		module := d.Val()
+		unm, err := caddyfile.UnmarshalModule(d, "comet.stores."+module)
 		if err != nil {
-			return d.Errf("%s: invalid duration %q: %v", name, val, err)
+			return err
 		}
-		if dur < 0 {
-			return d.Errf("%s: must not be negative, got %q", name, val)
+		h.StoreRaw = caddyconfig.JSONModuleObject(unm, "store", module, nil)
+
+	case "http_timeout":
+		return parseDuration(d, &s.HTTPTimeout)
+	case "session_timeout":
+		return parseDuration(d, &s.SessionTimeout)
+	case "inactive_channel_timeout":
+		return parseDuration(d, setPointer(&s.InactiveChannelTimeout))
+	case "messages_per_channel":
+		return parseInt(d, &s.MessagesPerChannel, 1)
+	case "max_message_size":
+		return parseSize(d, &s.MaxMessageSize, math.MaxInt64)
+	case "max_reply_size":
+		return parseSize(d, &s.MaxReplySize, maxReplySize)
+	case "max_channels_per_read":
+		return parseInt(d, &s.MaxChannelsPerRead, 1)
+	case "max_held_connections":
+		return parseInt(d, setPointer(&s.MaxHeldConnections), 0)
+	case "max_held_per_ip":
+		return parseInt(d, setPointer(&s.MaxHeldPerIP), 0)
+	case "max_channels":
+		return parseInt(d, setPointer(&s.MaxChannels), 0)
+	case "max_clients":
+		return parseInt(d, setPointer(&s.MaxClients), 0)
+	case "max_retained_messages":
+		return parseInt(d, &s.MaxRetainedMessages, 1)
+	case "idempotency_window":
+		if err := parseDuration(d, &s.IdempotencyWindow); err != nil {
+			return err
 		}
-		*dst = caddy.Duration(dur)
-	}
-	if d.NextArg() {
-		return d.ArgErr()
+		if s.IdempotencyWindow == 0 {
+			return d.Errf("%s: must be more than 0", name)
+		}
+	case "max_idempotency_keys":
+		return parseInt(d, &s.MaxIdempotencyKeys, 1)
+	default:
+		return d.Errf("unknown subdirective %q", name)
 	}
 	return nil
 }
 
-// parseInt reads one integer argument of at least minimum.
-// parseSize reads one size argument (64KiB, 1MB, or bytes), from 1 to
-// maximum.
-func parseSize(d *caddyfile.Dispenser, dst *int64, maximum uint64) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
+// UnmarshalCaddyfile sets up the store from `store redis`, whose syntax
+// RedisStore shows.
+func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module's name
+	if d.NextArg() {
+		r.URL = d.Val()
 	}
-	size, err := humanize.ParseBytes(d.Val())
-	if err != nil || size == 0 || size > maximum {
-		return d.Errf("%s: invalid size %q", name, d.Val())
-	}
-	*dst = int64(size)
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return nil
+	return eachInBlock(d, r.unmarshalOption)
 }
 
-func parseInt(d *caddyfile.Dispenser, dst *int, minimum int) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	n, err := strconv.Atoi(d.Val())
-	if err != nil || n < minimum {
-		return d.Errf("%s: want an integer of at least %d, got %q", name, minimum, d.Val())
-	}
-	*dst = n
-	if d.NextArg() {
-		return d.ArgErr()
+// unmarshalOption reads the option at d into r.
+func (r *RedisStore) unmarshalOption(d *caddyfile.Dispenser) error {
+	switch name := d.Val(); name {
+	case "addresses":
+		addrs := d.RemainingArgs()
+		if len(addrs) == 0 {
+			return d.ArgErr()
+		}
+		r.Addresses = append(r.Addresses, addrs...)
+	case "username":
+		return parseString(d, &r.Username)
+	case "password":
+		return parseString(d, &r.Password)
+	case "sentinel_master":
+		return parseString(d, &r.SentinelMaster)
+	case "sentinel_username":
+		return parseString(d, &r.SentinelUsername)
+	case "sentinel_password":
+		return parseString(d, &r.SentinelPassword)
+	case "tls_ca_file":
+		return parseString(d, &r.TLSCAFile)
+	case "key_prefix":
+		return parseString(d, &r.KeyPrefix)
+	case "dial_timeout":
+		return parseDuration(d, &r.DialTimeout)
+	case "read_timeout":
+		return parseDuration(d, &r.ReadTimeout)
+	default:
+		return d.Errf("unknown store redis option %q", name)
 	}
 	return nil
 }
@@ -241,7 +167,112 @@ func (MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// eachInBlock calls parse on each subdirective of the block at d.
+func eachInBlock(d *caddyfile.Dispenser, parse func(*caddyfile.Dispenser) error) error {
+	for d.NextBlock(0) {
+		if err := parse(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneArg returns the one argument of the subdirective at d.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	val := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return val, nil
+}
+
+// parseString reads the one argument of the subdirective at d.
+func parseString(d *caddyfile.Dispenser, dst *string) error {
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	*dst = val
+	return nil
+}
+
+// parseFlag sets a subdirective that takes no argument.
+func parseFlag(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = true
+	return nil
+}
+
+// parseDuration reads one duration argument: a Caddy duration or a bare
+// number of seconds, as the original server's switches took them.
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	var dur time.Duration
+	if secs, err := strconv.Atoi(val); err == nil {
+		if secs > math.MaxInt64/int(time.Second) {
+			return d.Errf("%s: %q seconds is too long", name, val)
+		}
+		dur = time.Duration(secs) * time.Second
+	} else if dur, err = caddy.ParseDuration(val); err != nil {
+		return d.Errf("%s: invalid duration %q: %v", name, val, err)
+	}
+	if dur < 0 {
+		return d.Errf("%s: must not be negative, got %q", name, val)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseSize reads one size argument (64KiB, 1MB, or bytes), from 1 to
+// maximum.
+func parseSize(d *caddyfile.Dispenser, dst *int64, maximum uint64) error {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(val)
+	if err != nil || size == 0 || size > maximum {
+		return d.Errf("%s: invalid size %q", name, val)
+	}
+	*dst = int64(size)
+	return nil
+}
+
+// parseInt reads one integer argument of at least minimum.
+func parseInt(d *caddyfile.Dispenser, dst *int, minimum int) error {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < minimum {
+		return d.Errf("%s: want an integer of at least %d, got %q", name, minimum, val)
+	}
+	*dst = n
+	return nil
+}
+
+// setPointer points *p at a new zero value and returns it, for a setting
+// whose 0 must read as set (see HubSettings).
+func setPointer[T any](p **T) *T {
+	*p = new(T)
+	return *p
+}
+
+// Interface guards.
 var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
 )

@@ -7,24 +7,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/simple-comet/caddy-comet/hub"
 )
 
 // metricsCollector exports the hubs of one configuration. The numbers live
-// in the hubs, which outlive configurations, so a reload neither resets them
+// in the hubs and beside them in hubPool, which outlive configurations, so a reload neither resets them
 // nor registers anything twice: each configuration has its own registry and
 // its own collector.
 type metricsCollector struct {
 	mu   sync.Mutex
-	hubs map[string]*hub.Hub
+	hubs map[string]*pooledHub
 }
 
 func newMetricsCollector() *metricsCollector {
-	return &metricsCollector{hubs: make(map[string]*hub.Hub)}
+	return &metricsCollector{hubs: make(map[string]*pooledHub)}
 }
 
-func (m *metricsCollector) add(name string, h *hub.Hub) {
+func (m *metricsCollector) add(name string, h *pooledHub) {
 	m.mu.Lock()
 	m.hubs[name] = h
 	m.mu.Unlock()
@@ -76,7 +74,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		cancel()
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(stats.Published.Load()), name)
 		ch <- prometheus.MustNewConstMetric(descReplayed, prometheus.CounterValue, float64(stats.Replayed.Load()), name)
-		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(stats.Replies.Load()), name)
+		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(h.replies.Load()), name)
 		for code := 1; code < len(stats.Errors); code++ {
 			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(stats.Errors[code].Load()), name, strconv.Itoa(-code))
 		}

@@ -154,7 +154,7 @@ func TestReadmeFullDirectiveIsTheDefaults(t *testing.T) {
 		return h
 	}
 	got, bare := handler(full.body), handler("comet.example.com {\n\tcomet\n}\n")
-	if g, b := got.settings().config().Normalize(), bare.settings().config().Normalize(); g != b {
+	if g, b := got.HubSettings.config().Normalize(), bare.HubSettings.config().Normalize(); g != b {
 		t.Errorf("README.md:%d: hub settings %+v, want the defaults %+v", full.line, g, b)
 	}
 	if got.QuoteJSON || got.EnableStatus {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
@@ -232,67 +231,8 @@ func (r *RedisStore) OpenStore(so hub.StoreOptions) (hub.Store, error) {
 	return s, nil
 }
 
-// UnmarshalCaddyfile sets up the store from `store redis [<url>] { ... }`.
-func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module's name
-	if d.NextArg() {
-		r.URL = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		var err error
-		switch name := d.Val(); name {
-		case "addresses":
-			addrs := d.RemainingArgs()
-			if len(addrs) == 0 {
-				return d.ArgErr()
-			}
-			r.Addresses = append(r.Addresses, addrs...)
-		case "username":
-			err = oneArg(d, &r.Username)
-		case "password":
-			err = oneArg(d, &r.Password)
-		case "sentinel_master":
-			err = oneArg(d, &r.SentinelMaster)
-		case "sentinel_username":
-			err = oneArg(d, &r.SentinelUsername)
-		case "sentinel_password":
-			err = oneArg(d, &r.SentinelPassword)
-		case "tls_ca_file":
-			err = oneArg(d, &r.TLSCAFile)
-		case "key_prefix":
-			err = oneArg(d, &r.KeyPrefix)
-		case "dial_timeout":
-			err = parseDuration(d, &r.DialTimeout)
-		case "read_timeout":
-			err = parseDuration(d, &r.ReadTimeout)
-		default:
-			return d.Errf("unknown store redis option %q", name)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// oneArg reads the single argument of the current option into dst.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
 // Interface guards.
 var (
-	_ StoreOpener           = (*RedisStore)(nil)
-	_ caddy.Provisioner     = (*RedisStore)(nil)
-	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
+	_ StoreOpener       = (*RedisStore)(nil)
+	_ caddy.Provisioner = (*RedisStore)(nil)
 )

@@ -2,9 +2,6 @@ package comet
 
 import (
 	"strings"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/simple-comet/caddy-comet/jsonp"
 )
@@ -66,5 +63,3 @@ func routeOf(path string) (call apiCall, ok bool) {
 	call.format, call.formatOK = format, fok
 	return call, true
 }
-
-func timeDuration(d caddy.Duration) time.Duration { return time.Duration(d) }

@@ -174,9 +174,14 @@ func testHandler(t testing.TB, cfg hub.Config) *Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	return handlerOn(&pooledHub{Hub: h})
+}
+
+// handlerOn is testHandler's handler on a hub that is already running.
+func handlerOn(ph *pooledHub) *Handler {
 	stopping := make(chan struct{})
 	close(stopping)
-	handler := &Handler{EnableStatus: true, hub: h, logger: zap.NewNop(), stopping: stopping, allowed: make(map[string]bool)}
+	handler := &Handler{EnableStatus: true, hub: ph, logger: zap.NewNop(), stopping: stopping, allowed: make(map[string]bool)}
 	for _, op := range allOps {
 		handler.allowed[op] = true
 	}
@@ -455,7 +460,7 @@ func FuzzRequest(f *testing.F) {
 
 		call, isAPI := routeOf(r.URL.Path)
 		if isAPI && call.resource == resChannel && call.formatOK && method == http.MethodGet {
-			checkRead(t, h.hub, r.URL.Query(), call.id)
+			checkRead(t, h.hub.Hub, r.URL.Query(), call.id)
 		}
 
 		rec, next := serve(t, h, r)

@@ -15,70 +15,87 @@ import (
 	"time"
 )
 
-// Config holds a hub's settings. Zero values take the defaults named on
-// each field; Normalize applies them.
+// Config holds a hub's settings, as the engine takes them; the Caddy module
+// reads them from its HubSettings, which name them in JSON and the
+// Caddyfile. Zero values take the defaults named on each field; Normalize
+// applies them. A setting that can be turned off (a limit, or an expiry) is
+// turned off with Off.
 type Config struct {
 	// HTTPTimeout is how long a read is held before it is answered empty.
 	// Default: 30s.
-	HTTPTimeout time.Duration `json:"http_timeout,omitempty"`
+	HTTPTimeout time.Duration
 
 	// SessionTimeout is how long a registered client lives after its last
 	// read. Default: 60s.
-	SessionTimeout time.Duration `json:"session_timeout,omitempty"`
+	SessionTimeout time.Duration
 
 	// InactiveChannelTimeout is how long a channel lives with no reads and
-	// no publishes. Default: 90s. Negative turns expiry off.
-	InactiveChannelTimeout time.Duration `json:"inactive_channel_timeout,omitempty"`
+	// no publishes. Default: 90s. Off: channels never expire.
+	InactiveChannelTimeout time.Duration
 
 	// MessagesPerChannel is how many messages a channel retains when it is
 	// registered without max_messages. Default: 100.
-	MessagesPerChannel int `json:"messages_per_channel,omitempty"`
+	MessagesPerChannel int
 
 	// MaxMessageSize is the largest message content in bytes.
 	// Default: 64 KiB.
-	MaxMessageSize int `json:"max_message_size,omitempty"`
+	MaxMessageSize int
 
 	// MaxChannelsPerRead is the most channels one read may name.
 	// Default: 64.
-	MaxChannelsPerRead int `json:"max_channels_per_read,omitempty"`
+	MaxChannelsPerRead int
 
 	// MaxHeldConnections is the most reads held at once; reads beyond it
-	// get ErrTooManyHeld. Default: 0, no limit.
-	MaxHeldConnections int `json:"max_held_connections,omitempty"`
+	// get ErrTooManyHeld. Default: no limit (Off).
+	MaxHeldConnections int
 
 	// MaxReplySize bounds a read's reply, in bytes: a read with more to
 	// return carries the oldest messages that fit, and the reader pages on
 	// with since (see page.go). Default: 1 MiB.
-	MaxReplySize int `json:"max_reply_size,omitempty"`
+	MaxReplySize int
 
 	// MaxChannels is the most live channels the hub holds; registering more
-	// gets ErrHubChannelLimit. Default: 100,000. Negative: no limit.
-	MaxChannels int `json:"max_channels,omitempty"`
+	// gets ErrHubChannelLimit. Default: 100,000. Off: no limit.
+	MaxChannels int
 
 	// MaxClients is the most live session clients the hub holds;
-	// registering more gets ErrHubClientLimit. Default: 100,000. Negative:
-	// no limit.
-	MaxClients int `json:"max_clients,omitempty"`
+	// registering more gets ErrHubClientLimit. Default: 100,000. Off: no
+	// limit.
+	MaxClients int
 
 	// MaxRetainedMessages is the largest max_messages a channel may be
 	// registered with. Default: 1,000.
-	MaxRetainedMessages int `json:"max_retained_messages,omitempty"`
+	MaxRetainedMessages int
 
 	// IdempotencyWindow is how long a channel remembers the idempotency key
 	// of a publish: another publish to the channel with that key within it
 	// publishes nothing and gets the first one's message id. Default: 5m.
-	IdempotencyWindow time.Duration `json:"idempotency_window,omitempty"`
+	IdempotencyWindow time.Duration
 
 	// MaxIdempotencyKeys is the most idempotency keys a channel remembers;
 	// beyond it the oldest is forgotten first, even within the window.
 	// Default: 10,000.
-	MaxIdempotencyKeys int `json:"max_idempotency_keys,omitempty"`
+	MaxIdempotencyKeys int
 
 	// MaxHeldPerPeer is the most reads one peer (ReadRequest.Peer) holds at
 	// once; its reads beyond it get ErrTooManyHeldByPeer. Reads without a
-	// peer are not counted. Default: 0, no limit.
-	MaxHeldPerPeer int `json:"max_held_per_peer,omitempty"`
+	// peer are not counted. Default: no limit (Off).
+	MaxHeldPerPeer int
 }
+
+// Off turns off a setting of Config that can be off: a limit (no limit)
+// or an expiry (never expires). It is the one convention for "off":
+//
+//   - In the Caddyfile and the handler's JSON, a setting that is left out
+//     takes its default, and 0 is off.
+//   - In a Config, the zero value must take the default (so that Config{}
+//     is the defaults), so off is Off, and any negative value counts as
+//     Off. Normalize keeps it (where the default is off, as for the
+//     held-read limits, it gives 0), so in a normalized Config a setting
+//     is on when it is above 0.
+//   - What the hub hands its store (Expiry, ChannelSpec, ClientSpec) has
+//     no defaults left to take, so there 0 is off again.
+const Off = -1
 
 // Defaults of Config.
 const (
@@ -98,54 +115,54 @@ const (
 
 // Normalize returns c with defaults in place of zero values.
 func (c Config) Normalize() Config {
-	if c.HTTPTimeout <= 0 {
-		c.HTTPTimeout = DefaultHTTPTimeout
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.InactiveChannelTimeout == 0 {
-		c.InactiveChannelTimeout = DefaultInactiveChannelTimeout
-	}
-	if c.MessagesPerChannel <= 0 {
-		c.MessagesPerChannel = DefaultMessagesPerChannel
-	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if c.MaxChannelsPerRead <= 0 {
-		c.MaxChannelsPerRead = DefaultMaxChannelsPerRead
-	}
-	if c.MaxChannels == 0 {
-		c.MaxChannels = DefaultMaxChannels
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
-	if c.MaxRetainedMessages <= 0 {
-		c.MaxRetainedMessages = DefaultMaxRetainedMessages
-	}
-	if c.MaxReplySize <= 0 {
-		c.MaxReplySize = DefaultMaxReplySize
-	}
-	if c.IdempotencyWindow <= 0 {
-		c.IdempotencyWindow = DefaultIdempotencyWindow
-	}
-	if c.MaxIdempotencyKeys <= 0 {
-		c.MaxIdempotencyKeys = DefaultMaxIdempotencyKeys
-	}
+	orDefault(&c.HTTPTimeout, DefaultHTTPTimeout)
+	orDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	orDefaultOrOff(&c.InactiveChannelTimeout, DefaultInactiveChannelTimeout)
+	orDefault(&c.MessagesPerChannel, DefaultMessagesPerChannel)
+	orDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&c.MaxChannelsPerRead, DefaultMaxChannelsPerRead)
+	orDefault(&c.MaxReplySize, DefaultMaxReplySize)
+	orDefaultOrOff(&c.MaxChannels, DefaultMaxChannels)
+	orDefaultOrOff(&c.MaxClients, DefaultMaxClients)
+	orDefault(&c.MaxRetainedMessages, DefaultMaxRetainedMessages)
+	orDefault(&c.IdempotencyWindow, DefaultIdempotencyWindow)
+	orDefault(&c.MaxIdempotencyKeys, DefaultMaxIdempotencyKeys)
+	// The held-read limits are off by default: Off and zero are one, and
+	// normalize to zero.
+	c.MaxHeldConnections = max(c.MaxHeldConnections, 0)
+	c.MaxHeldPerPeer = max(c.MaxHeldPerPeer, 0)
 	return c
 }
 
-// limit is a limit of Config as a store takes it: 0 for none.
+// orDefault sets a setting that cannot be off to def unless it is above 0.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// orDefaultOrOff sets a setting that can be off to def when it is zero, and
+// to Off when it is negative.
+func orDefaultOrOff[T int | time.Duration](v *T, def T) {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		*v = Off
+	}
+}
+
+// limit is a limit of Config as a store takes it: 0 for none (see Off).
 func limit(n int) int { return max(n, 0) }
 
+// expiry is the expiry of Config as a store takes it: 0 for never (see
+// Off).
 func (c Config) expiry() Expiry {
-	e := Expiry{SessionTimeout: c.SessionTimeout, IdempotencyWindow: c.IdempotencyWindow}
-	if c.InactiveChannelTimeout > 0 {
-		e.InactiveChannelTimeout = c.InactiveChannelTimeout
+	return Expiry{
+		SessionTimeout:         c.SessionTimeout,
+		InactiveChannelTimeout: max(c.InactiveChannelTimeout, 0),
+		IdempotencyWindow:      c.IdempotencyWindow,
 	}
-	return e
 }
 
 // Hub is one pub/sub namespace. It is safe for concurrent use. Its settings

@@ -14,8 +14,6 @@ type Stats struct {
 	// Replayed counts publishes that published nothing because their
 	// idempotency key had been used (retries of a publish that was stored).
 	Replayed atomic.Int64
-	// Replies counts API replies; the HTTP layer adds to it.
-	Replies atomic.Int64
 	// Errors counts error replies by return code: Errors[-code].
 	Errors [6]atomic.Int64
 	// StoreLatency is the time store calls take.
