@@ -242,14 +242,11 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // puts the buffer back), and the reply's Woken for the delivery latency;
 // nil when there is nothing left to write.
 //
-// A held read parks its goroutine in here, under Caddy's and net/http's
-// frames (some 5.5 KiB), and the stack that the calls below take (the
-// hub's store read, and the reply's write through Caddy's response writer)
-// is paid per held read: past 8 KiB, Go doubles the goroutine's stack, and
-// keeps it doubled for as long as the read is held. So ServeHTTP calls this
-// straight away, not through serveAPI, writes the reply itself rather than
-// from one frame deeper, and this frame stays small, with the read's state
-// on the heap.
+// A held read parks its goroutine in here and keeps to the stack budget of
+// a held read (BENCHMARKS.md, "The stack budget of a held read"): so
+// ServeHTTP calls this straight away, not through serveAPI, writes the
+// reply itself rather than from one frame deeper, and this frame stays
+// small, with the read's state on the heap.
 func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) (*[]byte, hub.Moment) {
 	rd := h.newReadCall(w, r, channels, format)
 	if rd == nil {
@@ -266,7 +263,8 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels str
 }
 
 // readError answers a read that failed. It takes rd by pointer, as
-// prepareRead does, to keep serveRead's frame small.
+// prepareRead does, to keep serveRead's frame small (the stack budget,
+// BENCHMARKS.md).
 func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall, err error) {
 	h.replyError(w, r, rd.opts, err)
 }
