@@ -500,7 +500,7 @@ func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.
 }
 
 func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts jsonp.Options, status int, e *hub.Error) {
-	h.hub.Stats().CountError(e.Code)
+	h.hub.countError(e.Code)
 	h.logger.Debug("api error", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
 		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
 	h.hub.replies.Add(1)

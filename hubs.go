@@ -25,8 +25,20 @@ type pooledHub struct {
 	*hub.Hub
 
 	// replies counts the API replies sent from this hub, for
-	// caddy_comet_replies_total.
+	// caddy_comet_replies_total, and errors those with a negative
+	// return_code, by -code, for caddy_comet_errors_total. They are HTTP's
+	// counts, so they live here rather than in the engine, beside the hub
+	// so that, like it, they outlive reloads.
 	replies atomic.Int64
+	errors  [-hub.CodeOverloaded + 1]atomic.Int64
+}
+
+// countError records an error reply with a negative return code; other
+// codes are ignored.
+func (p *pooledHub) countError(code int) {
+	if -code > 0 && -code < len(p.errors) {
+		p.errors[-code].Add(1)
+	}
 }
 
 // Destruct closes the hub once no configuration uses it.

@@ -75,8 +75,8 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(stats.Published.Load()), name)
 		ch <- prometheus.MustNewConstMetric(descReplayed, prometheus.CounterValue, float64(stats.Replayed.Load()), name)
 		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(h.replies.Load()), name)
-		for code := 1; code < len(stats.Errors); code++ {
-			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(stats.Errors[code].Load()), name, strconv.Itoa(-code))
+		for code := 1; code < len(h.errors); code++ {
+			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(h.errors[code].Load()), name, strconv.Itoa(-code))
 		}
 		count, sum, buckets := stats.StoreLatency.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(descStore, count, sum, buckets, name)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simple-comet/caddy-comet/hub"
 )
 
 // gatherCounter returns the value of a counter of the hub named hub that
@@ -37,6 +39,35 @@ func gatherCounter(t *testing.T, a *App, metric, hub string) float64 {
 	return 0
 }
 
+// gatherErrors returns caddy_comet_errors_total of a hub for one code.
+func gatherErrors(t *testing.T, a *App, hubName, code string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(a.metrics); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "caddy_comet_errors_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["hub"] == hubName && labels["code"] == code {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no caddy_comet_errors_total{code=%q} for hub %q", code, hubName)
+	return 0
+}
+
 // caddy_comet_replies_total counts every API reply of a hub (registrations,
 // publishes, read replies and error replies), and the count, kept beside the
 // hub in hubPool, goes on across a reload.
@@ -62,6 +93,11 @@ func TestRepliesTotal(t *testing.T) {
 	if got := gatherCounter(t, old, "caddy_comet_replies_total", name); got != 4 {
 		t.Errorf("replies after four API replies: %v", got)
 	}
+	if got := gatherErrors(t, old, name, "-1"); got != 1 {
+		t.Errorf("errors with code -1 after one: %v", got)
+	}
+	ph.countError(hub.CodeOK) // not an error: ignored
+	ph.countError(-99)        // unknown: ignored, no panic
 
 	reloaded := newTestApp(t)
 	if _, err := reloaded.hub(name, HubSettings{}, nil, memoryOpener); err != nil {
@@ -73,5 +109,8 @@ func TestRepliesTotal(t *testing.T) {
 	serve(t, h, httptest.NewRequest(http.MethodGet, "/channels/a.json?since=0", nil))
 	if got := gatherCounter(t, reloaded, "caddy_comet_replies_total", name); got != 5 {
 		t.Errorf("replies after a reload and one more reply: %v, want 5", got)
+	}
+	if got := gatherErrors(t, reloaded, name, "-1"); got != 1 {
+		t.Errorf("errors with code -1 after a reload: %v, want the 1 from before", got)
 	}
 }

@@ -14,8 +14,6 @@ type Stats struct {
 	// Replayed counts publishes that published nothing because their
 	// idempotency key had been used (retries of a publish that was stored).
 	Replayed atomic.Int64
-	// Errors counts error replies by return code: Errors[-code].
-	Errors [6]atomic.Int64
 	// StoreLatency is the time store calls take.
 	StoreLatency LatencyHistogram
 	// DeliveryLatency is, for each held read released by a publish, the
@@ -52,13 +50,6 @@ func now() Moment { return Moment(max(time.Since(clockStart), 1)) }
 
 // Elapsed returns the time since m.
 func (m Moment) Elapsed() time.Duration { return time.Duration(now() - m) }
-
-// CountError records an error reply with a negative return code.
-func (s *Stats) CountError(code int) {
-	if -code > 0 && -code < len(s.Errors) {
-		s.Errors[-code].Add(1)
-	}
-}
 
 // latencyBuckets are the upper bounds, in seconds, of LatencyHistogram.
 var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
