@@ -116,6 +116,7 @@ func (a *App) Cleanup() error {
 //		max_idempotency_keys     <n>
 //		allow                    <subscribe|publish|manage|status...>
 //		store                    <module> ...
+//		jwt                      { ... }
 //	}
 //
 // JSON: {"handler": "comet", "hub": "default", "http_timeout": "30s", ...,
@@ -207,6 +208,10 @@ type Handler struct {
 	// Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=comet.stores inline_key=store"`
 
+	// JWT, when set, asks for a signed token before the operations it
+	// requires (see JWT). Default: none, no token asked for.
+	JWT *JWT `json:"jwt,omitempty"`
+
 	hub         *hub.Hub
 	allowed     map[string]bool
 	logger      *zap.Logger
@@ -241,6 +246,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.validate(); err != nil {
 		return err
+	}
+	if h.JWT != nil {
+		if err := h.JWT.provision(h.logger, h.Allow); err != nil {
+			return err
+		}
 	}
 
 	appIface, err := ctx.App("comet")
@@ -347,6 +357,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	call, ok := routeOf(r.URL.Path)
 	if !ok {
 		return next.ServeHTTP(w, r)
+	}
+	if !h.authorize(w, r, call) {
+		return nil // refused: no token, or one that does not cover the call
 	}
 	// Reads, the requests that are held, take the shortest way, and their
 	// replies are written from this frame (see serveRead); serveAPI would
