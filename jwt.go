@@ -337,16 +337,7 @@ func (j *JWT) verify(token string) (*grant, *hub.Error) {
 	if g := j.cache.get(token, now); g != nil {
 		return g, nil
 	}
-	// Verified on a goroutine of its own: decoding a token and checking
-	// its signature take some 4 KiB of stack beyond the cached path, which
-	// on the request's goroutine, under Caddy's frames, would double its
-	// stack (8 KiB to 16 KiB) and keep it doubled for as long as the read
-	// that follows is held. The goroutine costs well under a microsecond,
-	// and only a token's first request pays it.
-	done := make(chan verdict, 1)
-	go func() { done <- j.verifyNow(token, now) }()
-	v := <-done
-	return v.grant, v.err
+	return verifyOffStack(j, token, now)
 }
 
 // verdict is what verifyNow found.

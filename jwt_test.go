@@ -825,3 +825,16 @@ func TestJWTConfigLoads(t *testing.T) {
 		t.Fatalf("got %v, want require refused for an operation the route does not allow", err)
 	}
 }
+
+// A panic while verifying, on a worker goroutine where Caddy cannot
+// recover it, refuses the token instead of ending the process.
+func TestJWTVerifyPanicRefuses(t *testing.T) {
+	j := &JWT{logger: zap.NewNop(), cache: newTokenCache(1, 1), now: time.Now} // no parser: verifying panics
+	g, err := verifyOffStack(j, "a.b.c", time.Now())
+	if g != nil || !errors.Is(err, errTokenMalformed) {
+		t.Fatalf("got %v, %v; want the token refused as malformed", g, err)
+	}
+	// The workers are still there.
+	j = provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
+	wantRefused(t, "after a panic", checkToken(j, hsToken(t, grant{Subscribe: []string{"news"}}), OpSubscribe, "news"), nil)
+}
