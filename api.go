@@ -478,7 +478,7 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Optio
 // logWriteError logs a reply that could not be written (the client went
 // away, most likely).
 func (h *Handler) logWriteError(r *http.Request, err error) {
-	h.logger.Debug("writing reply", zap.String("uri", r.RequestURI), zap.Error(err))
+	h.logger.Debug("writing reply", zap.Stringer("uri", redactedURI(r)), zap.Error(err))
 }
 
 // replyError answers with an API error, with the HTTP status its code calls
@@ -494,14 +494,14 @@ func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.
 	}
 	if apiErr.Code == hub.CodeUnavailable {
 		// The store reports outages itself, once; this is the request's part.
-		h.logger.Debug("store unavailable", zap.String("uri", r.RequestURI), zap.Error(err))
+		h.logger.Debug("store unavailable", zap.Stringer("uri", redactedURI(r)), zap.Error(err))
 	}
 	h.replyErrorStatus(w, r, opts, status, apiErr)
 }
 
 func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts jsonp.Options, status int, e *hub.Error) {
 	h.hub.countError(e.Code)
-	h.logger.Debug("api error", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
+	h.logger.Debug("api error", zap.String("method", r.Method), zap.Stringer("uri", redactedURI(r)),
 		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
 	h.hub.replies.Add(1)
 	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()

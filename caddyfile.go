@@ -2,6 +2,7 @@ package comet
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,6 +69,9 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 			return err
 		}
 		h.StoreRaw = caddyconfig.JSONModuleObject(unm, "store", module, nil)
+
+	case "jwt":
+		return unmarshalJWT(d, &h.JWT)
 
 	case "http_timeout":
 		return parseDuration(d, &s.HTTPTimeout)
@@ -276,3 +280,49 @@ var (
 	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
 )
+
+// unmarshalJWT reads the jwt block of the comet directive, whose syntax JWT
+// shows. Keys are checked when the configuration loads, once their
+// placeholders are replaced.
+func unmarshalJWT(d *caddyfile.Dispenser, dst **JWT) error {
+	if *dst != nil {
+		return d.Err("jwt: given more than once")
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	j := new(JWT)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch name := d.Val(); name {
+		case "key", "public_key", "issuer", "audience":
+			field := map[string]*string{"key": &j.Key, "public_key": &j.PublicKey, "issuer": &j.Issuer, "audience": &j.Audience}[name]
+			if err := parseString(d, field); err != nil {
+				return err
+			}
+		case "require":
+			j.Require = d.RemainingArgs()
+			if len(j.Require) == 0 {
+				return d.ArgErr()
+			}
+			for _, op := range j.Require {
+				if !slices.Contains(allOps, op) {
+					return d.Errf("jwt: require: unknown operation %q (want subscribe, publish, manage or status)", op)
+				}
+			}
+		case "leeway":
+			if err := parseDuration(d, &j.Leeway); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("jwt: unknown option %q", name)
+		}
+	}
+	if j.Key == "" && j.PublicKey == "" {
+		return d.Err("jwt: set key (HS256) or public_key (RS256, ES256)")
+	}
+	if j.Key != "" && j.PublicKey != "" {
+		return d.Err("jwt: set key or public_key, not both")
+	}
+	*dst = j
+	return nil
+}

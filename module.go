@@ -114,6 +114,7 @@ func (a *App) Cleanup() error {
 //		enable_status
 //		allow                    <subscribe|publish|manage|status...>
 //		store                    memory | redis [<url>] [{ ... }]
+//		jwt                      { ... }   (see JWT)
 //
 //		# HubSettings
 //		http_timeout             <duration>
@@ -176,6 +177,10 @@ type Handler struct {
 	// Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=comet.stores inline_key=store"`
 
+	// JWT, when set, asks for a signed token before the operations it
+	// requires (see JWT). Default: none, no token asked for.
+	JWT *JWT `json:"jwt,omitempty"`
+
 	hub         *pooledHub
 	allowed     map[string]bool
 	logger      *zap.Logger
@@ -210,6 +215,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.HubSettings.validate(); err != nil {
 		return err
+	}
+	if h.JWT != nil {
+		if err := h.JWT.provision(h.logger, h.Allow); err != nil {
+			return err
+		}
 	}
 
 	appIface, err := ctx.App("comet")
@@ -259,6 +269,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	call, ok := routeOf(r.URL.Path)
 	if !ok {
 		return next.ServeHTTP(w, r)
+	}
+	if !h.authorize(w, r, call) {
+		return nil // refused: no token, or one that does not cover the call
 	}
 	// Reads, the requests that are held, take the shortest way, and their
 	// replies are written from this frame (see serveRead). The reads left

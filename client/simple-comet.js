@@ -13,8 +13,10 @@
  *   ...
  *   sub.unsubscribe();
  *
- * The url names the channels (joined by %7C) and has no query string: the
- * client adds since, cb, client_id and t. As in the original client, the
+ * The url names the channels (joined by %7C). It may carry a query string
+ * of its own, such as a signed token for a route with a jwt block
+ * (url + '?token=' + token), which the client keeps: it adds since, cb,
+ * client_id and t after it. As in the original client, the
  * callback is called once for each good reply (return_code > 0) with the
  * reply object as the server sent it: {since, messages: {channel: [{content,
  * id, ts}, ...]}, last_id, return_code, error_message}. A read held until
@@ -65,6 +67,9 @@
             name = '_JSONP_' + ++counter,
             stopped;
 
+        // The parameters go after the url's own query string, if it has one.
+        url += url.indexOf('?') < 0 ? '?' : '&';
+
         function poll() {
             var node;
 
@@ -105,7 +110,7 @@
                 node = document.createElement('script');
                 setTimeout(done, SimpleComet.timeout);
                 window[name] = node.onload = node.onerror = done;
-                node.src = url + '?since=' + since + '&cb=' + name +
+                node.src = url + 'since=' + since + '&cb=' + name +
                     (client_id ? '&client_id=' + encodeURIComponent(client_id) : '') +
                     '&t=' + new Date().getTime() + '.' + ++counter;
                 root.appendChild(node);

@@ -164,6 +164,10 @@ func (p *Process) readLog(stderr io.Reader, serving chan<- struct{}) {
 	close(p.exited)
 }
 
+// Log returns what Caddy has logged so far (its first MiB). After Stop, it
+// is the whole log.
+func (p *Process) Log() string { return p.logged() }
+
 func (p *Process) logged() string {
 	p.logMu.Lock()
 	defer p.logMu.Unlock()

@@ -1,0 +1,352 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/simple-comet/caddy-comet/internal/caddyproc"
+	"github.com/simple-comet/caddy-comet/internal/freeport"
+)
+
+// jwtTestKey is the HS256 secret of these tests' routes, which read it
+// from the environment as {env.COMET_JWT_KEY}, as the README shows.
+const jwtTestKey = "integration-test-secret-of-32+bytes"
+
+// cometGrant is the comet claim of a token.
+type cometGrant struct {
+	Subscribe []string `json:"subscribe,omitempty"`
+	Publish   []string `json:"publish,omitempty"`
+	Manage    bool     `json:"manage,omitempty"`
+	Status    bool     `json:"status,omitempty"`
+}
+
+// mintToken signs an HS256 token with jwtTestKey, as a site's back end
+// does, granting g until exp.
+func mintToken(t *testing.T, g cometGrant, exp time.Time) string {
+	t.Helper()
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub":   "user-42",
+		"exp":   exp.Unix(),
+		"comet": g,
+	}).SignedString([]byte(jwtTestKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// withBearer sends a request with an Authorization: Bearer token.
+func withBearer(t *testing.T, method, rawURL, token string, form url.Values) response {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return send(t, req)
+}
+
+// refused checks a 403 with -1 and the message want, and that the reply
+// does not echo any of the tokens.
+func refused(t *testing.T, r response, want string, tokens ...string) {
+	t.Helper()
+	body := r.body
+	if strings.HasPrefix(body, "_JSONP_") {
+		_, body, _ = strings.Cut(body, "(")
+		body = strings.TrimSuffix(body, ");")
+	}
+	rep := response{status: r.status, body: body}.json(t)
+	if r.status != http.StatusForbidden || rep.ReturnCode != -1 || rep.ErrorMessage != want {
+		t.Fatalf("got HTTP %d %s, want 403 with -1 %q", r.status, r.body, want)
+	}
+	for _, token := range tokens {
+		sig := strings.Split(token, ".")[2] // empty for alg none
+		if strings.Contains(r.body, token) || sig != "" && strings.Contains(r.body, sig) {
+			t.Fatalf("the reply %s echoes a token", r.body)
+		}
+	}
+}
+
+// TestJWTRoutes runs the API behind jwt blocks on a real Caddy: a route
+// where every operation needs a token, and one where only publishing and
+// managing do, on one hub.
+func TestJWTRoutes(t *testing.T) {
+	t.Setenv("COMET_JWT_KEY", jwtTestKey)
+	private, public := freeport.Get(t), freeport.Get(t)
+	startCaddy(t, fmt.Sprintf(`
+http://127.0.0.1:%d {
+	comet {
+		hub jwt_test
+		enable_status
+		jwt {
+			key {env.COMET_JWT_KEY}
+		}
+	}
+}
+http://127.0.0.1:%d {
+	comet {
+		hub jwt_test
+		allow subscribe publish
+		jwt {
+			key {env.COMET_JWT_KEY}
+			require publish
+		}
+	}
+}
+`, private, public))
+	base := fmt.Sprintf("http://127.0.0.1:%d", private)
+	anonBase := fmt.Sprintf("http://127.0.0.1:%d", public)
+	hour := time.Now().Add(time.Hour)
+	admin := mintToken(t, cometGrant{Publish: []string{"*"}, Manage: true, Status: true}, hour)
+	reader := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, hour)
+	readerOnly := mintToken(t, cometGrant{Subscribe: []string{"*"}}, hour)
+	expired := mintToken(t, cometGrant{Subscribe: []string{"*"}}, time.Now().Add(-time.Minute))
+	parts := strings.Split(reader, ".")
+	tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
+		"exp": hour.Unix(), "comet": cometGrant{Subscribe: []string{"*"}},
+	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{admin, reader, readerOnly, expired, tampered, none}
+
+	// Managing needs a token with "manage": true, as a Bearer header.
+	refused(t, post(t, base+"/channels.json", url.Values{"channel_id": {"inbox-42"}}), "Missing token: send it as the token query parameter or an Authorization: Bearer header")
+	refused(t, withBearer(t, http.MethodPost, base+"/channels.json", readerOnly, url.Values{"channel_id": {"inbox-42"}}),
+		`Operation not covered by token: manage needs "manage": true`, all...)
+	for _, ch := range []string{"inbox-42", "inbox-43"} {
+		mustCode(t, withBearer(t, http.MethodPost, base+"/channels.json", admin, url.Values{"channel_id": {ch}}), 200, 1, "")
+	}
+
+	// A publisher without a publish claim is refused; one with it
+	// publishes, with the token as a header or a parameter.
+	refused(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", readerOnly, url.Values{"content": {"x"}}),
+		`Channel not covered by token: publish "inbox-42"`, all...)
+	refused(t, post(t, anonBase+"/channels/inbox-42.json", url.Values{"content": {"x"}}), "Missing token: send it as the token query parameter or an Authorization: Bearer header")
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", admin, url.Values{"content": {"for 42"}}), 200, 1, "")
+	mustCode(t, post(t, anonBase+"/channels/inbox-43.json?token="+admin, url.Values{"content": {"for 43"}}), 200, 1, "")
+
+	// A read covered for every channel gets its messages; one channel not
+	// covered refuses the whole read, in the reply format of the path.
+	rep := mustCode(t, get(t, base+"/channels/inbox-42.json?since=0&token="+reader), 200, 1, "")
+	if m := rep.Messages["inbox-42"]; len(m) != 1 || m[0].Content != "for 42" {
+		t.Fatalf("read inbox-42: %+v", rep.Messages)
+	}
+	r := get(t, base+"/channels/inbox-43.jsonp?since=0&cb=_JSONP_inbox&token="+reader)
+	if !strings.HasPrefix(r.body, "_JSONP_inbox(") || !strings.HasPrefix(r.header.Get("Content-Type"), "application/javascript") {
+		t.Fatalf("a refused JSON-P read: %s %q", r.header.Get("Content-Type"), r.body)
+	}
+	refused(t, r, `Channel not covered by token: subscribe "inbox-43"`, all...)
+	refused(t, get(t, base+"/channels/inbox-42%7Cinbox-43.json?token="+reader), `Channel not covered by token: subscribe "inbox-43"`, all...)
+	refused(t, get(t, base+"/channels/inbox-42.json?token="+expired), "Token expired", all...)
+	refused(t, get(t, base+"/channels/inbox-42.json?token="+tampered), "Bad token signature", all...)
+	refused(t, get(t, base+"/channels/inbox-42.json?token="+none), "Token algorithm not allowed: this route takes HS256", all...)
+	refused(t, get(t, base+"/channels/inbox-42.json?token="+strings.Repeat("a", 8193)), "Token too long: at most 8192 bytes")
+	refused(t, get(t, base+"/status.json?token="+reader), `Operation not covered by token: status needs "status": true`, all...)
+	mustCode(t, get(t, base+"/status.json?token="+admin), 200, 1, "")
+
+	// A held read with a token is released by a publish, as any read.
+	done := make(chan reply, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/channels/inbox-42.json?since=%d", base, rep.LastID), nil)
+		req.Header.Set("Authorization", "Bearer "+reader)
+		res, err := longPoll.Do(req)
+		if err != nil {
+			done <- reply{ErrorMessage: err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		var got reply
+		if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+			got.ErrorMessage = err.Error()
+		}
+		done <- got
+	}()
+	waitHeld(t, base+"/status.json?token="+admin, 1)
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", admin, url.Values{"content": {"later"}}), 200, 1, "")
+	if got := <-done; got.ReturnCode != 1 || len(got.Messages["inbox-42"]) != 1 || got.Messages["inbox-42"][0].Content != "later" {
+		t.Fatalf("held read: %+v", got)
+	}
+
+	// Where reads need no token, anyone reads; the script needs none
+	// anywhere.
+	mustCode(t, get(t, anonBase+"/channels/inbox-43.json?since=0"), 200, 1, "")
+	if r := get(t, base+"/simple-comet.min.js"); r.status != http.StatusOK {
+		t.Fatalf("the client script behind a jwt block: HTTP %d", r.status)
+	}
+}
+
+// TestBrowserJWTExample runs examples/jwt as a user would: the page's
+// token covers inbox-42 and not inbox-43; it reads the one over JSON-P and
+// is refused the other.
+func TestBrowserJWTExample(t *testing.T) {
+	chromium := browserChromium(t)
+	t.Setenv("COMET_JWT_KEY", jwtTestKey)
+	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", "jwt", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "examples", "jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, site, ok := strings.Cut(string(caddyfile), "\n}\n")
+	if !ok {
+		t.Fatal("examples/jwt/Caddyfile has no global options block")
+	}
+	port := freeport.Get(t)
+	for old, repl := range map[string]string{
+		"http://127.0.0.1:4100": fmt.Sprintf("http://127.0.0.1:%d", port),
+		"root * examples/jwt":   fmt.Sprintf("root * %q", dir),
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("examples/jwt/Caddyfile no longer has %q; update this test", old)
+		}
+		site = strings.ReplaceAll(site, old, repl)
+	}
+	startCaddy(t, site)
+	if t.Failed() {
+		t.FailNow()
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	comet := base + "/comet"
+	hour := time.Now().Add(time.Hour)
+	backEnd := mintToken(t, cometGrant{Publish: []string{"*"}, Manage: true}, hour)
+	for _, ch := range []string{"inbox-42", "inbox-43"} {
+		mustCode(t, withBearer(t, http.MethodPost, comet+"/channels.json", backEnd, url.Values{"channel_id": {ch}}), 200, 1, "")
+	}
+	publishTo := func(ch, content string) {
+		t.Helper()
+		mustCode(t, withBearer(t, http.MethodPost, comet+"/channels/"+ch+".json", backEnd, url.Values{"content": {content}}), 200, 1, "")
+	}
+	publishTo("inbox-42", "hello 42")
+	publishTo("inbox-43", "secret of 43")
+
+	tab := &browserTabState{t: t, ctx: browserTab(t, chromium)}
+	token := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, hour)
+	tab.do("opening the page", chromedp.Navigate(base+"/#token="+token))
+	has := func(list, text string) string {
+		return fmt.Sprintf(`[].some.call(document.querySelectorAll('#%s li'), function (li) { return li.textContent === %q; })`, list, text)
+	}
+	tab.waitFor("inbox-42's message", has("inbox-42", "hello 42"))
+	tab.waitFor("inbox-43 refused", `document.getElementById('status-inbox-43').textContent.indexOf('refused') === 0`)
+
+	// The read of inbox-42 is held and gets what comes next; inbox-43's
+	// messages never reach the page.
+	publishTo("inbox-43", "more for 43")
+	publishTo("inbox-42", "later 42")
+	tab.waitFor("inbox-42's next message", has("inbox-42", "later 42"))
+	if n := tab.int(`document.querySelectorAll('#inbox-43 li').length`); n != 0 {
+		t.Fatalf("the page shows %d messages of inbox-43", n)
+	}
+	if n := tab.int(`document.querySelectorAll('#inbox-42 li').length`); n != 2 {
+		t.Fatalf("the page shows %d messages of inbox-42, want 2", n)
+	}
+}
+
+// TestJWTTokenCommandAndLogs runs the caddy binary as an operator does:
+// `caddy comet-token` mints the tokens, and a Caddy with debug logging
+// and the README's access-log filter serves them. No token shows up in its
+// log, though every request and every refusal is logged.
+func TestJWTTokenCommandAndLogs(t *testing.T) {
+	t.Setenv("COMET_JWT_KEY", jwtTestKey)
+	bin := caddyproc.Build(t)
+	mint := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"comet-token"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("caddy comet-token %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	backEnd := mint("--publish", "*", "--manage", "--ttl", "5m")
+	reader := mint("--subscribe", "inbox-42", "--ttl", "1h")
+
+	port, admin := freeport.Get(t), freeport.Get(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := caddyproc.StartCaddyfile(t, fmt.Sprintf(`{
+	debug
+	admin 127.0.0.1:%d
+	persist_config off
+	grace_period 1s
+}
+%s {
+	bind 127.0.0.1
+	log {
+		format filter {
+			request>uri query {
+				delete token
+			}
+		}
+	}
+	comet {
+		jwt {
+			key {env.COMET_JWT_KEY}
+		}
+	}
+}
+`, admin, base))
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels.json", backEnd, url.Values{"channel_id": {"inbox-42"}}), 200, 1, "")
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", backEnd, url.Values{"content": {"hello"}}), 200, 1, "")
+	rep := mustCode(t, get(t, base+"/channels/inbox-42.json?since=0&token="+reader), 200, 1, "")
+	if len(rep.Messages["inbox-42"]) != 1 {
+		t.Fatalf("read: %+v", rep)
+	}
+	refused(t, get(t, base+"/channels/inbox-43.json?since=0&token="+reader), `Channel not covered by token: subscribe "inbox-43"`, reader)
+	refused(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json?token="+reader, reader, url.Values{"content": {"x"}}),
+		`Channel not covered by token: publish "inbox-42"`, reader)
+	// An API error of the hub, logged with its URI, on a request with a
+	// token: the URI is logged without it.
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json?token="+backEnd, backEnd, url.Values{}), 200, -1, "Missing content")
+
+	p.WaitLog("token refused", "inbox-43")
+	p.WaitLog("api error", "Missing content", "REDACTED")
+	p.WaitLog("http.log.access", "/channels/inbox-42.json?since=0")
+	p.Stop()
+	log := p.Log()
+	for name, token := range map[string]string{"back end": backEnd, "reader": reader} {
+		// The header part is the same in every HS256 token; the payload
+		// and the signature are the token's own.
+		parts := strings.Split(token, ".")
+		for what, part := range map[string]string{"payload": parts[1], "signature": parts[2]} {
+			if strings.Contains(log, part) {
+				t.Errorf("the %s token's %s is in Caddy's log", name, what)
+			}
+		}
+	}
+}
+
+// waitHeld waits until the status call at statusURL reports n held reads.
+func waitHeld(t *testing.T, statusURL string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st struct {
+			Held int `json:"held_connections_count"`
+		}
+		rep := mustCode(t, get(t, statusURL), 200, 1, "")
+		if err := json.Unmarshal(rep.Status, &st); err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if st.Held == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held reads: %d, want %d", st.Held, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+}
