@@ -35,6 +35,15 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 		}
 	}
 	warn("write_timeout", srv.WriteTimeout)
+	if srv.WriteTimeout > 0 && h.allowed[OpSubscribe] {
+		// An event stream never ends on its own, so any write timeout
+		// ends it: its client reconnects with Last-Event-ID and loses
+		// nothing, but every stream reconnects once per timeout.
+		h.logger.Warn("the server's write timeout ends every event stream (.sse) when it passes, and its client must reconnect; "+
+			"remove it, or serve streams from a server without one (see README: Server-Sent Events)",
+			zap.String("server", srv.Name()),
+			zap.Duration("write_timeout", time.Duration(srv.WriteTimeout)))
+	}
 	if srv.WriteMinRate > 0 {
 		// Caddy sets its default after provisioning the handlers.
 		warn("write_idle_timeout", cmp.Or(srv.WriteIdleTimeout, caddyDefaultWriteIdleTimeout))
