@@ -22,7 +22,8 @@ const caddyDefaultWriteIdleTimeout = caddy.Duration(time.Minute)
 // reads, which clients see as an empty TCP reply and the server does not
 // report: a write timeout shorter than http_timeout, or a write_idle
 // timeout with a minimum rate (its deadline then counts from the start of
-// the request, not from the last write).
+// the request, not from the last write). It also warns of any write
+// timeout on a route that serves event streams, which it ends.
 func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 	held := h.hub.Config().HTTPTimeout
 	warn := func(field string, timeout caddy.Duration) {
