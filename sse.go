@@ -40,22 +40,76 @@ type streamCall struct {
 
 // serveStream serves an event stream, GET /channels/IDS.sse (README,
 // "Server-Sent Events"): the API's error with its HTTP status when the read
-// is refused, or else a 200 text/event-stream whose events carry read
-// replies, until the client goes away, a channel of the stream is deleted,
-// the store fails or the server begins to shut down.
+// is refused, or else a 200 text/event-stream with the stream's first event
+// at once, then one event per reply its reads get and a heartbeat whenever
+// sse_heartbeat passes without one, until the client goes away, a channel
+// of the stream is deleted, the store fails or the server begins to shut
+// down.
+//
+// Its goroutine parks in the hub between events for as long as the stream
+// is open, so it keeps to the stack budget of a held read as serveRead
+// does (BENCHMARKS.md): ServeHTTP calls it straight away, the hub is called
+// from this frame, and opening the stream and writing events are sibling
+// calls.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string) {
 	sc := h.openStream(w, r, channels)
 	if sc == nil {
 		return
 	}
-	h.streamEvents(w, r, sc)
-	sc.stream.Close()
+	sc.req.Hold = -1 // the first event does not wait: see README
+	if err := h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+		h.refuseStream(w, r, sc, err)
+		return
+	}
+	err := h.startStream(w, sc)
+	for err == nil && sc.reply.Reason != hub.ReleasedStopped {
+		// A stream whose reads keep finding messages never waits in the
+		// hub, where the stop signal would end it: look for it here too.
+		if h.stopped() {
+			sc.reply.Reason = hub.ReleasedStopped
+			break
+		}
+		sc.req.Since, sc.req.Hold = sc.reply.LastID, h.heartbeat
+		if err = h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+			break
+		}
+		switch sc.reply.Reason {
+		case hub.ReleasedMessages:
+			err = h.writeEvent(w, sc, "")
+			continue
+		case hub.ReleasedTimeout:
+			err = sc.write(w, []byte(sseHeartbeat))
+			continue
+		}
+		// Deleted, stopped, canceled or unavailable: the stream ends, and
+		// a client that reconnects with Last-Event-ID gets what a read
+		// would (README, "Server-Sent Events").
+		break
+	}
+	h.endStream(r, sc, err)
 }
 
-// openStream admits a stream and takes its first read, at once, or answers
-// the request with the API's error and returns nil. Nothing is written
-// before the first read succeeds, so every refusal is an ordinary API reply
-// with its HTTP status, which EventSource does not retry.
+// stopped reports whether the server has begun to shut down.
+func (h *Handler) stopped() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// endStream uncounts an ended stream and logs why it ended.
+func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
+	sc.stream.Close()
+	h.logger.Debug("event stream ended", zap.String("uri", r.RequestURI),
+		zap.Stringer("reason", sc.reply.Reason), zap.Int64("last_id", sc.reply.LastID), zap.Error(err))
+}
+
+// openStream admits a stream, or answers the request with the API's error
+// and returns nil. Nothing is written before the stream's first read
+// succeeds (serveStream), so every refusal is an ordinary API reply with
+// its HTTP status, which EventSource does not retry.
 func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels string) *streamCall {
 	rd := h.newReadCall(w, r, channels, jsonp.JSON)
 	if rd == nil {
@@ -77,12 +131,19 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	rd.req.Hold = -1 // the first event does not wait: see README
-	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
-		stream.Close()
-		h.replyError(w, r, rd.opts, err)
-		return nil
-	}
+	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w)}
+}
+
+// refuseStream answers a stream whose first read failed with the API's
+// error, and uncounts it.
+func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, sc *streamCall, err error) {
+	sc.stream.Close()
+	h.replyError(w, r, sc.opts, err)
+}
+
+// startStream sends the stream's headers and its first event, after the
+// retry delay.
+func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
 	header := w.Header()
 	header.Set("Content-Type", "text/event-stream")
 	header.Set("Cache-Control", "no-store")
@@ -91,45 +152,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 	// to; a buffered stream delivers nothing until the buffer fills.
 	header.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w)}
-}
-
-// streamEvents writes the stream's first event, then one event per reply
-// its reads get and a heartbeat whenever sse_heartbeat passes without one,
-// until the stream ends.
-func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, sc *streamCall) {
-	err := h.writeEvent(w, sc, sseRetry)
-	reason := sc.reply.Reason
-	for err == nil {
-		// A stream whose reads keep finding messages never waits in the
-		// hub, where the stop signal would end it: look for it here too.
-		select {
-		case <-h.stopping:
-			reason = hub.ReleasedStopped
-		default:
-		}
-		if reason == hub.ReleasedStopped {
-			break
-		}
-		sc.req.Since, sc.req.Hold = sc.reply.LastID, h.heartbeat
-		if err = h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
-			break
-		}
-		switch reason = sc.reply.Reason; reason {
-		case hub.ReleasedMessages:
-			err = h.writeEvent(w, sc, "")
-			continue
-		case hub.ReleasedTimeout:
-			err = sc.write(w, []byte(sseHeartbeat))
-			continue
-		}
-		// Deleted, stopped, canceled or unavailable: the stream ends, and
-		// a client that reconnects with Last-Event-ID gets what a read
-		// would (README, "Server-Sent Events").
-		break
-	}
-	h.logger.Debug("event stream ended", zap.String("uri", r.RequestURI),
-		zap.Stringer("reason", reason), zap.Int64("last_id", sc.reply.LastID), zap.Error(err))
+	return h.writeEvent(w, sc, sseRetry)
 }
 
 // writeEvent writes the stream's reply as an event, after prefix, and
