@@ -30,6 +30,7 @@ var (
 	allowStatus   = "GET"
 	allowScript   = "GET, HEAD"
 	allowHealth   = "GET, HEAD"
+	allowStream   = "GET"
 )
 
 // opHealth is the health probe's operation. It is not one of the operations
@@ -79,7 +80,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case call.resource == resHealth:
 		h.health(w, r, opts)
 	// A channel's GET, a read, never gets here allowed and in a known
-	// format: ServeHTTP answers those (see serveRead).
+	// format, nor an event stream's allowed GET: ServeHTTP answers those
+	// (see serveRead, serveStream).
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
 	case r.Method == http.MethodDelete:
@@ -146,6 +148,11 @@ func operation(res resource, method string) (op, allow string) {
 			return opHealth, ""
 		}
 		return "", allowHealth
+	case resStream:
+		if method == http.MethodGet {
+			return OpSubscribe, ""
+		}
+		return "", allowStream
 	}
 	return "", ""
 }

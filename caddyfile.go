@@ -59,6 +59,13 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		if err := checkOps(h.Allow); err != nil {
 			return d.WrapErr(err)
 		}
+	case "sse_heartbeat":
+		if err := parseDuration(d, &h.SSEHeartbeat); err != nil {
+			return err
+		}
+		if h.SSEHeartbeat == 0 {
+			return d.Errf("%s: must be more than 0", name)
+		}
 	case "store":
 		if !d.NextArg() {
 			return d.ArgErr()

@@ -6,12 +6,14 @@
 package comet
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -113,6 +115,7 @@ func (a *App) Cleanup() error {
 //		quote_json
 //		enable_status
 //		allow                    <subscribe|publish|manage|status...>
+//		sse_heartbeat            <duration>
 //		store                    memory | redis [<url>] [{ ... }]
 //		jwt                      { ... }   (see JWT)
 //
@@ -169,6 +172,13 @@ type Handler struct {
 	// EnableStatus turns on the status call. Default: off.
 	EnableStatus bool `json:"enable_status,omitempty"`
 
+	// SSEHeartbeat is how long an event stream (GET /channels/IDS.sse)
+	// stays silent before it gets a comment line, so that proxies and load
+	// balancers do not close it as idle. It is a route setting, not a hub
+	// setting: it answers to what stands between this route and its
+	// clients. Default: 20s (DefaultSSEHeartbeat).
+	SSEHeartbeat caddy.Duration `json:"sse_heartbeat,omitempty"`
+
 	// Allow lists the operations this route serves: subscribe, publish,
 	// manage, status. Others get 403. Default: all of them.
 	Allow []string `json:"allow,omitempty"`
@@ -183,6 +193,7 @@ type Handler struct {
 
 	hub         *pooledHub
 	allowed     map[string]bool
+	heartbeat   time.Duration // SSEHeartbeat, or its default
 	logger      *zap.Logger
 	stopping    chan struct{}
 	releaseHeld func() // closes stopping, once
@@ -221,6 +232,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	if h.SSEHeartbeat < 0 {
+		return fmt.Errorf("sse_heartbeat must not be negative")
+	}
+	h.heartbeat = cmp.Or(time.Duration(h.SSEHeartbeat), DefaultSSEHeartbeat)
 
 	appIface, err := ctx.App("comet")
 	if err != nil {
@@ -281,6 +296,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
 			h.writeRead(w, r, out, woken)
 		}
+		return nil
+	}
+	if call.resource == resStream && r.Method == http.MethodGet && h.allowed[OpSubscribe] {
+		h.serveStream(w, r, call.id)
 		return nil
 	}
 	h.serveAPI(w, r, call)

@@ -16,6 +16,7 @@ const (
 	resStatus                       // /status.json
 	resScript                       // /simple-comet.js, /simple-comet.min.js
 	resHealth                       // /health.json
+	resStream                       // /channels/ID.sse (ids joined by '|')
 )
 
 // apiCall is a request's place in the API.
@@ -34,6 +35,10 @@ func routeOf(path string) (call apiCall, ok bool) {
 		return apiCall{resource: resScript, id: path[1:], formatOK: true}, true
 	}
 	if rest, found := strings.CutPrefix(path, "/channels/"); found {
+		// An event stream's errors are .json replies.
+		if id, ok := strings.CutSuffix(rest, ".sse"); ok {
+			return apiCall{resource: resStream, id: id, format: jsonp.JSON, formatOK: true}, true
+		}
 		id, format, fok := jsonp.SplitFormat(rest)
 		return apiCall{resource: resChannel, id: id, format: format, formatOK: fok}, true
 	}

@@ -45,6 +45,9 @@ func TestRouteOf(t *testing.T) {
 		{"/channels/a/b.json", true, resChannel, "a/b", jsonp.JSON, true},
 		{"/channels/日本.json", true, resChannel, "日本", jsonp.JSON, true},
 		{"/channels/.json", true, resChannel, "", jsonp.JSON, true},
+		{"/channels/news.sse", true, resStream, "news", jsonp.JSON, true},
+		{"/channels/a|b.sse", true, resStream, "a|b", jsonp.JSON, true},
+		{"/channels/a.sse.json", true, resChannel, "a.sse", jsonp.JSON, true},
 		{"/simple-comet.js", true, resScript, "simple-comet.js", jsonp.JSON, true},
 		{"/simple-comet.min.js", true, resScript, "simple-comet.min.js", jsonp.JSON, true},
 
@@ -135,6 +138,7 @@ func TestOperation(t *testing.T) {
 		{resStatus, map[string]string{"GET": OpStatus}, "GET"},
 		{resScript, map[string]string{"GET": OpSubscribe, "HEAD": OpSubscribe}, "GET, HEAD"},
 		{resHealth, map[string]string{"GET": opHealth, "HEAD": opHealth}, "GET, HEAD"},
+		{resStream, map[string]string{"GET": OpSubscribe}, "GET"},
 	}
 	for _, tt := range tests {
 		for _, m := range methods {

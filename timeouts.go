@@ -22,7 +22,8 @@ const caddyDefaultWriteIdleTimeout = caddy.Duration(time.Minute)
 // reads, which clients see as an empty TCP reply and the server does not
 // report: a write timeout shorter than http_timeout, or a write_idle
 // timeout with a minimum rate (its deadline then counts from the start of
-// the request, not from the last write).
+// the request, not from the last write). It also warns of any write
+// timeout on a route that serves event streams, which it ends.
 func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 	held := h.hub.Config().HTTPTimeout
 	warn := func(field string, timeout caddy.Duration) {
@@ -35,6 +36,15 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 		}
 	}
 	warn("write_timeout", srv.WriteTimeout)
+	if srv.WriteTimeout > 0 && h.allowed[OpSubscribe] {
+		// An event stream never ends on its own, so any write timeout
+		// ends it: its client reconnects with Last-Event-ID and loses
+		// nothing, but every stream reconnects once per timeout.
+		h.logger.Warn("the server's write timeout ends every event stream (.sse) when it passes, and its client must reconnect; "+
+			"remove it, or serve streams from a server without one (see README: Server-Sent Events)",
+			zap.String("server", srv.Name()),
+			zap.Duration("write_timeout", time.Duration(srv.WriteTimeout)))
+	}
 	if srv.WriteMinRate > 0 {
 		// Caddy sets its default after provisioning the handlers.
 		warn("write_idle_timeout", cmp.Or(srv.WriteIdleTimeout, caddyDefaultWriteIdleTimeout))

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -22,6 +23,16 @@ type ReadRequest struct {
 	// Peer is who holds the read, for Config.MaxHeldPerPeer: to the Caddy
 	// handler, the client's IP address. Empty: not counted.
 	Peer string
+	// Hold is how long the read is held when there is nothing to answer
+	// with, in place of Config.HTTPTimeout: an event stream holds its reads
+	// for its heartbeat interval. Negative: the read is answered at once,
+	// with what its first look finds (Reason ReleasedTimeout when that is
+	// nothing), as a stream's first event is. Default: 0, HTTPTimeout.
+	Hold time.Duration
+	// Stream is the stream the read belongs to, which counts as held in its
+	// stead (see OpenStream): the read itself is neither counted nor
+	// refused for the held-read limits. Default: nil, a read on its own.
+	Stream *Stream
 }
 
 // Reply is the answer to a read.
@@ -104,10 +115,14 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 			return w.wrapErr(err)
 		}
 		w.clampSince(res)
+		if req.Hold < 0 {
+			reply.Reason = ReleasedTimeout
+			return nil
+		}
 		// A cheap refusal first, so that an overloaded hub does not
 		// register and look again for reads it will turn away; the check
 		// that counts is below.
-		if cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
+		if req.Stream == nil && cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
 			reply.reset()
 			return ErrTooManyHeld
 		}
@@ -128,22 +143,29 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	// A no-op after an inline store's first look, whose since this one
 	// repeats.
 	w.clampSince(res)
+	if req.Hold < 0 {
+		reply.Reason = ReleasedTimeout
+		return nil
+	}
 	// The read counts as held only from here, registered and having looked
 	// after registering: Held() == n then means n reads wait for an event
 	// (a publish, a deletion, a stop), which the held-reads metric and the
-	// tests rely on.
-	w.held = true
-	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
-		reply.reset()
-		return ErrTooManyHeld
-	}
-	if cfg.MaxHeldPerPeer > 0 && req.Peer != "" {
-		if err := h.holdForPeer(w, req.Peer, cfg.MaxHeldPerPeer); err != nil {
+	// tests rely on. A stream's reads are counted by their stream, for as
+	// long as it is open.
+	if req.Stream == nil {
+		w.held = true
+		if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
 			reply.reset()
-			return err
+			return ErrTooManyHeld
+		}
+		if cfg.MaxHeldPerPeer > 0 && req.Peer != "" {
+			if err := h.holdForPeer(w, req.Peer, cfg.MaxHeldPerPeer); err != nil {
+				reply.reset()
+				return err
+			}
 		}
 	}
-	timeout := h.deadlines.after(cfg.HTTPTimeout)
+	timeout := h.deadlines.after(cmp.Or(req.Hold, cfg.HTTPTimeout))
 	for {
 		if reply.Reason = h.wait(ctx, w, timeout, stop); reply.Reason != lookAgain {
 			return nil

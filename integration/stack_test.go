@@ -245,3 +245,73 @@ func awaitHeld(t *testing.T, p *caddyproc.Process, n int) {
 		time.Sleep(10 * time.Millisecond) // polling an observable state, not standing in for a signal
 	}
 }
+
+// TestSSEStreamStack measures the stack of an open event stream on the
+// bare Caddyfile, the way TestHeldReadStackBudget measures a held read's: a
+// stream's goroutine parks in the hub between events as a held read does,
+// having written and flushed an event. Flushing mid-request (net/http's
+// chunked writer, under Caddy's wrappers) is deeper than a long poll's
+// reply, so a stream's goroutine is 16 KiB on both stores where a held
+// read's is 8 KiB on the memory store (README, "Server-Sent Events",
+// what a stream costs); this pins the 16 KiB.
+func TestSSEStreamStack(t *testing.T) {
+	env := []string{"GODEBUG=adaptivestackstart=0", "GOGC=off"}
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			settings := ""
+			if store == "redis" {
+				settings = "\t\tstore redis " + redistest.Start(t).URL() + "\n"
+			}
+			site := stackSites[0]
+			p := caddyproc.StartEnv(t, env, func(base string) string { return site.site(t, base, settings) })
+			registerChannel(t, p.Base, "sse-stack")
+			get(t, p.Admin+"/debug/pprof/heap?gc=1")
+			before := stackInuse(t, p)
+			host := strings.TrimPrefix(p.Base, "http://")
+			readers := make([]*bufio.Reader, stackReads)
+			for i := range readers {
+				c, err := net.Dial("tcp", host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				// A channel list of its own per stream, so that no two
+				// share a store read: each leads one.
+				path := "/channels/" + url.PathEscape(fmt.Sprintf("sse-stack|unknown-%d", i)) + ".sse"
+				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host); err != nil {
+					t.Fatal(err)
+				}
+				readers[i] = bufio.NewReader(c)
+			}
+			// Each stream has written its first event, and another after
+			// a publish: their goroutines have been as deep as a stream's
+			// go, and are parked again.
+			readEvent := func(r *bufio.Reader) {
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						t.Fatal(err)
+					}
+					if strings.HasPrefix(line, "data: ") {
+						return
+					}
+				}
+			}
+			for _, r := range readers {
+				readEvent(r)
+			}
+			mustCode(t, post(t, p.Base+"/channels/sse-stack.json", url.Values{"content": {"x"}}), 200, 1, "")
+			for _, r := range readers {
+				readEvent(r)
+			}
+			awaitHeld(t, p, stackReads)
+			held := stackInuse(t, p)
+			perStream := float64(held-before) / stackReads / 1024
+			t.Logf("%s store: stack per open stream %.1f KiB", store, perStream)
+			if budget := int64(16<<10) + 4<<10; held-before > budget*stackReads {
+				t.Errorf("%.1f KiB of stack per stream, over %d KiB: a stream's goroutine outgrew 16 KiB", perStream, budget>>10)
+			}
+		})
+	}
+}

@@ -95,3 +95,42 @@ func logEntries(t *testing.T, file, prefix string) []map[string]any {
 	}
 	return out
 }
+
+// Any write timeout ends event streams, which never end on their own: a
+// server with one warns, naming it, on a route that serves subscribe; a
+// route that does not, or a server without one, gets no such warning.
+func TestWriteTimeoutWarnsOfEndedStreams(t *testing.T) {
+	tests := []struct {
+		name, timeouts, allow string
+		warn                  bool
+	}{
+		{"write longer than http_timeout", "write 40s", "", true},
+		{"no subscribe on the route", "write 40s", "allow publish", false},
+		{"none", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			timeouts := ""
+			if tt.timeouts != "" {
+				timeouts = fmt.Sprintf("\tservers {\n\t\ttimeouts {\n\t\t\t%s\n\t\t}\n\t}\n", tt.timeouts)
+			}
+			startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %q\n\t\tformat json\n\t\tlevel WARN\n\t}\n%s", logFile, timeouts), fmt.Sprintf(`
+http://127.0.0.1:9080 {
+	comet {
+		hub timeouts
+		http_timeout 30s
+		%s
+	}
+}
+`, tt.allow))
+			warnings := logEntries(t, logFile, "the server's write timeout ends every event stream")
+			switch {
+			case !tt.warn && len(warnings) > 0:
+				t.Fatalf("unexpected warning: %v", warnings)
+			case tt.warn && (len(warnings) != 1 || warnings[0]["write_timeout"] != 40.0 || warnings[0]["server"] != "srv0"):
+				t.Fatalf("got %v, want one warning naming srv0 and write_timeout 40", warnings)
+			}
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/simple-comet/caddy-comet/hub"
+)
+
+// A stream is admitted once, as one held read, and its reads are never
+// refused for the limits it was admitted under, however many there are.
+func TestStreamCountsAsOneHeldReadForItsLife(t *testing.T) {
+	h := hub.NewMemory(hub.Config{MaxHeldConnections: 1, MaxHeldPerPeer: 1})
+	defer h.Close()
+	ctx := context.Background()
+	if err := h.RegisterChannel(ctx, "s", false, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := h.OpenStream("10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Held() != 1 || h.HeldBy("10.0.0.1") != 1 {
+		t.Fatalf("an open stream: held %d, by its peer %d; want 1 and 1", h.Held(), h.HeldBy("10.0.0.1"))
+	}
+	if _, err := h.OpenStream("10.0.0.2"); !errors.Is(err, hub.ErrTooManyHeld) {
+		t.Fatalf("a second stream over max_held_connections 1: %v, want ErrTooManyHeld", err)
+	}
+	if _, err := h.Read(ctx, hub.ReadRequest{Channels: "s"}, nil); !errors.Is(err, hub.ErrTooManyHeld) {
+		t.Fatalf("a long poll while the stream holds the only slot: %v, want ErrTooManyHeld", err)
+	}
+
+	// The stream's own reads, one after another, hold without being
+	// refused: the stream holds the slot they would count in.
+	m1, err := h.Publish(ctx, "s", "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var since int64
+	for _, want := range []int64{m1.ID, 0} {
+		req := hub.ReadRequest{Channels: "s", Since: since, Stream: s, Peer: "10.0.0.1", Hold: 50 * time.Millisecond}
+		reply, err := h.Read(ctx, req, nil)
+		if err != nil {
+			t.Fatalf("a stream's read: %v", err)
+		}
+		switch {
+		case want != 0 && (reply.Reason != hub.ReleasedMessages || reply.LastID != want):
+			t.Fatalf("a stream's catch-up: %+v, want message %d", reply, want)
+		case want == 0 && reply.Reason != hub.ReleasedTimeout:
+			t.Fatalf("a stream's idle read: released by %v, want its Hold to pass", reply.Reason)
+		}
+		since = reply.LastID
+	}
+	if h.Held() != 1 {
+		t.Fatalf("after the stream's reads: held %d, want the stream's 1", h.Held())
+	}
+
+	s.Close()
+	s.Close() // a second Close does not uncount twice
+	if h.Held() != 0 || h.HeldBy("10.0.0.1") != 0 {
+		t.Fatalf("a closed stream: held %d, by its peer %d; want 0 and 0", h.Held(), h.HeldBy("10.0.0.1"))
+	}
+	s2, err := h.OpenStream("10.0.0.1")
+	if err != nil {
+		t.Fatalf("a stream after the first closed: %v", err)
+	}
+	defer s2.Close()
+	if _, err := h.OpenStream("10.0.0.1"); err == nil {
+		t.Fatal("a second stream from one peer over max_held_per_ip 1 was admitted")
+	}
+}
+
+// A read with a negative Hold answers at once: what a read finds, or
+// nothing with the newest id, never waiting; a stream's first event.
+func TestReadWithNegativeHoldAnswersAtOnce(t *testing.T) {
+	h := hub.NewMemory(hub.Config{HTTPTimeout: time.Hour})
+	defer h.Close()
+	ctx := context.Background()
+	for _, c := range []string{"a", "b"} {
+		if err := h.RegisterChannel(ctx, c, false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := h.Publish(ctx, "b", "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := h.Read(ctx, hub.ReadRequest{Channels: "a", Hold: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Reason != hub.ReleasedTimeout || reply.HasMessages() || reply.LastID != m.ID {
+		t.Fatalf("nothing to catch up on: %+v, want no messages and last_id %d", reply, m.ID)
+	}
+	reply, err = h.Read(ctx, hub.ReadRequest{Channels: "a|b", Hold: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Reason != hub.ReleasedMessages || reply.LastID != m.ID {
+		t.Fatalf("a catch-up: %+v, want message %d", reply, m.ID)
+	}
+	if h.Held() != 0 {
+		t.Fatalf("held %d after reads that never wait", h.Held())
+	}
+}

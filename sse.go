@@ -1,0 +1,191 @@
+package comet
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/jsonp"
+)
+
+// DefaultSSEHeartbeat is how long an event stream stays silent before it
+// gets a comment line (sse_heartbeat): under the idle timeouts of the
+// proxies and load balancers commonly in front (60s for nginx and AWS ALB,
+// 100s for Cloudflare), with room to spare.
+const DefaultSSEHeartbeat = 20 * time.Second
+
+// sseRetry is the reconnection delay a stream asks EventSource for, once,
+// in its first write: long enough that a reload or an outage does not bring
+// every client back in the same instant, short enough that a stream ended
+// by a reload resumes within a couple of seconds.
+const sseRetry = "retry: 2000\n"
+
+// sseHeartbeat is the comment line an idle stream gets: EventSource ignores
+// it, and it keeps the connection from looking idle to whatever is between.
+const sseHeartbeat = ": heartbeat\n\n"
+
+// streamCall is an event stream: the read it repeats from event to event,
+// the stream that counts it as held, and the controller that flushes it.
+// Its state is on the heap, as a held read's is (BENCHMARKS.md, "The stack
+// budget of a held read"): a stream parks its goroutine in the hub between
+// events for as long as it is open.
+type streamCall struct {
+	*readCall
+	stream *hub.Stream
+	rc     *http.ResponseController
+}
+
+// serveStream serves an event stream, GET /channels/IDS.sse (README,
+// "Server-Sent Events"): the API's error with its HTTP status when the read
+// is refused, or else a 200 text/event-stream with the stream's first event
+// at once, then one event per reply its reads get and a heartbeat whenever
+// sse_heartbeat passes without one, until the client goes away, a channel
+// of the stream is deleted, the store fails or the server begins to shut
+// down.
+//
+// Its goroutine parks in the hub between events for as long as the stream
+// is open, so it keeps to the stack budget of a held read as serveRead
+// does (BENCHMARKS.md): ServeHTTP calls it straight away, the hub is called
+// from this frame, and opening the stream and writing events are sibling
+// calls.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string) {
+	sc := h.openStream(w, r, channels)
+	if sc == nil {
+		return
+	}
+	sc.req.Hold = -1 // the first event does not wait: see README
+	if err := h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+		h.refuseStream(w, r, sc, err)
+		return
+	}
+	err := h.startStream(w, sc)
+	for err == nil && sc.reply.Reason != hub.ReleasedStopped {
+		// A stream whose reads keep finding messages never waits in the
+		// hub, where the stop signal would end it: look for it here too.
+		if h.stopped() {
+			sc.reply.Reason = hub.ReleasedStopped
+			break
+		}
+		sc.req.Since, sc.req.Hold = sc.reply.LastID, h.heartbeat
+		if err = h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+			break
+		}
+		switch sc.reply.Reason {
+		case hub.ReleasedMessages:
+			err = h.writeEvent(w, sc, "")
+			continue
+		case hub.ReleasedTimeout:
+			err = sc.write(w, []byte(sseHeartbeat))
+			continue
+		}
+		// Deleted, stopped, canceled or unavailable: the stream ends, and
+		// a client that reconnects with Last-Event-ID gets what a read
+		// would (README, "Server-Sent Events").
+		break
+	}
+	h.endStream(r, sc, err)
+}
+
+// stopped reports whether the server has begun to shut down.
+func (h *Handler) stopped() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// endStream uncounts an ended stream and logs why it ended.
+func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
+	sc.stream.Close()
+	h.logger.Debug("event stream ended", zap.String("uri", r.RequestURI),
+		zap.Stringer("reason", sc.reply.Reason), zap.Int64("last_id", sc.reply.LastID), zap.Error(err))
+}
+
+// openStream admits a stream, or answers the request with the API's error
+// and returns nil. Nothing is written before the stream's first read
+// succeeds (serveStream), so every refusal is an ordinary API reply with
+// its HTTP status, which EventSource does not retry.
+func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels string) *streamCall {
+	rd := h.newReadCall(w, r, channels, jsonp.JSON)
+	if rd == nil {
+		return nil
+	}
+	// A stream's replies are plain JSON whatever quote_json says: the
+	// wrapper keeps a <script src> from running a .json reply, and an event
+	// stream (text/event-stream, nosniff) is never run as script.
+	rd.opts.QuoteJSON = false
+	// What a reconnecting EventSource last received takes precedence over
+	// the since of the URL it was first opened with. Like since, a value
+	// that is not an integer counts as 0.
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		rd.req.Since, _ = strconv.ParseInt(id, 10, 64)
+	}
+	stream, err := h.hub.OpenStream(rd.req.Peer)
+	if err != nil {
+		h.replyError(w, r, rd.opts, err)
+		return nil
+	}
+	rd.req.Stream = stream
+	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w)}
+}
+
+// refuseStream answers a stream whose first read failed with the API's
+// error, and uncounts it.
+func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, sc *streamCall, err error) {
+	sc.stream.Close()
+	h.replyError(w, r, sc.opts, err)
+}
+
+// startStream sends the stream's headers and its first event, after the
+// retry delay.
+func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
+	header := w.Header()
+	header.Set("Content-Type", "text/event-stream")
+	header.Set("Cache-Control", "no-store")
+	header.Set("X-Content-Type-Options", "nosniff")
+	// nginx (and proxies that follow it) buffer responses unless told not
+	// to; a buffered stream delivers nothing until the buffer fills.
+	header.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return h.writeEvent(w, sc, sseRetry)
+}
+
+// writeEvent writes the stream's reply as an event, after prefix, and
+// flushes it: its id is the reply's last_id and its data the reply's .json
+// body, encoded as a long poll's (readBody), on one line since JSON escapes
+// every line break. A reply that a publish released is recorded as
+// delivered once written.
+func (h *Handler) writeEvent(w http.ResponseWriter, sc *streamCall, prefix string) error {
+	withMessages := sc.reply.Reason == hub.ReleasedMessages
+	h.hub.replies.Add(1)
+	body := getReplyBuffer()
+	*body = readBody(&sc.reply, withMessages, *body)
+	out := getReplyBuffer()
+	ev := append((*out)[:0], prefix...)
+	ev = append(ev, "id: "...)
+	ev = strconv.AppendInt(ev, sc.reply.LastID, 10)
+	ev = append(ev, "\ndata: "...)
+	ev = append(ev, *body...)
+	*out = append(ev, "\n\n"...)
+	putReplyBuffer(body)
+	err := sc.write(w, *out)
+	putReplyBuffer(out)
+	if err == nil && withMessages {
+		h.hub.Stats().ObserveDelivery(sc.reply.Woken)
+	}
+	return err
+}
+
+// write writes p to the stream and flushes it through whatever wraps the
+// response (encode, HTTP/2), so that it reaches the client now.
+func (sc *streamCall) write(w http.ResponseWriter, p []byte) error {
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	return sc.rc.Flush()
+}
