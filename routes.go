@@ -14,7 +14,7 @@ const (
 	resChannel                      // /channels/ID.json (ids joined by '|' for reads)
 	resClients                      // /clients.json
 	resStatus                       // /status.json
-	resScript                       // /simple-comet.js, /simple-comet.min.js
+	resScript                       // /simple-comet.js, /simple-comet.min.js, /simple-comet-jsonp.min.js
 	resHealth                       // /health.json
 	resStream                       // /channels/ID.sse (ids joined by '|')
 )
@@ -31,7 +31,7 @@ type apiCall struct {
 // API, which go to the next handler.
 func routeOf(path string) (call apiCall, ok bool) {
 	switch path {
-	case "/simple-comet.js", "/simple-comet.min.js":
+	case "/simple-comet.js", "/simple-comet.min.js", "/simple-comet-jsonp.min.js":
 		return apiCall{resource: resScript, id: path[1:], formatOK: true}, true
 	}
 	if rest, found := strings.CutPrefix(path, "/channels/"); found {

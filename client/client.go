@@ -1,14 +1,16 @@
 // Package client holds the JavaScript client of caddy-comet, embedded so that
-// the comet handler can serve it at /simple-comet.js (readable) and
-// /simple-comet.min.js (what pages should load).
+// the comet handler can serve it at /simple-comet.js (readable),
+// /simple-comet.min.js (what pages should load: event streams where the
+// browser has them, JSON-P elsewhere) and /simple-comet-jsonp.min.js (JSON-P
+// alone, the smallest).
 //
-// simple-comet.min.js is generated from simple-comet.js; never edit it by
+// The .min.js files are generated from simple-comet.js; never edit them by
 // hand. After changing the source, run:
 //
 //	go generate ./client/...
 package client
 
-//go:generate go run ./internal/gen simple-comet.js simple-comet.min.js
+//go:generate go run ./internal/gen simple-comet.js simple-comet.min.js simple-comet-jsonp.min.js
 
 import (
 	"crypto/sha256"
@@ -22,6 +24,9 @@ var (
 
 	//go:embed simple-comet.min.js
 	minified []byte
+
+	//go:embed simple-comet-jsonp.min.js
+	minifiedJSONP []byte
 )
 
 // script is one embedded file with its ETag, computed once at start-up.
@@ -31,8 +36,9 @@ type script struct {
 }
 
 var scripts = map[string]script{
-	"simple-comet.js":     newScript(source),
-	"simple-comet.min.js": newScript(minified),
+	"simple-comet.js":           newScript(source),
+	"simple-comet.min.js":       newScript(minified),
+	"simple-comet-jsonp.min.js": newScript(minifiedJSONP),
 }
 
 func newScript(body []byte) script {
@@ -44,8 +50,9 @@ func newScript(body []byte) script {
 // ContentType is the media type to serve the scripts with.
 const ContentType = "application/javascript; charset=utf-8"
 
-// Script returns the embedded file called name ("simple-comet.js" or
-// "simple-comet.min.js") and its strong, quoted ETag. ok is false for any
+// Script returns the embedded file called name ("simple-comet.js",
+// "simple-comet.min.js" or "simple-comet-jsonp.min.js") and its strong,
+// quoted ETag. ok is false for any
 // other name. The returned slice is shared: callers must not modify it.
 func Script(name string) (body []byte, etag string, ok bool) {
 	s, ok := scripts[name]

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"compress/gzip"
-	"os"
 	"strings"
 	"testing"
 
@@ -12,43 +11,78 @@ import (
 	"github.com/simple-comet/caddy-comet/client/internal/minify"
 )
 
-// maxGzipped is the budget of the minified client, gzipped at -9: the
-// original Simple-Comet client was 486 bytes, with one subscription per page.
-const maxGzipped = 500
+// The budgets of the minified clients, gzipped at -9. The original
+// Simple-Comet client was 486 bytes, JSON-P alone with one subscription per
+// page: the JSON-P client stays under 500, and the one with event streams
+// too may take up to 600.
+const (
+	maxGzipped      = 600
+	maxGzippedJSONP = 500
+)
 
+// The committed min files are what the generator makes from the source.
 func TestMinifiedIsGenerated(t *testing.T) {
-	src, err := os.ReadFile("simple-comet.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := os.ReadFile("simple-comet.min.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := minify.Minify("simple-comet.js", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(committed, want) {
-		t.Fatalf("simple-comet.min.js is not what the generator makes from simple-comet.js; run `go generate ./client/...`\ncommitted: %s\ngenerated: %s", committed, want)
+	for _, tc := range []struct {
+		file      string
+		committed []byte
+		minify    func(string, []byte) ([]byte, error)
+	}{
+		{"simple-comet.min.js", minified, minify.Minify},
+		{"simple-comet-jsonp.min.js", minifiedJSONP, minify.MinifyJSONP},
+	} {
+		want, err := tc.minify("simple-comet.js", source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(tc.committed, want) {
+			t.Errorf("%s is not what the generator makes from simple-comet.js; run `go generate ./client/...`\ncommitted: %s\ngenerated: %s", tc.file, tc.committed, want)
+		}
 	}
 }
 
-func TestMinifiedSize(t *testing.T) {
+func gzipped(t *testing.T, b []byte) int {
+	t.Helper()
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := zw.Write(minified); err != nil {
+	if _, err := zw.Write(b); err != nil {
 		t.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("simple-comet.min.js: %d bytes, %d gzipped", len(minified), buf.Len())
-	if buf.Len() >= maxGzipped {
-		t.Fatalf("simple-comet.min.js is %d bytes gzipped, want under %d", buf.Len(), maxGzipped)
+	return buf.Len()
+}
+
+func TestMinifiedSize(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		body   []byte
+		budget int
+	}{
+		{"simple-comet.min.js", minified, maxGzipped},
+		{"simple-comet-jsonp.min.js", minifiedJSONP, maxGzippedJSONP},
+	} {
+		n := gzipped(t, tc.body)
+		t.Logf("%s: %d bytes, %d gzipped", tc.file, len(tc.body), n)
+		if n > tc.budget || (tc.budget == maxGzippedJSONP && n == tc.budget) {
+			t.Errorf("%s is %d bytes gzipped, over its budget of %d", tc.file, n, tc.budget)
+		}
+	}
+}
+
+// The JSON-P client is the full one without its event streams: the same
+// requests, and nothing an ES3 browser lacks.
+func TestJSONPClientHasNoStreams(t *testing.T) {
+	if bytes.Contains(minifiedJSONP, []byte("EventSource")) || bytes.Contains(minifiedJSONP, []byte(".sse")) {
+		t.Errorf("simple-comet-jsonp.min.js still has the event stream's code: %s", minifiedJSONP)
+	}
+	for _, want := range []string{"createElement(\"script\")", "_JSONP_", "since="} {
+		if !bytes.Contains(minifiedJSONP, []byte(want)) {
+			t.Errorf("simple-comet-jsonp.min.js lacks %s", want)
+		}
 	}
 }
 
@@ -56,7 +90,9 @@ func TestMinifiedSize(t *testing.T) {
 // esbuild cannot target ES3, and it would quietly lower some ES2015 syntax
 // (arrow functions, template literals, shorthand properties) for ES5, so the
 // source, stripped of comments but not lowered, is checked for the syntax
-// that old engines reject.
+// that old engines reject. What a browser without EventSource runs, the
+// JSON-P client, is checked for APIs that old browsers lack too: the event
+// stream's code may use JSON, which every browser with EventSource has.
 func TestSourceIsES3(t *testing.T) {
 	res := api.Transform(string(source), api.TransformOptions{
 		Loader:           api.LoaderJS,
@@ -67,21 +103,26 @@ func TestSourceIsES3(t *testing.T) {
 		t.Fatalf("parsing simple-comet.js: %v", res.Errors[0].Text)
 	}
 	code := string(res.Code)
-	for _, bad := range []string{
-		"=>", "`", "...", "let ", "const ", "class ", "async ", "await ", "yield",
-		" of ", "fetch(", "Promise", "JSON.", "addEventListener", ".forEach(", ".map(", ".bind(",
-		"document.head", "currentScript", "Object.keys", "Array.isArray", "trim(",
-	} {
+	for _, bad := range []string{"=>", "`", "...", "let ", "const ", "class ", "async ", "await ", "yield", " of "} {
 		if strings.Contains(code, bad) {
 			t.Errorf("simple-comet.js uses %q, which ES3 browsers lack", bad)
+		}
+	}
+	for _, bad := range []string{
+		"fetch(", "Promise", "JSON.", "addEventListener", ".forEach(", ".map(", ".bind(",
+		"document.head", "currentScript", "Object.keys", "Array.isArray", "trim(",
+	} {
+		if strings.Contains(string(minifiedJSONP), bad) {
+			t.Errorf("the JSON-P client uses %q, which ES3 browsers lack", bad)
 		}
 	}
 }
 
 func TestScript(t *testing.T) {
 	for name, want := range map[string][]byte{
-		"simple-comet.js":     source,
-		"simple-comet.min.js": minified,
+		"simple-comet.js":           source,
+		"simple-comet.min.js":       minified,
+		"simple-comet-jsonp.min.js": minifiedJSONP,
 	} {
 		body, etag, ok := Script(name)
 		if !ok {

@@ -65,19 +65,38 @@
         var since = 0,
             delay = 500,
             name = '_JSONP_' + ++counter,
-            stopped;
+            stopped,
+            // The subscription's event stream, while one is open.
+            source;
 
-        // The parameters go after the url's own query string, if it has one.
-        url += url.indexOf('?') < 0 ? '?' : '&';
+        // The parameters go after the url's own query string, if it has
+        // one; since comes last, as it changes.
+        url += (url.indexOf('?') < 0 ? '?' : '&') +
+            (client_id ? 'client_id=' + encodeURIComponent(client_id) + '&' : '') + 'since=';
 
+        // retry makes the next request after delay, which doubles after
+        // each further failure.
+        function retry() {
+            setTimeout(poll, delay);
+            if (delay < 30000) {
+                delay *= 2;
+            }
+        }
+
+        // poll makes the next request, by the transport SimpleComet.transport
+        // asks for now: 'jsonp', 'sse' (event streams only, never falling
+        // back), or by default event streams where the browser has them.
+        // Every request looks again, so setting it moves a subscription over
+        // when its current request ends, with its since, losing nothing.
         function poll() {
-            var node;
+            var node, opened;
 
-            // done ends the request. The first call decides: a reply with
-            // return_code > 0 is a success; the error event, the load event
-            // of a script that did not call back, the timer or a bad reply
-            // are a failure. Later calls (the load event after the reply, the
-            // timer, a reply after the timeout) find node gone and do nothing.
+            // done ends a JSON-P request. The first call decides: a reply
+            // with return_code > 0 is a success; the error event, the load
+            // event of a script that did not call back, the timer or a bad
+            // reply are a failure. Later calls (the load event after the
+            // reply, the timer, a reply after the timeout) find node gone
+            // and do nothing.
             function done(reply) {
                 if (node) {
                     root.removeChild(node);
@@ -98,20 +117,41 @@
                         // keeps it from passing for the reply to the next
                         // request (it calls this done, which ignores it).
                         name = '_JSONP_' + ++counter;
-                        setTimeout(poll, delay);
-                        if (delay < 30000) {
-                            delay *= 2;
-                        }
+                        retry();
                     }
                 }
             }
 
-            if (!stopped) {
+            if (stopped) {
+                return;
+            }
+            if (window.EventSource && SimpleComet.transport != 'jsonp') {
+                // Server-Sent Events: one request, answered with an event
+                // per batch of messages whose data is the reply a read
+                // gives. On an error the client closes the stream and
+                // opens the next one itself, with its since, so that it
+                // chooses the transport again and backs off.
+                source = new EventSource(url.replace('.jsonp?', '.sse?') + since);
+                source.onmessage = function (event) {
+                    var reply = JSON.parse(event.data);
+                    opened = delay = 500;
+                    since = reply.last_id;
+                    callback(reply);
+                };
+                source.onerror = function () {
+                    this.close();
+                    // A stream that fails before its first event (no CORS
+                    // for this page, a proxy that holds streams back) will
+                    // fail again: unless told to keep to streams, the page
+                    // goes over to JSON-P, which works there.
+                    opened || SimpleComet.transport || (SimpleComet.transport = 'jsonp');
+                    retry();
+                };
+            } else {
                 node = document.createElement('script');
                 setTimeout(done, SimpleComet.timeout);
                 window[name] = node.onload = node.onerror = done;
-                node.src = url + 'since=' + since + '&cb=' + name +
-                    (client_id ? '&client_id=' + encodeURIComponent(client_id) : '') +
+                node.src = url + since + '&cb=' + name +
                     '&t=' + new Date().getTime() + '.' + ++counter;
                 root.appendChild(node);
             }
@@ -126,6 +166,9 @@
             // Stops the subscription: its callback is not called again.
             unsubscribe: function () {
                 stopped = 1;
+                if (source) {
+                    source.close();
+                }
             }
         };
     };

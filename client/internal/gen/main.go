@@ -1,7 +1,8 @@
-// Command gen writes the minified client script from the readable one. It is
-// run by `go generate ./client/...` (see client.go) in the client directory:
+// Command gen writes the minified client scripts from the readable one: the
+// one with both transports and the JSON-P one. It is run by
+// `go generate ./client/...` (see client.go) in the client directory:
 //
-//	go run ./internal/gen simple-comet.js simple-comet.min.js
+//	go run ./internal/gen simple-comet.js simple-comet.min.js simple-comet-jsonp.min.js
 package main
 
 import (
@@ -12,27 +13,35 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: gen SOURCE.js OUTPUT.min.js")
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: gen SOURCE.js OUTPUT.min.js OUTPUT-JSONP.min.js")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2]); err != nil {
+	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(in, out string) error {
+func run(in, out, outJSONP string) error {
 	src, err := os.ReadFile(in)
 	if err != nil {
 		return err
 	}
-	min, err := minify.Minify(in, src)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, min, 0o644); err != nil {
-		return fmt.Errorf("writing the minified client: %w", err)
+	for _, target := range []struct {
+		path   string
+		minify func(string, []byte) ([]byte, error)
+	}{
+		{out, minify.Minify},
+		{outJSONP, minify.MinifyJSONP},
+	} {
+		min, err := target.minify(in, src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(target.path, min, 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", target.path, err)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,17 @@ import (
 // ES3). name is the source's file name, used in error messages. Warnings fail
 // too, because a warning about the client is a bug in the client.
 func Minify(name string, src []byte) ([]byte, error) {
+	return transform(name, src, nil)
+}
+
+// MinifyJSONP is Minify for browsers that are to use JSON-P alone: with
+// window.EventSource taken as absent, the event stream's code is dead and
+// goes, which keeps that client as small as the JSON-P one ever was.
+func MinifyJSONP(name string, src []byte) ([]byte, error) {
+	return transform(name, src, map[string]string{"window.EventSource": "false"})
+}
+
+func transform(name string, src []byte, define map[string]string) ([]byte, error) {
 	res := api.Transform(string(src), api.TransformOptions{
 		Loader:            api.LoaderJS,
 		Sourcefile:        name,
@@ -27,6 +38,7 @@ func Minify(name string, src []byte) ([]byte, error) {
 		Charset:           api.CharsetASCII,
 		LegalComments:     api.LegalCommentsNone,
 		LogLevel:          api.LogLevelSilent,
+		Define:            define,
 	})
 	if msgs := append(res.Errors, res.Warnings...); len(msgs) > 0 {
 		return nil, fmt.Errorf("minifying %s: %w", name, describe(msgs))
