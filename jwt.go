@@ -247,6 +247,10 @@ type grant struct {
 	Publish   []string `json:"publish,omitempty"`
 	Manage    bool     `json:"manage,omitempty"`
 	Status    bool     `json:"status,omitempty"`
+
+	// until is when the token stops being taken: exp plus leeway. An
+	// event stream opened with it ends then.
+	until time.Time
 }
 
 // covers reports whether list names channel, or holds "*".
@@ -358,6 +362,7 @@ func (j *JWT) verifyNow(token string, now time.Time) verdict {
 	// never after: exp is required, so it is set.
 	until := claims.ExpiresAt.Add(time.Duration(j.Leeway))
 	g := &claims.Comet
+	g.until = until
 	j.cache.put(token, g, until, now)
 	return verdict{grant: g}
 }
@@ -508,6 +513,25 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call apiCall
 	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.QuoteJSON}
 	h.replyErrorStatus(w, r, opts, http.StatusForbidden, apiErr)
 	return false
+}
+
+// streamDeadline is when an event stream that authorize let through must
+// end because its token does (exp plus leeway), or zero when the route
+// takes reads without a token. A stream is checked once, when it opens; it
+// must not outlive what allowed it.
+func (h *Handler) streamDeadline(r *http.Request) time.Time {
+	if h.JWT == nil || !h.JWT.required[OpSubscribe] {
+		return time.Time{}
+	}
+	token, apiErr := requestToken(r)
+	if apiErr != nil {
+		return time.Time{}
+	}
+	g, apiErr := h.JWT.verify(token)
+	if apiErr != nil {
+		return time.Now() // refused since authorize took it: end at once
+	}
+	return g.until
 }
 
 // checkRead is the token check of a read of channels (a|b) that does not

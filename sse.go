@@ -36,6 +36,18 @@ type streamCall struct {
 	*readCall
 	stream *hub.Stream
 	rc     *http.ResponseController
+	// until is when the stream's token expires (jwt), or zero.
+	until time.Time
+}
+
+// nextHold is how long the stream's next read may wait for messages:
+// sse_heartbeat, or less when the stream's token expires sooner; 0 or less
+// once it has expired, and the stream must end.
+func (sc *streamCall) nextHold(heartbeat time.Duration) time.Duration {
+	if sc.until.IsZero() {
+		return heartbeat
+	}
+	return min(heartbeat, time.Until(sc.until))
 }
 
 // serveStream serves an event stream, GET /channels/IDS.sse (README,
@@ -43,8 +55,8 @@ type streamCall struct {
 // is refused, or else a 200 text/event-stream with the stream's first event
 // at once, then one event per reply its reads get and a heartbeat whenever
 // sse_heartbeat passes without one, until the client goes away, a channel
-// of the stream is deleted, the store fails or the server begins to shut
-// down.
+// of the stream is deleted, the store fails, its token expires (jwt) or
+// the server begins to shut down.
 //
 // Its goroutine parks in the hub between events for as long as the stream
 // is open, so it keeps to the stack budget of a held read as serveRead
@@ -69,7 +81,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels s
 			sc.reply.Reason = hub.ReleasedStopped
 			break
 		}
-		sc.req.Since, sc.req.Hold = sc.reply.LastID, h.heartbeat
+		sc.req.Since, sc.req.Hold = sc.reply.LastID, sc.nextHold(h.heartbeat)
+		if sc.req.Hold <= 0 {
+			break // its token has expired: a reconnect needs a new one
+		}
 		if err = h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
 			break
 		}
@@ -131,7 +146,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w)}
+	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w), until: h.streamDeadline(r)}
 }
 
 // refuseStream answers a stream whose first read failed with the API's

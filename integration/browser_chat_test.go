@@ -56,12 +56,13 @@ func TestBrowserChatExample(t *testing.T) {
 		return fmt.Sprintf(`[].some.call(document.querySelectorAll('#log li'), function (li) { return li.textContent.indexOf(%q) >= 0; })`, text)
 	}
 
-	alice.do("opening the chat", chromedp.Navigate(page))
-	bob.do("opening the chat", chromedp.Navigate(page))
-	// The page starts reading once its channel registration is answered;
-	// wait for that, so that bob's page is reading when alice talks.
-	for _, tab := range []*browserTabState{alice, bob} {
-		tab.waitFor("the page to start reading", `document.querySelector('script[src*="/comet/channels/chat.jsonp?"]') !== null`)
+	// The page starts reading once its channel registration is answered,
+	// over an event stream or a JSON-P poll, and either is a held read of
+	// the hub: wait for each page's, so that bob's page is reading when
+	// alice talks.
+	for i, tab := range []*browserTabState{alice, bob} {
+		tab.do("opening the chat", chromedp.Navigate(page))
+		eventuallyMetric(t, `caddy_comet_held_reads{hub="default"}`, float64(i+1))
 	}
 
 	say := func(tab *browserTabState, name, text string) {

@@ -350,3 +350,71 @@ func waitHeld(t *testing.T, statusURL string, n int) {
 		time.Sleep(10 * time.Millisecond) // polling an observable state, not standing in for a signal
 	}
 }
+
+// An event stream is a read: its token comes as the token parameter
+// (EventSource sends no headers), must cover every channel of the stream,
+// and a refusal is the 403 of a read, before the stream starts.
+func TestJWTEventStreams(t *testing.T) {
+	t.Setenv("COMET_JWT_KEY", jwtTestKey)
+	port := freeport.Get(t)
+	startCaddy(t, fmt.Sprintf(`
+http://127.0.0.1:%d {
+	comet {
+		hub jwt_sse
+		jwt {
+			key {env.COMET_JWT_KEY}
+		}
+	}
+}
+`, port))
+	site := fmt.Sprintf("http://127.0.0.1:%d", port)
+	hour := time.Now().Add(time.Hour)
+	admin := mintToken(t, cometGrant{Publish: []string{"*"}, Manage: true}, hour)
+	for _, ch := range []string{"inbox-42", "inbox-43"} {
+		mustCode(t, withBearer(t, http.MethodPost, site+"/channels.json", admin, url.Values{"channel_id": {ch}}), 200, 1, "")
+	}
+	reader := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, hour)
+	stream := func(channels, token string) string {
+		return site + "/channels/" + url.PathEscape(channels) + ".sse?token=" + url.QueryEscape(token)
+	}
+
+	s, res := openSSE(t, sseClient, stream("inbox-42", reader), "")
+	if s == nil {
+		t.Fatalf("a stream of inbox-42 with its token: HTTP %d %s", res.status, res.body)
+	}
+	s.next(t, ssePatience) // the first event: nothing yet
+	mustCode(t, withBearer(t, http.MethodPost, site+"/channels/inbox-42.json", admin, url.Values{"content": {"for 42"}}), 200, 1, "")
+	if got := s.next(t, ssePatience).reply(t).Messages["inbox-42"]; len(got) != 1 || got[0].Content != "for 42" {
+		t.Fatalf("the stream of inbox-42 got %+v", got)
+	}
+
+	// A stream ends when its token expires, and a reconnect with it is
+	// refused: a stream never outlives what allowed it.
+	exp := time.Now().Add(2 * time.Second)
+	shortLived := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, exp)
+	s, res = openSSE(t, sseClient, stream("inbox-42", shortLived), "")
+	if s == nil {
+		t.Fatalf("a stream with a token valid for 2s: HTTP %d %s", res.status, res.body)
+	}
+	first := s.next(t, ssePatience)
+	if ev := s.next(t, ssePatience); ev.end == nil {
+		t.Fatalf("a stream whose token expired goes on: %+v", ev)
+	}
+	if ended := time.Now(); ended.Before(time.Unix(exp.Unix(), 0)) {
+		t.Fatalf("the stream ended at %v, before its token's exp %v", ended, time.Unix(exp.Unix(), 0))
+	}
+	_, res = openSSE(t, sseClient, stream("inbox-42", shortLived), first.id)
+	refused(t, res, "Token expired", shortLived)
+
+	for _, tc := range []struct{ channels, token, want string }{
+		{"inbox-43", reader, `Channel not covered by token: subscribe "inbox-43"`},
+		{"inbox-42|inbox-43", reader, `Channel not covered by token: subscribe "inbox-43"`},
+		{"inbox-42", "", "Missing token: send it as the token query parameter or an Authorization: Bearer header"},
+	} {
+		s, res := openSSE(t, sseClient, stream(tc.channels, tc.token), "")
+		if s != nil {
+			t.Fatalf("a stream of %s was opened", tc.channels)
+		}
+		refused(t, res, tc.want, reader)
+	}
+}
