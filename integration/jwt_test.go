@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -225,35 +228,66 @@ func TestBrowserJWTExample(t *testing.T) {
 	comet := base + "/comet"
 	hour := time.Now().Add(time.Hour)
 	backEnd := mintToken(t, cometGrant{Publish: []string{"*"}, Manage: true}, hour)
-	for _, ch := range []string{"inbox-42", "inbox-43"} {
-		mustCode(t, withBearer(t, http.MethodPost, comet+"/channels.json", backEnd, url.Values{"channel_id": {ch}}), 200, 1, "")
-	}
 	publishTo := func(ch, content string) {
 		t.Helper()
 		mustCode(t, withBearer(t, http.MethodPost, comet+"/channels/"+ch+".json", backEnd, url.Values{"content": {content}}), 200, 1, "")
 	}
-	publishTo("inbox-42", "hello 42")
-	publishTo("inbox-43", "secret of 43")
-
-	tab := &browserTabState{t: t, ctx: browserTab(t, chromium)}
+	browser := browserTab(t, chromium)
 	token := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, hour)
-	tab.do("opening the page", chromedp.Navigate(base+"/#token="+token))
-	has := func(list, text string) string {
-		return fmt.Sprintf(`[].some.call(document.querySelectorAll('#%s li'), function (li) { return li.textContent === %q; })`, list, text)
-	}
-	tab.waitFor("inbox-42's message", has("inbox-42", "hello 42"))
-	tab.waitFor("inbox-43 refused", `document.getElementById('status-inbox-43').textContent.indexOf('refused') === 0`)
 
-	// The read of inbox-42 is held and gets what comes next; inbox-43's
-	// messages never reach the page.
-	publishTo("inbox-43", "more for 43")
-	publishTo("inbox-42", "later 42")
-	tab.waitFor("inbox-42's next message", has("inbox-42", "later 42"))
-	if n := tab.int(`document.querySelectorAll('#inbox-43 li').length`); n != 0 {
-		t.Fatalf("the page shows %d messages of inbox-43", n)
-	}
-	if n := tab.int(`document.querySelectorAll('#inbox-42 li').length`); n != 2 {
-		t.Fatalf("the page shows %d messages of inbox-42, want 2", n)
+	// The page as a modern browser runs it, on event streams, and as an
+	// old one (no EventSource) does, on JSON-P. The page counts the
+	// streams it opens.
+	for _, variant := range []struct {
+		name, before string
+		streams      bool
+	}{
+		{"event streams", `var N = window.EventSource; window.EventSource = function (u) { window.streams = (window.streams || 0) + 1; return new N(u); };`, true},
+		{"JSON-P", `window.EventSource = undefined;`, false},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			for _, ch := range []string{"inbox-42", "inbox-43"} {
+				withBearer(t, http.MethodDelete, comet+"/channels/"+ch+".json", backEnd, nil)
+				mustCode(t, withBearer(t, http.MethodPost, comet+"/channels.json", backEnd, url.Values{"channel_id": {ch}}), 200, 1, "")
+			}
+			publishTo("inbox-42", "hello 42")
+			publishTo("inbox-43", "secret of 43")
+
+			tab := &browserTabState{t: t, ctx: browserNewTab(t, browser)}
+			tab.do("preparing the browser", chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+				_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument,
+					page.AddScriptToEvaluateOnNewDocumentParams{Source: variant.before})
+				return err
+			}))
+			tab.do("opening the page", chromedp.Navigate(base+"/#token="+token))
+			has := func(list, text string) string {
+				return fmt.Sprintf(`[].some.call(document.querySelectorAll('#%s li'), function (li) { return li.textContent === %q; })`, list, text)
+			}
+			tab.waitFor("inbox-42's message", has("inbox-42", "hello 42"))
+			tab.waitFor("inbox-43 refused", `document.getElementById('status-inbox-43').textContent.indexOf('refused') === 0`)
+
+			// The read of inbox-42 is held and gets what comes next;
+			// inbox-43's messages never reach the page.
+			publishTo("inbox-43", "more for 43")
+			publishTo("inbox-42", "later 42")
+			tab.waitFor("inbox-42's next message", has("inbox-42", "later 42"))
+			if n := tab.int(`document.querySelectorAll('#inbox-43 li').length`); n != 0 {
+				t.Fatalf("the page shows %d messages of inbox-43", n)
+			}
+			if n := tab.int(`document.querySelectorAll('#inbox-42 li').length`); n != 2 {
+				t.Fatalf("the page shows %d messages of inbox-42, want 2", n)
+			}
+			// Which transport carried inbox-42: a JSON-P read that
+			// completed is in the page's resource timing.
+			polls := tab.int(`performance.getEntriesByType('resource').filter(function (e) { return e.name.indexOf('inbox-42.jsonp') >= 0; }).length`)
+			streams := tab.int(`window.streams || 0`)
+			if variant.streams && (streams == 0 || polls != 0) {
+				t.Errorf("inbox-42 read by %d JSON-P polls and %d streams opened, want its stream alone", polls, streams)
+			}
+			if !variant.streams && (streams != 0 || polls == 0) {
+				t.Errorf("inbox-42 read by %d JSON-P polls and %d streams opened, want JSON-P alone", polls, streams)
+			}
+		})
 	}
 }
 
