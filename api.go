@@ -22,16 +22,21 @@ import (
 	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
-// methods and operations of each resource.
-var (
-	allowChannels = "POST"
-	allowChannel  = "GET, POST, DELETE"
-	allowClients  = "POST"
-	allowStatus   = "GET"
-	allowScript   = "GET, HEAD"
-	allowHealth   = "GET, HEAD"
-	allowStream   = "GET"
-)
+// resourceMethods are the methods each resource answers, and the operation
+// each performs; Allow lists them, in the order of the 405's Allow header.
+var resourceMethods = map[resource]struct {
+	ops   map[string]string
+	allow string
+}{
+	resChannels: {map[string]string{http.MethodPost: OpManage}, "POST"},
+	resChannel: {map[string]string{http.MethodGet: OpSubscribe, http.MethodPost: OpPublish, http.MethodDelete: OpManage},
+		"GET, POST, DELETE"},
+	resClients: {map[string]string{http.MethodPost: OpManage}, "POST"},
+	resStatus:  {map[string]string{http.MethodGet: OpStatus}, "GET"},
+	resScript:  {map[string]string{http.MethodGet: OpSubscribe, http.MethodHead: OpSubscribe}, "GET, HEAD"},
+	resHealth:  {map[string]string{http.MethodGet: opHealth, http.MethodHead: opHealth}, "GET, HEAD"},
+	resStream:  {map[string]string{http.MethodGet: OpSubscribe}, "GET"},
+}
 
 // opHealth is the health probe's operation. It is not one of the operations
 // a route allows: every route serves it, since it reveals nothing, and a
@@ -112,49 +117,11 @@ func maxBodySize(maxMessageSize int) int64 {
 // operation returns the operation a method on a resource performs, or "" and
 // the methods the resource allows.
 func operation(res resource, method string) (op, allow string) {
-	switch res {
-	case resChannels:
-		if method == http.MethodPost {
-			return OpManage, ""
-		}
-		return "", allowChannels
-	case resChannel:
-		switch method {
-		case http.MethodGet:
-			return OpSubscribe, ""
-		case http.MethodPost:
-			return OpPublish, ""
-		case http.MethodDelete:
-			return OpManage, ""
-		}
-		return "", allowChannel
-	case resClients:
-		if method == http.MethodPost {
-			return OpManage, ""
-		}
-		return "", allowClients
-	case resStatus:
-		if method == http.MethodGet {
-			return OpStatus, ""
-		}
-		return "", allowStatus
-	case resScript:
-		if method == http.MethodGet || method == http.MethodHead {
-			return OpSubscribe, ""
-		}
-		return "", allowScript
-	case resHealth:
-		if method == http.MethodGet || method == http.MethodHead {
-			return opHealth, ""
-		}
-		return "", allowHealth
-	case resStream:
-		if method == http.MethodGet {
-			return OpSubscribe, ""
-		}
-		return "", allowStream
+	m := resourceMethods[res]
+	if op := m.ops[method]; op != "" {
+		return op, ""
 	}
-	return "", ""
+	return "", m.allow
 }
 
 func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
