@@ -251,12 +251,15 @@ echo "caddy-comet on the $site Caddyfile, Nchan $nchan_version with 2 workers; $
 # A row per run, then the ratios of each round and their medians.
 row='def kib: . * 10 | round / 10;
 	[.latency.p50_ms, .latency.p99_ms, .lost, .duplicated,
-	 (.memory.per_held_read_kib | kib), ((.memory.end_kib - .memory.before_kib) / .readers | kib), .load]'
-printf '\n%-6s %-6s %9s %9s %6s %5s %12s %12s  %s\n' round server p50_ms p99_ms lost dup held_KiB/rd end_KiB/rd "load (1, 5, 15 min) before"
+	 (.memory.per_held_read_kib | kib), ((.memory.end_kib - .memory.before_kib) / .readers | kib),
+	 (.achieved_rate | kib), .published, .load]'
+# published/s is the rate kept: a server (or machine) slower than RATE makes
+# the schedule slip, and -duration (3 x DURATION) may cut it short.
+printf '\n%-6s %-6s %9s %9s %6s %5s %12s %12s %8s %9s  %s\n' round server p50_ms p99_ms lost dup held_KiB/rd end_KiB/rd pub/s published "load (1, 5, 15 min) before"
 for round in $(seq "$rounds"); do
 	for server in comet nchan; do
 		jq -r --arg r "$round" --arg s "$server" "$row"' | [$r, $s] + . | @tsv' "$dir/round$round-$server.json" |
-			awk -F'\t' '{printf "%-6s %-6s %9.2f %9.2f %6d %5d %12.1f %12.1f  %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+			awk -F'\t' '{printf "%-6s %-6s %9.2f %9.2f %6d %5d %12.1f %12.1f %8.1f %9d  %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}'
 	done
 done
 
