@@ -37,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usageHead = `comet-bench loads a caddy-comet server and reports how it holds up.
+const usageHead = `comet-bench loads a caddy-comet server (or nginx's Nchan, to compare) and reports how it holds up.
 
 Usage:
   comet-bench [fanout] [flags]   held long-poll readers and a publisher: delivered, lost,
@@ -166,6 +166,12 @@ Reader i reads -channels-per-read consecutive channels starting at channel i mod
 request (ids joined by '|'). Message n goes to channel n mod -channels. Readers start after a
 marker message, so they see exactly the messages of this run. The run is bounded: -setup-timeout
 to hold the readers, -duration for publishing, -drain for the last deliveries.
+
+-transport sse reads Server-Sent Events instead (comet's /channels/IDS.sse), one stream per reader.
+-api nchan loads nginx's Nchan module the same way, for comparison: publishes to
+<publish-target>/pub?id=CH, readers on <target>/sub?id=CH (long-poll with If-Modified-Since and
+If-None-Match, or EventSource with Last-Event-ID), one channel per reader, a start marker on each
+channel; scripts/bench-vs-nchan.sh runs both side by side.
 
 Example (the issue's fan-out load):
   comet-bench fanout -readers 5000 -channels 10 -rate 20 -messages 200 -status -pid $(pgrep -f 'caddy run')
