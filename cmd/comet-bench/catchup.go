@@ -235,7 +235,7 @@ func load(ctx context.Context, rawURL string, check func([]byte) bool, o loadOpt
 			var body bytes.Buffer
 			for ctx.Err() == nil {
 				t := time.Now()
-				status, err := p.get(ctx, path, &body, nil)
+				status, _, err := p.get(ctx, path, nil, &body, nil)
 				switch {
 				case err != nil && ctx.Err() != nil:
 					return

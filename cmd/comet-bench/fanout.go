@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -50,9 +51,12 @@ type fanoutRun struct {
 	// total is the number of messages, warm-up included.
 	total int
 
-	// since is the start marker's id, where every reader starts reading;
-	// baseHeld is the server's held reads before the run (with -status).
+	// since is the start marker's id, where every comet reader starts
+	// reading; nchanStart is, by channel, the id of the channel's marker,
+	// where Nchan readers start. baseHeld is the server's held reads before
+	// the run (with -status).
 	since, baseHeld int64
+	nchanStart      []nchanID
 
 	errs *errorCounts
 	pool *readerPool
@@ -88,6 +92,7 @@ func newFanoutRun(ctx context.Context, cfg fanoutConfig) (*fanoutRun, error) {
 	r.rep = &fanoutReport{
 		Target: read.base, PublishTarget: pub.base, RunID: newRunID(),
 		Channels: cfg.Channels, Readers: cfg.Readers, ChannelsPerRead: cfg.PerRead,
+		API: cmp.Or(cfg.API, apiComet), Transport: cmp.Or(cfg.Transport, transportLongPoll), Client: cmp.Or(cfg.Client, "lean"),
 		MessagesRequested: cfg.Messages, WarmupMessages: cfg.warmupMessages(), PublishRate: cfg.Rate,
 	}
 	r.total = r.rep.WarmupMessages + cfg.Messages
@@ -125,10 +130,13 @@ func (r *fanoutRun) setUp(ctx context.Context) error {
 	return r.newReadersAndPublisher()
 }
 
-// setUpChannels is where the run speaks the comet API before any reader
-// starts: it registers the channels, publishes the start marker and, with
-// -status, counts the reads the server already holds.
+// setUpChannels is where the run speaks its API before any reader starts:
+// it readies the channels, publishes the start markers and, with -status,
+// counts the reads the server already holds.
 func (r *fanoutRun) setUpChannels(ctx context.Context) error {
+	if r.cfg.API == apiNchan {
+		return r.setUpNchanChannels(ctx)
+	}
 	if err := registerAll(ctx, r.pub, r.channels, r.cfg.MaxMessages); err != nil {
 		return err
 	}
@@ -141,12 +149,61 @@ func (r *fanoutRun) setUpChannels(ctx context.Context) error {
 	if r.since, err = r.pub.publish(ctx, r.channels[0], "comet-bench marker run="+r.rep.RunID); err != nil {
 		return fmt.Errorf("publishing the start marker: %w", err)
 	}
-	if r.cfg.UseStatus {
-		if r.baseHeld, err = r.pub.heldConnections(ctx); err != nil {
-			return fmt.Errorf("%w (-status needs enable_status and the status permission on the publish target)", err)
+	return r.countBaseHeld(ctx)
+}
+
+// setUpNchanChannels publishes a start marker on every channel: Nchan's
+// message ids are per channel, and a channel exists once a message is
+// published to it. Each reader starts after its channel's marker.
+func (r *fanoutRun) setUpNchanChannels(ctx context.Context) error {
+	r.nchanStart = make([]nchanID, len(r.channels))
+	for c, name := range r.channels {
+		id, err := r.pub.nchanPublish(ctx, name, "comet-bench marker run="+r.rep.RunID)
+		if err != nil {
+			return fmt.Errorf("publishing the start marker: %w", err)
 		}
+		r.nchanStart[c] = id
+	}
+	return r.countBaseHeld(ctx)
+}
+
+// countBaseHeld counts, with -status, the reads the server holds before
+// the run's readers connect.
+func (r *fanoutRun) countBaseHeld(ctx context.Context) error {
+	if !r.cfg.UseStatus {
+		return nil
+	}
+	var err error
+	if r.baseHeld, err = r.heldNow(ctx); err != nil {
+		if r.cfg.API == apiNchan {
+			return fmt.Errorf("%w (-status needs an nchan_stub_status location at %s on the publish target)", err, nchanStatusPath)
+		}
+		return fmt.Errorf("%w (-status needs enable_status and the status permission on the publish target)", err)
 	}
 	return nil
+}
+
+// heldNow asks the server how many reads it holds: comet's /status.json,
+// Nchan's nchan_stub_status subscribers.
+func (r *fanoutRun) heldNow(ctx context.Context) (int64, error) {
+	if r.cfg.API == apiNchan {
+		return r.pub.nchanSubscribers(ctx)
+	}
+	return r.pub.heldConnections(ctx)
+}
+
+// sender is how the publisher publishes a message in the run's API.
+func (r *fanoutRun) sender() func(ctx context.Context, channel, content string) error {
+	if r.cfg.API == apiNchan {
+		return func(ctx context.Context, channel, content string) error {
+			_, err := r.pub.nchanPublish(ctx, channel, content)
+			return err
+		}
+	}
+	return func(ctx context.Context, channel, content string) error {
+		_, err := r.pub.publish(ctx, channel, content)
+		return err
+	}
 }
 
 // newReadersAndPublisher makes the reader pool and the publisher, which
@@ -159,14 +216,15 @@ func (r *fanoutRun) newReadersAndPublisher() error {
 	clock := newRunClock()
 	sent := make([]atomic.Int64, r.total)
 	r.pool = &readerPool{
-		newPoller: newPoller, channels: r.channels, perRead: r.cfg.PerRead, runID: r.rep.RunID, clock: clock,
+		newPoller: newPoller, api: r.cfg.API, transport: r.cfg.Transport, since: r.since, nchanStart: r.nchanStart,
+		channels: r.channels, perRead: r.cfg.PerRead, runID: r.rep.RunID, clock: clock,
 		sent: sent, warm: r.rep.WarmupMessages, tally: newTally(r.cfg.Readers, r.total),
 		latency: newHistogram(), errs: r.errs,
 		allStarted: make(chan struct{}), target: int64(r.cfg.Readers),
 		delivered: make(chan struct{}, 1),
 	}
 	r.pubr = &publisher{
-		ep: r.pub, channels: r.channels, runID: r.rep.RunID, size: r.cfg.Size, rate: r.cfg.Rate,
+		send: r.sender(), channels: r.channels, runID: r.rep.RunID, size: r.cfg.Size, rate: r.cfg.Rate,
 		workers: r.cfg.Publishers, clock: clock, sent: sent, acked: make([]bool, r.total), errs: r.errs,
 		onAck: func(seq int) { r.expected.Add(int64(r.owed(seq))) },
 	}
@@ -195,7 +253,7 @@ func (r *fanoutRun) startReaders(ctx context.Context) (stop func()) {
 	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var readers sync.WaitGroup
 	for i := range r.cfg.Readers {
-		readers.Go(func() { r.pool.read(readCtx, i, r.since) })
+		readers.Go(func() { r.pool.read(readCtx, i) })
 	}
 	return func() {
 		cancel()
@@ -242,11 +300,15 @@ func (r *fanoutRun) heldCheck(ctx context.Context) (string, error) {
 	defer tick.Stop()
 	var held int64
 	for {
-		n, err := r.pub.heldConnections(ctx)
+		n, err := r.heldNow(ctx)
 		if err == nil {
 			held = n - r.baseHeld
 			if held >= int64(cfg.Readers) {
-				return fmt.Sprintf("status.json: %d held (%d before the run)", n, r.baseHeld), nil
+				source := "status.json"
+				if cfg.API == apiNchan {
+					source = "nchan_stub_status"
+				}
+				return fmt.Sprintf("%s: %d held (%d before the run)", source, n, r.baseHeld), nil
 			}
 		}
 		select {

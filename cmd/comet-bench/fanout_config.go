@@ -52,6 +52,9 @@ type fanoutConfig struct {
 
 	// PID is the server's process id for memory figures; 0 skips them.
 	PID int
+	// OtherPIDs are more processes of the same server (nginx's workers),
+	// whose memory figures add to PID's.
+	OtherPIDs []int
 	// Expvar is the URL of the server's Go expvar memstats (Caddy's admin
 	// /debug/vars), for heap and stack figures; empty skips them.
 	Expvar string
@@ -66,10 +69,24 @@ type fanoutConfig struct {
 	// Client is the readers' HTTP client: "lean" (the default: one
 	// connection and goroutine per reader, see leanPoller) or "net/http".
 	Client string
+	// API is the server's protocol: "comet" (the default) or "nchan"
+	// (nginx's Nchan module; see api_nchan.go for the locations it needs).
+	API string
+	// Transport is how readers read: "longpoll" (the default) or "sse"
+	// (Server-Sent Events).
+	Transport string
 
 	// ProgressEvery is the interval of the progress line; 0 turns it off.
 	ProgressEvery time.Duration
 }
+
+// The APIs and transports a run can speak.
+const (
+	apiComet          = "comet"
+	apiNchan          = "nchan"
+	transportLongPoll = "longpoll"
+	transportSSE      = "sse"
+)
 
 // Limits of a fan-out run.
 const (
@@ -143,11 +160,37 @@ func (c *fanoutConfig) validate() error {
 	default:
 		bad("-client %q: want lean or net/http", c.Client)
 	}
+	switch c.API {
+	case "", apiComet:
+	case apiNchan:
+		if c.PerRead != 1 {
+			bad("-channels-per-read %d: -api nchan reads one channel per request", c.PerRead)
+		}
+		if c.MaxMessages != 0 {
+			bad("-max-messages %d: -api nchan has no registration; set nchan_message_buffer_length in nginx.conf", c.MaxMessages)
+		}
+		if c.Expvar != "" {
+			bad("-expvar: nginx has no Go memstats; -api nchan reports RSS with -pid")
+		}
+	default:
+		bad("-api %q: want comet or nchan", c.API)
+	}
+	switch c.Transport {
+	case "", transportLongPoll, transportSSE:
+	default:
+		bad("-transport %q: want longpoll or sse", c.Transport)
+	}
 	if c.DialConcurrency < 0 {
 		bad("-dial-concurrency %d: must not be negative", c.DialConcurrency)
 	}
 	if c.PID < 0 {
 		bad("-pid %d: must not be negative", c.PID)
+	}
+	for _, pid := range c.OtherPIDs {
+		if pid <= 0 || c.PID == 0 {
+			bad("-pid: process ids must be positive")
+			break
+		}
 	}
 	if c.Prefix == "" || strings.ContainsAny(c.Prefix, "|") {
 		bad("-prefix %q: must be non-empty and without '|'", c.Prefix)

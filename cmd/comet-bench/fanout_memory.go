@@ -13,11 +13,11 @@ import (
 func (r *fanoutRun) memoryBefore(ctx context.Context) error {
 	cfg := r.cfg
 	if cfg.PID > 0 {
-		m, err := readProcMemory(cfg.PID)
+		m, err := readServerMemory(cfg)
 		if err != nil {
 			return err
 		}
-		r.rep.Memory = &memoryReport{PID: cfg.PID, BeforeKiB: m.RSSKiB}
+		r.rep.Memory = &memoryReport{PID: cfg.PID, OtherPIDs: cfg.OtherPIDs, BeforeKiB: m.RSSKiB}
 	}
 	if cfg.Expvar != "" {
 		u, err := checkBase(ctx, cfg.Expvar, cfg.AllowRemote)
@@ -38,7 +38,7 @@ func (r *fanoutRun) memoryBefore(ctx context.Context) error {
 func (r *fanoutRun) memoryHeld(ctx context.Context) error {
 	readers := float64(r.cfg.Readers)
 	if mem := r.rep.Memory; mem != nil {
-		m, err := readProcMemory(r.cfg.PID)
+		m, err := readServerMemory(r.cfg)
 		if err != nil {
 			return err
 		}
@@ -63,10 +63,30 @@ func (r *fanoutRun) memoryEnd() {
 	if mem == nil {
 		return
 	}
-	if m, err := readProcMemory(r.cfg.PID); err == nil {
+	if m, err := readServerMemory(r.cfg); err == nil {
 		mem.EndKiB, mem.PeakKiB = m.RSSKiB, m.PeakKiB
 	} else {
 		// The server died during the run: worth saying, not fatal.
 		mem.EndError = err.Error()
 	}
+}
+
+// readServerMemory reads the memory of the server's processes: -pid's, and
+// the sum over them when there are several (nginx's master and workers).
+// Pages that several of them map (nginx's shared memory zone, its code)
+// count once per process that has them resident, as RSS counts them.
+func readServerMemory(cfg fanoutConfig) (procMemory, error) {
+	sum, err := readProcMemory(cfg.PID)
+	if err != nil {
+		return sum, err
+	}
+	for _, pid := range cfg.OtherPIDs {
+		m, err := readProcMemory(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.RSSKiB += m.RSSKiB
+		sum.PeakKiB += m.PeakKiB
+	}
+	return sum, nil
 }

@@ -13,6 +13,10 @@ type fanoutReport struct {
 	Channels        int    `json:"channels"`
 	Readers         int    `json:"readers"`
 	ChannelsPerRead int    `json:"channels_per_read"`
+	// API, Transport and Client are what the readers spoke and with what.
+	API       string `json:"api"`
+	Transport string `json:"transport"`
+	Client    string `json:"client"`
 	// HeldCheck says how the tool knew the readers were held.
 	HeldCheck string `json:"held_check"`
 

@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usageHead = `comet-bench loads a caddy-comet server and reports how it holds up.
+const usageHead = `comet-bench loads a caddy-comet server (or nginx's Nchan, to compare) and reports how it holds up.
 
 Usage:
   comet-bench [fanout] [flags]   held long-poll readers and a publisher: delivered, lost,
@@ -166,6 +167,12 @@ request (ids joined by '|'). Message n goes to channel n mod -channels. Readers 
 marker message, so they see exactly the messages of this run. The run is bounded: -setup-timeout
 to hold the readers, -duration for publishing, -drain for the last deliveries.
 
+-transport sse reads Server-Sent Events instead (comet's /channels/IDS.sse), one stream per reader.
+-api nchan loads nginx's Nchan module the same way, for comparison: publishes to
+<publish-target>/pub?id=CH, readers on <target>/sub?id=CH (long-poll with If-Modified-Since and
+If-None-Match, or EventSource with Last-Event-ID), one channel per reader, a start marker on each
+channel; scripts/bench-vs-nchan.sh runs both side by side.
+
 Example (the issue's fan-out load):
   comet-bench fanout -readers 5000 -channels 10 -rate 20 -messages 200 -status -pid $(pgrep -f 'caddy run')
 `
@@ -191,8 +198,20 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.BoolVar(&cfg.UseStatus, "status", false, "wait until /status.json (publish target) shows every reader held; needs enable_status")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "without -status: wait this long after every reader's request went out")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
-	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id: report its RSS (/proc/PID/status) before and with the readers held\n"+
-		"(start the server afresh for memory figures: a Go server keeps the memory an earlier run freed)")
+	fs.Func("pid", "the server's process `id`s, comma-separated (nginx: master and workers, summed): report its RSS\n"+
+		"(/proc/PID/status) before and with the readers held (start the server afresh for memory figures:\n"+
+		"a Go server keeps the memory an earlier run freed)", func(s string) error {
+		pids, err := parsePIDs(s)
+		if err != nil {
+			return err
+		}
+		cfg.PID, cfg.OtherPIDs = pids[0], pids[1:]
+		return nil
+	})
+	fs.StringVar(&cfg.API, "api", apiComet, "the server's API: comet, or nchan (nginx's Nchan module: publisher at <publish-target>/pub,\n"+
+		"subscriber at <target>/sub, ?id=CHANNEL; with -status, nchan_stub_status at <publish-target>/nchan_status)")
+	fs.StringVar(&cfg.Transport, "transport", transportLongPoll, "how readers read: longpoll, or sse (Server-Sent Events: comet's /channels/IDS.sse,\n"+
+		"Nchan's EventSource on /sub)")
 	fs.StringVar(&cfg.Expvar, "expvar", "", "`URL` of the server's Go memstats, e.g. Caddy's admin http://localhost:2019/debug/vars:\n"+
 		"report heap and goroutine stacks per held read beside RSS")
 	fs.StringVar(&cfg.Client, "client", "lean", "readers' HTTP client: lean (one goroutine and connection each, least CPU) or net/http")
@@ -286,6 +305,7 @@ func writeJSON(w io.Writer, v any) {
 func printFanout(w io.Writer, r *fanoutReport) {
 	fmt.Fprintf(w, "comet-bench fanout: %d readers (%d channel(s) per read) over %d channels, %s, run %s\n",
 		r.Readers, r.ChannelsPerRead, r.Channels, r.Target, r.RunID)
+	fmt.Fprintf(w, "  readers:     -api %s -transport %s -client %s\n", r.API, r.Transport, r.Client)
 	if r.Interrupted {
 		fmt.Fprintln(w, "  INTERRUPTED: the figures cover the run up to the interrupt")
 	}
@@ -314,8 +334,12 @@ func printFanout(w io.Writer, r *fanoutReport) {
 		if m.EndError != "" {
 			end = "end unreadable: " + m.EndError
 		}
-		fmt.Fprintf(w, "  server RSS:  before %.1f MiB, readers held %.1f MiB, %s (pid %d)\n",
-			mib(m.BeforeKiB), mib(m.HeldKiB), end, m.PID)
+		pids := strconv.Itoa(m.PID)
+		for _, p := range m.OtherPIDs {
+			pids += "+" + strconv.Itoa(p)
+		}
+		fmt.Fprintf(w, "  server RSS:  before %.1f MiB, readers held %.1f MiB, %s (pid %s)\n",
+			mib(m.BeforeKiB), mib(m.HeldKiB), end, pids)
 		fmt.Fprintf(w, "  per held read: %.1f KiB (RSS growth while the readers connected, over -readers; only meaningful\n"+
 			"                 on a freshly started server: a Go server keeps memory it freed for reuse)\n", m.PerHeldReadKiB)
 	}
@@ -346,6 +370,19 @@ func printLoad(w io.Writer, name string, r loadResult) {
 	fmt.Fprintf(w, "  %-8s %s (%d-byte body)\n", name+":", r.URL, r.BodyBytes)
 	fmt.Fprintf(w, "           %d requests in %.1fs = %.0f/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; errors: %s\n",
 		r.Requests, r.Seconds, r.RequestsPerSecond, l.P50, l.P90, l.P99, l.Max, formatErrors(r.Errors))
+}
+
+// parsePIDs parses -pid's comma-separated process ids.
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	for f := range strings.SplitSeq(s, ",") {
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || pid < 0 {
+			return nil, fmt.Errorf("-pid %q: want process ids separated by commas", s)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 func formatErrors(m map[string]int64) string {

@@ -154,3 +154,16 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Errorf("raiseFileLimit = %d, %v", n, err)
 	}
 }
+
+// -pid takes one process id or several, comma-separated (nginx's master
+// and workers), whose memory is summed.
+func TestParsePIDs(t *testing.T) {
+	if pids, err := parsePIDs("10, 11,12"); err != nil || len(pids) != 3 || pids[0] != 10 || pids[2] != 12 {
+		t.Errorf("parsePIDs = %v, %v", pids, err)
+	}
+	for _, s := range []string{"", "10,", "x", "10,-1"} {
+		if _, err := parsePIDs(s); err == nil {
+			t.Errorf("parsePIDs(%q) accepted it", s)
+		}
+	}
+}

@@ -17,9 +17,16 @@ import (
 
 // poller performs a reader's GETs, one at a time.
 type poller interface {
-	// get GETs path (under the target's base) and leaves the body in body.
-	// onWritten, if not nil, is called once the request has been written.
-	get(ctx context.Context, path string, body *bytes.Buffer, onWritten func()) (status int, err error)
+	// get GETs path (under the target's base) with header's fields added
+	// (nil for none), leaves the body in body and returns the reply's
+	// status and header fields. onWritten, if not nil, is called once the
+	// request has been written.
+	get(ctx context.Context, path string, header http.Header, body *bytes.Buffer, onWritten func()) (status int, replyHeader http.Header, err error)
+	// open GETs path as get does, for an event stream: it returns once the
+	// reply's header has arrived, with its body to be read as the server
+	// writes it. A read that waits longer than the read timeout fails, and
+	// closing the body ends the stream (and its connection).
+	open(ctx context.Context, path string, header http.Header, onWritten func()) (status int, body io.ReadCloser, err error)
 	close()
 }
 
@@ -27,7 +34,22 @@ type poller interface {
 // can be checked (-client net/http).
 type httpPoller struct{ ep *endpoint }
 
-func (p httpPoller) get(ctx context.Context, path string, body *bytes.Buffer, onWritten func()) (int, error) {
+func (p httpPoller) get(ctx context.Context, path string, header http.Header, body *bytes.Buffer, onWritten func()) (int, http.Header, error) {
+	req, err := p.request(ctx, path, header, onWritten)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := p.ep.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body.Reset()
+	_, err = body.ReadFrom(resp.Body)
+	return resp.StatusCode, resp.Header, err
+}
+
+func (p httpPoller) request(ctx context.Context, path string, header http.Header, onWritten func()) (*http.Request, error) {
 	if onWritten != nil {
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { onWritten() },
@@ -35,16 +57,12 @@ func (p httpPoller) get(ctx context.Context, path string, body *bytes.Buffer, on
 	}
 	req, err := p.ep.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	resp, err := p.ep.client.Do(req)
-	if err != nil {
-		return 0, err
+	for k, v := range header {
+		req.Header[k] = v
 	}
-	defer resp.Body.Close()
-	body.Reset()
-	_, err = body.ReadFrom(resp.Body)
-	return resp.StatusCode, err
+	return req, nil
 }
 
 func (p httpPoller) close() {}
@@ -132,15 +150,15 @@ func newLeanPoller(d *leanDialer) *leanPoller { return &leanPoller{d: d} }
 // aLongTimeAgo is a deadline that unblocks any pending I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (p *leanPoller) get(ctx context.Context, path string, body *bytes.Buffer, onWritten func()) (int, error) {
+func (p *leanPoller) get(ctx context.Context, path string, header http.Header, body *bytes.Buffer, onWritten func()) (int, http.Header, error) {
 	// A kept-alive connection the server has closed fails on first use;
 	// that is not an error of the server's, so such a request is sent once
 	// more on a new connection.
 	for attempt := 0; ; attempt++ {
 		reused := p.conn != nil
-		status, err := p.try(ctx, path, body, onWritten)
+		status, h, err := p.try(ctx, path, header, body, onWritten)
 		if err == nil || !reused || attempt > 0 || ctx.Err() != nil || !errors.Is(err, errConnGone) {
-			return status, err
+			return status, h, err
 		}
 	}
 }
@@ -148,11 +166,33 @@ func (p *leanPoller) get(ctx context.Context, path string, body *bytes.Buffer, o
 // errConnGone: the connection was closed before the reply started.
 var errConnGone = errors.New("connection closed before the reply")
 
-func (p *leanPoller) try(ctx context.Context, path string, body *bytes.Buffer, onWritten func()) (int, error) {
+func (p *leanPoller) try(ctx context.Context, path string, header http.Header, body *bytes.Buffer, onWritten func()) (int, http.Header, error) {
+	// Cancelling ctx unblocks the read by moving the deadline; the
+	// timeout bounds a read the server never answers.
+	resp, stop, err := p.roundTrip(ctx, path, header, onWritten)
+	defer stop()
+	if err != nil {
+		return 0, nil, err
+	}
+	body.Reset()
+	_, err = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		p.close()
+	}
+	return resp.StatusCode, resp.Header, err
+}
+
+// roundTrip writes a GET on the reader's connection (dialling it first if
+// there is none) and reads the reply's header. The connection's deadline is
+// the read timeout from now, and moves to the past when ctx ends; stop
+// (never nil) ends that watch on ctx. On an error the connection is closed.
+func (p *leanPoller) roundTrip(ctx context.Context, path string, header http.Header, onWritten func()) (resp *http.Response, stop func() bool, err error) {
+	stop = func() bool { return false }
 	if p.conn == nil {
 		c, err := p.d.dial(ctx)
 		if err != nil {
-			return 0, err
+			return nil, stop, err
 		}
 		p.conn = c
 		if p.br == nil {
@@ -161,14 +201,11 @@ func (p *leanPoller) try(ctx context.Context, path string, body *bytes.Buffer, o
 			p.br.Reset(c)
 		}
 	}
-	// Cancelling ctx unblocks the read by moving the deadline; the
-	// timeout bounds a read the server never answers.
 	conn := p.conn
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
-	defer stop()
+	stop = context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
 	if err := conn.SetDeadline(time.Now().Add(p.d.timeout)); err != nil {
 		p.close()
-		return 0, err
+		return nil, stop, err
 	}
 
 	p.req = append(p.req[:0], "GET "...)
@@ -178,10 +215,18 @@ func (p *leanPoller) try(ctx context.Context, path string, body *bytes.Buffer, o
 	p.req = append(p.req, p.d.host...)
 	p.req = append(p.req, "\r\nUser-Agent: comet-bench\r\n"...)
 	p.req = append(p.req, p.d.header...)
+	for k, vs := range header {
+		for _, v := range vs {
+			p.req = append(p.req, k...)
+			p.req = append(p.req, ": "...)
+			p.req = append(p.req, v...)
+			p.req = append(p.req, "\r\n"...)
+		}
+	}
 	p.req = append(p.req, "\r\n"...)
 	if _, err := p.conn.Write(p.req); err != nil {
 		p.close()
-		return 0, fmt.Errorf("%w: %w", errConnGone, err)
+		return nil, stop, fmt.Errorf("%w: %w", errConnGone, err)
 	}
 	if onWritten != nil {
 		onWritten()
@@ -189,22 +234,16 @@ func (p *leanPoller) try(ctx context.Context, path string, body *bytes.Buffer, o
 	if _, err := p.br.Peek(1); err != nil {
 		p.close()
 		if errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("%w: %w", errConnGone, err)
+			return nil, stop, fmt.Errorf("%w: %w", errConnGone, err)
 		}
-		return 0, err
+		return nil, stop, err
 	}
-	resp, err := http.ReadResponse(p.br, nil)
+	resp, err = http.ReadResponse(p.br, nil)
 	if err != nil {
 		p.close()
-		return 0, err
+		return nil, stop, err
 	}
-	body.Reset()
-	_, err = body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.Close {
-		p.close()
-	}
-	return resp.StatusCode, err
+	return resp, stop, nil
 }
 
 func (p *leanPoller) close() {

@@ -43,7 +43,7 @@ func TestLeanPollerKeepsOneConnection(t *testing.T) {
 	var body bytes.Buffer
 	for i := range 5 {
 		written := 0
-		status, err := p.get(context.Background(), "/channels/a%7Cb.json?since=7", &body, func() { written++ })
+		status, _, err := p.get(context.Background(), "/channels/a%7Cb.json?since=7", nil, &body, func() { written++ })
 		if err != nil || status != 200 || body.String() != `{"return_code":1}` || written != 1 {
 			t.Fatalf("get %d: status %d, err %v, body %q, written hook called %d times", i, status, err, body.String(), written)
 		}
@@ -72,7 +72,7 @@ func TestLeanPollerReconnects(t *testing.T) {
 	var body bytes.Buffer
 	get := func(path string) {
 		t.Helper()
-		if status, err := p.get(context.Background(), path, &body, nil); err != nil || status != 200 || body.String() != "ok" {
+		if status, _, err := p.get(context.Background(), path, nil, &body, nil); err != nil || status != 200 || body.String() != "ok" {
 			t.Fatalf("get %s: status %d, err %v, body %q", path, status, err, body.String())
 		}
 	}
@@ -104,7 +104,7 @@ func TestLeanPollerCancelAndTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := p.get(ctx, "/held", &bytes.Buffer{}, nil)
+		_, _, err := p.get(ctx, "/held", nil, &bytes.Buffer{}, nil)
 		errc <- err
 	}()
 	<-arrived
@@ -120,7 +120,7 @@ func TestLeanPollerCancelAndTimeout(t *testing.T) {
 
 	// A read the server never answers ends at the read timeout.
 	p = newTestPoller(t, srv, "", nil, 50*time.Millisecond)
-	_, err := p.get(context.Background(), "/held", &bytes.Buffer{}, nil)
+	_, _, err := p.get(context.Background(), "/held", nil, &bytes.Buffer{}, nil)
 	if errorKind(err) != "timeout" {
 		t.Errorf("read past the timeout: %v (kind %q), want a timeout", err, errorKind(err))
 	}
@@ -130,7 +130,7 @@ func TestLeanPollerRefusedConnection(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
 	p := newTestPoller(t, srv, "", nil, time.Minute)
-	_, err := p.get(context.Background(), "/", &bytes.Buffer{}, nil)
+	_, _, err := p.get(context.Background(), "/", nil, &bytes.Buffer{}, nil)
 	if errorKind(err) != "connection_refused" {
 		t.Errorf("get from a closed port: %v (kind %q), want connection_refused", err, errorKind(err))
 	}

@@ -55,7 +55,8 @@ func parseContent(content string) (run string, seq int, ok bool) {
 // publisher publishes a run's messages at a steady rate. Message seq goes to
 // channel seq % len(channels).
 type publisher struct {
-	ep       *endpoint
+	// send publishes one message, in the run's API.
+	send     func(ctx context.Context, channel, content string) error
 	channels []string
 	runID    string
 	size     int
@@ -125,7 +126,7 @@ func (p *publisher) publishOne(ctx context.Context, seq int) {
 	content := messageContent(p.runID, seq, time.Now(), p.size)
 	p.attempted.Add(1)
 	p.sent[seq].Store(p.clock.now())
-	if _, err := p.ep.publish(ctx, channel, content); err != nil {
+	if err := p.send(ctx, channel, content); err != nil {
 		if ctx.Err() == nil {
 			p.errs.add("publish_" + errorKind(err))
 			p.lastErr.Store(err.Error())

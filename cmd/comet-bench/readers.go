@@ -25,10 +25,17 @@ func readerChannels(i, perRead, channels int) []int {
 type readerPool struct {
 	// newPoller gives each reader its connection.
 	newPoller func() poller
-	channels  []string
-	perRead   int
-	runID     string
-	clock     *runClock
+	// api and transport are the protocol the readers speak.
+	api, transport string
+	// since is where comet readers start: the start marker's id.
+	since int64
+	// nchanStart is where Nchan readers start, by channel: the id of the
+	// channel's start marker.
+	nchanStart []nchanID
+	channels   []string
+	perRead    int
+	runID      string
+	clock      *runClock
 	// sent is the publisher's send times, by message seq.
 	sent []atomic.Int64
 	// warm messages (seq < warm) are checked for loss and duplicates but
@@ -56,88 +63,158 @@ type readerPool struct {
 	reordered atomic.Int64
 }
 
-// read is reader i: it long-polls its channels from since until ctx ends,
-// resuming after each reply with the reply's last_id.
-func (p *readerPool) read(ctx context.Context, i int, since int64) {
-	mine := readerChannels(i, p.perRead, len(p.channels))
-	names := make([]string, len(mine))
-	// slots maps a channel name to its place in mine.
-	slots := make(map[string]int, len(mine))
-	for j, c := range mine {
-		names[j] = p.channels[c]
-		slots[p.channels[c]] = j
+// read is reader i: it reads its channels from the run's start until ctx
+// ends, with the protocol of the run's API and transport.
+func (p *readerPool) read(ctx context.Context, i int) {
+	r := &reader{p: p, i: i, pl: p.newPoller()}
+	defer r.pl.close()
+	switch {
+	case p.api == apiNchan && p.transport == transportSSE:
+		r.nchanStream(ctx)
+	case p.api == apiNchan:
+		r.nchanPoll(ctx)
+	case p.transport == transportSSE:
+		r.cometStream(ctx)
+	default:
+		r.cometPoll(ctx)
 	}
-	path := readPath(names) + "?since="
+}
+
+// reader is what one reader keeps across its requests, whatever the
+// protocol: its connection, whether its first request went out, its
+// backoff after errors.
+type reader struct {
+	p       *readerPool
+	i       int
+	pl      poller
+	wrote   atomic.Bool
+	backoff time.Duration
+}
+
+// firstWritten returns the hook for a request: the first request reports
+// when it has been written, so that the orchestrator knows every reader
+// has reached the server; later ones get nil.
+func (r *reader) firstWritten() func() {
+	if r.wrote.Load() {
+		return nil
+	}
+	return func() {
+		if r.wrote.CompareAndSwap(false, true) && r.p.started.Add(1) == r.p.target {
+			close(r.p.allStarted)
+		}
+	}
+}
+
+// pause waits out the backoff, if any; false when ctx ended first.
+func (r *reader) pause(ctx context.Context) bool {
+	if r.backoff > 0 {
+		t := time.NewTimer(r.backoff)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// failed counts a failed read (unless ctx ended, which is how readers
+// stop) and lengthens the backoff.
+func (r *reader) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.p.errs.add("read_" + errorKind(err))
+	r.backoff = min(max(2*r.backoff, 50*time.Millisecond), 2*time.Second)
+}
+
+// succeeded clears the backoff and counts a read (a reply, or an event of
+// a stream).
+func (r *reader) succeeded() {
+	r.backoff = 0
+	r.p.reads.Add(1)
+}
+
+// cometChannels is a comet reader's channels and the newest message id it
+// got on each.
+type cometChannels struct {
+	// mine are the channels' indexes, names their ids; slots maps an id to
+	// its place in mine.
+	mine  []int
+	names []string
+	slots map[string]int
 	// lastID is the newest message id seen per channel of this reader.
-	lastID := make([]int64, len(mine))
-	var body bytes.Buffer
-	backoff := time.Duration(0)
-	pl := p.newPoller()
-	defer pl.close()
+	lastID []int64
+}
 
-	// The first request reports when it has been written, so that the
-	// orchestrator knows every reader has reached the server.
-	var wrote atomic.Bool
-	onWritten := func() {
-		if wrote.CompareAndSwap(false, true) && p.started.Add(1) == p.target {
-			close(p.allStarted)
-		}
+func (p *readerPool) cometChannels(i int) *cometChannels {
+	mine := readerChannels(i, p.perRead, len(p.channels))
+	c := &cometChannels{mine: mine, names: make([]string, len(mine)), slots: make(map[string]int, len(mine)), lastID: make([]int64, len(mine))}
+	for j, ch := range mine {
+		c.names[j] = p.channels[ch]
+		c.slots[p.channels[ch]] = j
 	}
+	return c
+}
 
-	for ctx.Err() == nil {
-		if backoff > 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
+// deliver accounts for the messages of a comet reply (a read's, or an SSE
+// event's data) that arrived at now.
+func (r *reader) deliver(cc *cometChannels, rep reply, now int64) {
+	got := false
+	for ch, msgs := range rep.Messages {
+		slot, ok := cc.slots[ch]
+		if !ok {
+			if len(msgs) > 0 {
+				r.p.errs.add("read_unrequested_channel")
 			}
-		}
-		var hook func()
-		if !wrote.Load() {
-			hook = onWritten
-		}
-		r, now, err := p.get(ctx, pl, path+strconv.FormatInt(since, 10), &body, hook)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			p.errs.add("read_" + errorKind(err))
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 			continue
 		}
-		backoff = 0
-		p.reads.Add(1)
-		got := false
-		for ch, msgs := range r.Messages {
-			slot, ok := slots[ch]
-			if !ok {
-				if len(msgs) > 0 {
-					p.errs.add("read_unrequested_channel")
-				}
-				continue
-			}
-			for _, m := range msgs {
-				p.receive(i, mine[slot], slot, m, lastID, now)
-				got = true
-			}
+		for _, m := range msgs {
+			r.p.receive(r.i, cc.mine[slot], slot, m.Content, m.ID, cc.lastID, now)
+			got = true
 		}
-		if got {
-			select {
-			case p.delivered <- struct{}{}:
-			default:
-			}
+	}
+	if got {
+		r.p.wakeDrain()
+	}
+}
+
+// wakeDrain tells the drain, without blocking, that a message arrived.
+func (p *readerPool) wakeDrain() {
+	select {
+	case p.delivered <- struct{}{}:
+	default:
+	}
+}
+
+// cometPoll long-polls the comet API from the run's start marker, resuming
+// after each reply with the reply's last_id.
+func (r *reader) cometPoll(ctx context.Context) {
+	p := r.p
+	cc := p.cometChannels(r.i)
+	path := readPath(cc.names) + "?since="
+	since := p.since
+	var body bytes.Buffer
+	for r.pause(ctx) {
+		rep, now, err := p.get(ctx, r.pl, path+strconv.FormatInt(since, 10), &body, r.firstWritten())
+		if err != nil {
+			r.failed(ctx, err)
+			continue
 		}
-		if r.LastID > since {
-			since = r.LastID
+		r.succeeded()
+		r.deliver(cc, rep, now)
+		if rep.LastID > since {
+			since = rep.LastID
 		}
 	}
 }
 
 // receive accounts for one message that reader i got on channel c.
-func (p *readerPool) receive(i, c, slot int, m replyMessage, lastID []int64, now int64) {
-	run, seq, ok := parseContent(m.Content)
+// id orders the messages of a channel (comet's message id, or an Nchan id's
+// order), for the reordering check; lastID[slot] is the newest so far.
+func (p *readerPool) receive(i, c, slot int, content string, id int64, lastID []int64, now int64) {
+	run, seq, ok := parseContent(content)
 	if !ok || run != p.runID || seq >= len(p.sent) {
 		p.foreign.Add(1)
 		return
@@ -149,10 +226,10 @@ func (p *readerPool) receive(i, c, slot int, m replyMessage, lastID []int64, now
 	if p.tally.deliver(i, seq) {
 		return // counted as a duplicate, not also as out of order
 	}
-	if m.ID <= lastID[slot] {
+	if id <= lastID[slot] {
 		p.reordered.Add(1)
 	} else {
-		lastID[slot] = m.ID
+		lastID[slot] = id
 	}
 	if seq < p.warm {
 		return
@@ -165,7 +242,7 @@ func (p *readerPool) receive(i, c, slot int, m replyMessage, lastID []int64, now
 // get performs one read and decodes its reply, reusing body's memory. now
 // is when the reply had arrived, on the run clock.
 func (p *readerPool) get(ctx context.Context, pl poller, path string, body *bytes.Buffer, onWritten func()) (r reply, now int64, err error) {
-	status, err := pl.get(ctx, path, body, onWritten)
+	status, _, err := pl.get(ctx, path, nil, body, onWritten)
 	now = p.clock.now()
 	if err != nil {
 		return r, now, err

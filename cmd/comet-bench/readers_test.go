@@ -16,20 +16,21 @@ func TestReceiveAccounting(t *testing.T) {
 		p.sent[seq].Store(p.clock.now())
 	}
 	lastID := make([]int64, 2)
-	msg := func(seq int, id int64) replyMessage {
-		return replyMessage{Content: messageContent(run, seq, time.Now(), 0), ID: id}
-	}
 	now := p.clock.now()
+	// receive delivers message seq of this run, with message id id.
+	receive := func(i, c, slot, seq int, id int64) {
+		p.receive(i, c, slot, messageContent(run, seq, time.Now(), 0), id, lastID, now)
+	}
 	// Channel c1 (slot 1) gets odd messages, c0 even ones.
-	p.receive(0, 0, 0, msg(0, 100), lastID, now) // warm-up: counted, not timed
-	p.receive(0, 1, 1, msg(3, 103), lastID, now)
-	p.receive(0, 1, 1, msg(3, 103), lastID, now) // duplicate
-	p.receive(0, 1, 1, msg(1, 101), lastID, now) // older than 103 on c1: reordered, warm-up
-	p.receive(0, 0, 0, msg(4, 104), lastID, now)
-	p.receive(0, 0, 0, msg(5, 105), lastID, now)                                      // odd message on c0: wrong channel
-	p.receive(0, 0, 0, replyMessage{Content: "someone else's", ID: 106}, lastID, now) // foreign
-	p.receive(0, 0, 0, msg(9, 109), lastID, now)                                      // seq beyond this run: foreign
-	p.receive(0, 0, 0, replyMessage{Content: messageContent("ffffffff", 2, time.Now(), 0), ID: 110}, lastID, now)
+	receive(0, 0, 0, 0, 100) // warm-up: counted, not timed
+	receive(0, 1, 1, 3, 103)
+	receive(0, 1, 1, 3, 103) // duplicate
+	receive(0, 1, 1, 1, 101) // older than 103 on c1: reordered, warm-up
+	receive(0, 0, 0, 4, 104)
+	receive(0, 0, 0, 5, 105)                               // odd message on c0: wrong channel
+	p.receive(0, 0, 0, "someone else's", 106, lastID, now) // foreign
+	receive(0, 0, 0, 9, 109)                               // seq beyond this run: foreign
+	p.receive(0, 0, 0, messageContent("ffffffff", 2, time.Now(), 0), 110, lastID, now)
 
 	if got := p.tally.delivered.Load(); got != 4 {
 		t.Errorf("delivered = %d, want 4 (0, 1, 3, 4)", got)

@@ -54,6 +54,9 @@ func readProcMemoryAt(mount string, pid int) (procMemory, error) {
 // memoryReport is the server's memory over a fan-out run.
 type memoryReport struct {
 	PID int `json:"pid"`
+	// OtherPIDs are the server's other processes, whose figures are added
+	// in (PeakKiB then sums each process's own peak).
+	OtherPIDs []int `json:"other_pids,omitempty"`
 	// BeforeKiB is the server's RSS before the readers connected.
 	BeforeKiB int64 `json:"before_kib"`
 	// HeldKiB is its RSS with every reader held, before any publish.
