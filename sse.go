@@ -38,6 +38,8 @@ type streamCall struct {
 	rc     *http.ResponseController
 	// until is when the stream's token expires (jwt), or zero.
 	until time.Time
+	// written hands write the outcome of its goroutine's write.
+	written chan error
 }
 
 // nextHold is how long the stream's next read may wait for messages:
@@ -146,7 +148,8 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w), until: h.streamDeadline(r)}
+	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w), until: h.streamDeadline(r),
+		written: make(chan error, 1)}
 }
 
 // refuseStream answers a stream whose first read failed with the API's
@@ -198,9 +201,24 @@ func (h *Handler) writeEvent(w http.ResponseWriter, sc *streamCall, prefix strin
 
 // write writes p to the stream and flushes it through whatever wraps the
 // response (encode, HTTP/2), so that it reaches the client now.
+//
+// It does so on a goroutine of its own, and waits for it: flushing in the
+// middle of a response goes through net/http's chunked writer deep enough
+// to double the stream goroutine's stack, which the stream would then keep
+// for as long as it is open (BENCHMARKS.md, "The stack budget of a held
+// read"). A short-lived goroutine takes that depth and gives it back when
+// the event is out, as a network store's reads do (hub.InlineReader). The
+// response is never used by two goroutines at once: the stream's waits.
 func (sc *streamCall) write(w http.ResponseWriter, p []byte) error {
-	if _, err := w.Write(p); err != nil {
-		return err
+	go sc.writeNow(w, p)
+	return <-sc.written
+}
+
+// writeNow is write's goroutine.
+func (sc *streamCall) writeNow(w http.ResponseWriter, p []byte) {
+	_, err := w.Write(p)
+	if err == nil {
+		err = sc.rc.Flush()
 	}
-	return sc.rc.Flush()
+	sc.written <- err
 }
