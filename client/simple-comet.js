@@ -141,9 +141,9 @@
                 source.onerror = function () {
                     this.close();
                     // A stream that fails before its first event (no CORS
-                    // for this page, a proxy that holds streams back) will
-                    // fail again: unless told to keep to streams, the page
-                    // goes over to JSON-P, which works there.
+                    // for this page, an error reply) will fail again:
+                    // unless told to keep to streams, the page goes over
+                    // to JSON-P, which works there and sees the error.
                     opened || SimpleComet.transport || (SimpleComet.transport = 'jsonp');
                     retry();
                 };
