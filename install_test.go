@@ -1,15 +1,12 @@
 package comet
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 // The xcaddy command in the README's "Building" section is the one that
@@ -124,26 +121,7 @@ func TestComposeRunsTheClusterExample(t *testing.T) {
 		t.Fatal("compose.yaml does not set COMET_LB_BIND: 0.0.0.0")
 	}
 	t.Setenv("COMET_LB_BIND", "0.0.0.0")
-	body, err := os.ReadFile("examples/cluster/lb.Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": "lb.Caddyfile"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Listen []string `json:"listen"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(doc, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	cfg := adaptExample(t, "examples/cluster/lb.Caddyfile")
 	var listen []string
 	for _, srv := range cfg.Apps.HTTP.Servers {
 		listen = append(listen, srv.Listen...)

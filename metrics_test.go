@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,9 +12,9 @@ import (
 	"github.com/simple-comet/caddy-comet/hub"
 )
 
-// gatherCounter returns the value of a counter of the hub named hub that
-// a configuration's collector exports.
-func gatherCounter(t *testing.T, a *App, metric, hub string) float64 {
+// gatherCounter returns the value of the counter metric, with the labels
+// want, that a configuration's collector exports.
+func gatherCounter(t *testing.T, a *App, metric string, want map[string]string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(a.metrics); err != nil {
@@ -28,43 +29,16 @@ func gatherCounter(t *testing.T, a *App, metric, hub string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "hub" && l.GetValue() == hub {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s for hub %q", metric, hub)
-	return 0
-}
-
-// gatherErrors returns caddy_comet_errors_total of a hub for one code.
-func gatherErrors(t *testing.T, a *App, hubName, code string) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(a.metrics); err != nil {
-		t.Fatal(err)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "caddy_comet_errors_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["hub"] == hubName && labels["code"] == code {
+			if maps.Equal(labels, want) {
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Fatalf("no caddy_comet_errors_total{code=%q} for hub %q", code, hubName)
+	t.Fatalf("no %s%v", metric, want)
 	return 0
 }
 
@@ -90,10 +64,10 @@ func TestRepliesTotal(t *testing.T) {
 	post("/channels.json", "")                                                // an error reply: no channel_id
 	serve(t, h, httptest.NewRequest(http.MethodGet, "/elsewhere", nil))       // not the API: no reply
 	serve(t, h, httptest.NewRequest(http.MethodGet, "/simple-comet.js", nil)) // a script, not an API reply
-	if got := gatherCounter(t, old, "caddy_comet_replies_total", name); got != 4 {
+	if got := gatherCounter(t, old, "caddy_comet_replies_total", map[string]string{"hub": name}); got != 4 {
 		t.Errorf("replies after four API replies: %v", got)
 	}
-	if got := gatherErrors(t, old, name, "-1"); got != 1 {
+	if got := gatherCounter(t, old, "caddy_comet_errors_total", map[string]string{"hub": name, "code": "-1"}); got != 1 {
 		t.Errorf("errors with code -1 after one: %v", got)
 	}
 	ph.countError(hub.CodeOK) // not an error: ignored
@@ -107,10 +81,10 @@ func TestRepliesTotal(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(t, h, httptest.NewRequest(http.MethodGet, "/channels/a.json?since=0", nil))
-	if got := gatherCounter(t, reloaded, "caddy_comet_replies_total", name); got != 5 {
+	if got := gatherCounter(t, reloaded, "caddy_comet_replies_total", map[string]string{"hub": name}); got != 5 {
 		t.Errorf("replies after a reload and one more reply: %v, want 5", got)
 	}
-	if got := gatherErrors(t, reloaded, name, "-1"); got != 1 {
+	if got := gatherCounter(t, reloaded, "caddy_comet_errors_total", map[string]string{"hub": name, "code": "-1"}); got != 1 {
 		t.Errorf("errors with code -1 after a reload: %v, want the 1 from before", got)
 	}
 }

@@ -18,32 +18,7 @@ import (
 // It keeps the example working as the module and the client change.
 func TestBrowserChatExample(t *testing.T) {
 	chromium := browserChromium(t)
-	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", "chat", "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "examples", "chat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := string(caddyfile)
-	// The example's own global options (its admin address) give way to the
-	// test Caddy's; its site moves to a free port, and its root (relative
-	// to the repository, where the example is run from) to an absolute path.
-	_, site, ok := strings.Cut(site, "\n}\n")
-	if !ok {
-		t.Fatal("examples/chat/Caddyfile has no global options block")
-	}
-	port := freeport.Get(t)
-	for old, repl := range map[string]string{
-		"http://127.0.0.1:4090": fmt.Sprintf("http://127.0.0.1:%d", port),
-		"root * examples/chat":  fmt.Sprintf("root * %q", dir),
-	} {
-		if !strings.Contains(site, old) {
-			t.Fatalf("examples/chat/Caddyfile no longer has %q; update this test", old)
-		}
-		site = strings.ReplaceAll(site, old, repl)
-	}
+	site, port := exampleSite(t, "chat", "http://127.0.0.1:4090")
 	startCaddy(t, site)
 	if t.Failed() {
 		t.FailNow()
@@ -89,6 +64,37 @@ func TestBrowserChatExample(t *testing.T) {
 	carol := &browserTabState{t: t, ctx: browserNewTab(t, alice.ctx)}
 	carol.do("opening the chat", chromedp.Navigate(page))
 	carol.waitFor("the history", logHas("alicehello <b>bob</b> & all")+" && "+logHas("bobhi alice"))
+}
+
+// exampleSite reads examples/<name>/Caddyfile as a test runs it: its own
+// global options (its admin address) give way to the test Caddy's, its
+// site address (addr) moves to a free port, and its root (relative to the
+// repository, where the example is run from) becomes an absolute path.
+func exampleSite(t *testing.T, name, addr string) (site string, port int) {
+	t.Helper()
+	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", name, "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, site, ok := strings.Cut(string(caddyfile), "\n}\n")
+	if !ok {
+		t.Fatalf("examples/%s/Caddyfile has no global options block", name)
+	}
+	port = freeport.Get(t)
+	for old, repl := range map[string]string{
+		addr:                      fmt.Sprintf("http://127.0.0.1:%d", port),
+		"root * examples/" + name: fmt.Sprintf("root * %q", dir),
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("examples/%s/Caddyfile no longer has %q; update this test", name, old)
+		}
+		site = strings.ReplaceAll(site, old, repl)
+	}
+	return site, port
 }
 
 // browserNewTab opens another tab in the browser of a tab's context. Like

@@ -253,12 +253,19 @@ func read(t *testing.T, base, channels string, since int64, extra ...string) res
 // heldReads waits until the hub reports n held reads through the status call.
 func heldReads(t *testing.T, base string, n int) {
 	t.Helper()
+	heldReadsAt(t, base+"/status.json", n)
+}
+
+// heldReadsAt is heldReads with the status call's whole URL (one that
+// carries a token, say).
+func heldReadsAt(t *testing.T, statusURL string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var st struct {
 			Held int `json:"held_connections_count"`
 		}
-		rep := get(t, base+"/status.json").json(t)
+		rep := mustCode(t, get(t, statusURL), 200, 1, "")
 		if err := json.Unmarshal(rep.Status, &st); err != nil {
 			t.Fatalf("status: %v", err)
 		}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -178,7 +176,7 @@ http://127.0.0.1:%d {
 		}
 		done <- got
 	}()
-	waitHeld(t, base+"/status.json?token="+admin, 1)
+	heldReadsAt(t, base+"/status.json?token="+admin, 1)
 	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", admin, url.Values{"content": {"later"}}), 200, 1, "")
 	if got := <-done; got.ReturnCode != 1 || len(got.Messages["inbox-42"]) != 1 || got.Messages["inbox-42"][0].Content != "later" {
 		t.Fatalf("held read: %+v", got)
@@ -193,33 +191,12 @@ http://127.0.0.1:%d {
 }
 
 // TestBrowserJWTExample runs examples/jwt as a user would: the page's
-// token covers inbox-42 and not inbox-43; it reads the one over JSON-P and
-// is refused the other.
+// token covers inbox-42 and not inbox-43; it reads the one over an event
+// stream or JSON-P and is refused the other.
 func TestBrowserJWTExample(t *testing.T) {
 	chromium := browserChromium(t)
 	t.Setenv("COMET_JWT_KEY", jwtTestKey)
-	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", "jwt", "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "examples", "jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, site, ok := strings.Cut(string(caddyfile), "\n}\n")
-	if !ok {
-		t.Fatal("examples/jwt/Caddyfile has no global options block")
-	}
-	port := freeport.Get(t)
-	for old, repl := range map[string]string{
-		"http://127.0.0.1:4100": fmt.Sprintf("http://127.0.0.1:%d", port),
-		"root * examples/jwt":   fmt.Sprintf("root * %q", dir),
-	} {
-		if !strings.Contains(site, old) {
-			t.Fatalf("examples/jwt/Caddyfile no longer has %q; update this test", old)
-		}
-		site = strings.ReplaceAll(site, old, repl)
-	}
+	site, port := exampleSite(t, "jwt", "http://127.0.0.1:4100")
 	startCaddy(t, site)
 	if t.Failed() {
 		t.FailNow()
@@ -360,28 +337,6 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 				t.Errorf("the %s token's %s is in Caddy's log", name, what)
 			}
 		}
-	}
-}
-
-// waitHeld waits until the status call at statusURL reports n held reads.
-func waitHeld(t *testing.T, statusURL string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var st struct {
-			Held int `json:"held_connections_count"`
-		}
-		rep := mustCode(t, get(t, statusURL), 200, 1, "")
-		if err := json.Unmarshal(rep.Status, &st); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.Held == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held reads: %d, want %d", st.Held, n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling an observable state, not standing in for a signal
 	}
 }
 
