@@ -534,17 +534,6 @@ func (h *Handler) streamDeadline(r *http.Request) time.Time {
 	return g.until
 }
 
-// checkRead is the token check of a read of channels (a|b) that does not
-// go through authorize, such as an event stream: nil when the route needs
-// no token for reads or the request's token covers every channel, and
-// otherwise the error to answer with 403.
-func (h *Handler) checkRead(r *http.Request, channels string) *hub.Error {
-	if h.JWT == nil || !h.JWT.required[OpSubscribe] {
-		return nil
-	}
-	return h.JWT.check(r, OpSubscribe, channels)
-}
-
 // redactedURI is the request's URI for a log line, with the value of any
 // token parameter replaced: a token in a log is a credential anyone who
 // reads the log can use until it expires. It is a fmt.Stringer for

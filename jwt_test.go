@@ -737,20 +737,45 @@ func BenchmarkJWTCheck(b *testing.B) {
 	})
 }
 
-// checkRead is the check an event stream will make: the same as a read's,
-// and nothing on a route that needs no token for reads.
-func TestCheckRead(t *testing.T) {
+// An event stream is checked as a read is, by the handler's own path: every
+// channel covered by the token, and nothing asked on a route whose reads
+// need no token. A refused stream gets the read's 403 before it starts.
+func TestStreamTokenCheck(t *testing.T) {
 	token := hsToken(t, grant{Subscribe: []string{"inbox-42"}})
-	r := httptest.NewRequest(http.MethodGet, "/channels/inbox-42.sse?token="+token, nil)
-	anon := httptest.NewRequest(http.MethodGet, "/channels/inbox-42.sse", nil)
-	h := &Handler{JWT: provisionJWT(t, &JWT{Key: testSecret}, newTestClock())}
-	wantRefused(t, "covered", h.checkRead(r, "inbox-42"), nil)
-	wantRefused(t, "not covered", h.checkRead(r, "inbox-42|inbox-43"), errChannelUncovered)
-	wantRefused(t, "no token", h.checkRead(anon, "inbox-42"), errTokenMissing)
-	h = &Handler{JWT: provisionJWT(t, &JWT{Key: testSecret, Require: []string{OpPublish}}, newTestClock())}
-	wantRefused(t, "reads need no token", h.checkRead(anon, "inbox-43"), nil)
-	h = &Handler{}
-	wantRefused(t, "no jwt block", h.checkRead(anon, "inbox-43"), nil)
+	for _, tc := range []struct {
+		name, target string
+		jwt          *JWT
+		refusal      *hub.Error
+	}{
+		{"covered", "/channels/inbox-42.sse?token=" + token, &JWT{Key: testSecret}, nil},
+		{"not covered", "/channels/inbox-42%7Cinbox-43.sse?token=" + token, &JWT{Key: testSecret}, errChannelUncovered},
+		{"no token", "/channels/inbox-42.sse", &JWT{Key: testSecret}, errTokenMissing},
+		{"reads need no token", "/channels/inbox-43.sse", &JWT{Key: testSecret, Require: []string{OpPublish}}, nil},
+		{"no jwt block", "/channels/inbox-43.sse", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := testHandler(t, hub.Config{})
+			for _, ch := range []string{"inbox-42", "inbox-43"} {
+				if err := h.hub.RegisterChannel(t.Context(), ch, false, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.jwt != nil {
+				h.JWT = provisionJWT(t, tc.jwt, newTestClock())
+			}
+			rec, _ := serve(t, h, httptest.NewRequest(http.MethodGet, tc.target, nil))
+			if tc.refusal == nil {
+				if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" {
+					t.Fatalf("HTTP %d %s %q, want the stream", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+				}
+				return
+			}
+			if rec.Code != http.StatusForbidden || replyCode(t, rec) != hub.CodeBadRequest ||
+				!strings.Contains(rec.Body.String(), tc.refusal.Message) {
+				t.Fatalf("HTTP %d %q, want 403 with -1 %q", rec.Code, rec.Body, tc.refusal.Message)
+			}
+		})
+	}
 }
 
 // The jwt block adapts to the handler's jwt field, placeholders kept for
