@@ -31,6 +31,10 @@ type pooledHub struct {
 	// so that, like it, they outlive reloads.
 	replies atomic.Int64
 	errors  [-hub.CodeOverloaded + 1]atomic.Int64
+
+	// writers write the events of the hub's event streams, whichever
+	// configuration's routes opened them.
+	writers *eventWriters
 }
 
 // countError records an error reply with a negative return code; other
@@ -42,7 +46,10 @@ func (p *pooledHub) countError(code int) {
 }
 
 // Destruct closes the hub once no configuration uses it.
-func (p *pooledHub) Destruct() error { return p.Close() }
+func (p *pooledHub) Destruct() error {
+	p.writers.close()
+	return p.Close()
+}
 
 // hubUse is one hub as this configuration's handlers asked for it.
 type hubUse struct {
@@ -86,7 +93,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		if err != nil {
 			return nil, err
 		}
-		return &pooledHub{Hub: h}, nil
+		return &pooledHub{Hub: h, writers: newEventWriters()}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: %w", name, err)

@@ -179,7 +179,7 @@ func testHandler(t testing.TB, cfg hub.Config) *Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	return handlerOn(&pooledHub{Hub: h})
+	return handlerOn(&pooledHub{Hub: h, writers: newEventWriters()})
 }
 
 // handlerOn is testHandler's handler on a hub that is already running.

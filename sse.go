@@ -35,10 +35,13 @@ const sseHeartbeat = ": heartbeat\n\n"
 type streamCall struct {
 	*readCall
 	stream *hub.Stream
+	w      http.ResponseWriter
 	rc     *http.ResponseController
 	// until is when the stream's token expires (jwt), or zero.
 	until time.Time
-	// written hands write the outcome of its goroutine's write.
+	// event is what the stream's writer is to write (see eventWriters),
+	// and written hands back the outcome.
+	event   []byte
 	written chan error
 }
 
@@ -92,10 +95,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels s
 		}
 		switch sc.reply.Reason {
 		case hub.ReleasedMessages:
-			err = h.writeEvent(w, sc, "")
+			err = h.writeEvent(sc, "")
 			continue
 		case hub.ReleasedTimeout:
-			err = sc.write(w, []byte(sseHeartbeat))
+			err = h.write(sc, []byte(sseHeartbeat))
 			continue
 		}
 		// Deleted, stopped, canceled or unavailable: the stream ends, and
@@ -148,7 +151,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return &streamCall{readCall: rd, stream: stream, rc: http.NewResponseController(w), until: h.streamDeadline(r),
+	return &streamCall{readCall: rd, stream: stream, w: w, rc: http.NewResponseController(w), until: h.streamDeadline(r),
 		written: make(chan error, 1)}
 }
 
@@ -170,7 +173,7 @@ func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
 	// to; a buffered stream delivers nothing until the buffer fills.
 	header.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	return h.writeEvent(w, sc, sseRetry)
+	return h.writeEvent(sc, sseRetry)
 }
 
 // writeEvent writes the stream's reply as an event, after prefix, and
@@ -178,7 +181,7 @@ func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
 // body, encoded as a long poll's (readBody), on one line since JSON escapes
 // every line break. A reply that a publish released is recorded as
 // delivered once written.
-func (h *Handler) writeEvent(w http.ResponseWriter, sc *streamCall, prefix string) error {
+func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 	withMessages := sc.reply.Reason == hub.ReleasedMessages
 	h.hub.replies.Add(1)
 	body := getReplyBuffer()
@@ -191,7 +194,7 @@ func (h *Handler) writeEvent(w http.ResponseWriter, sc *streamCall, prefix strin
 	ev = append(ev, *body...)
 	*out = append(ev, "\n\n"...)
 	putReplyBuffer(body)
-	err := sc.write(w, *out)
+	err := h.write(sc, *out)
 	putReplyBuffer(out)
 	if err == nil && withMessages {
 		h.hub.Stats().ObserveDelivery(sc.reply.Woken)
@@ -200,23 +203,19 @@ func (h *Handler) writeEvent(w http.ResponseWriter, sc *streamCall, prefix strin
 }
 
 // write writes p to the stream and flushes it through whatever wraps the
-// response (encode, HTTP/2), so that it reaches the client now.
-//
-// It does so on a goroutine of its own, and waits for it: flushing in the
-// middle of a response goes through net/http's chunked writer deep enough
-// to double the stream goroutine's stack, which the stream would then keep
-// for as long as it is open (BENCHMARKS.md, "The stack budget of a held
-// read"). A short-lived goroutine takes that depth and gives it back when
-// the event is out, as a network store's reads do (hub.InlineReader). The
-// response is never used by two goroutines at once: the stream's waits.
-func (sc *streamCall) write(w http.ResponseWriter, p []byte) error {
-	go sc.writeNow(w, p)
-	return <-sc.written
+// response (encode, HTTP/2), so that it reaches the client now. A writer
+// of the hub's does it (see eventWriters), which keeps the depth of a
+// flush off the stream's goroutine.
+func (h *Handler) write(sc *streamCall, p []byte) error {
+	sc.event = p
+	err := h.hub.writers.write(sc)
+	sc.event = nil
+	return err
 }
 
-// writeNow is write's goroutine.
-func (sc *streamCall) writeNow(w http.ResponseWriter, p []byte) {
-	_, err := w.Write(p)
+// writeNow writes the stream's event, on a writer's goroutine.
+func (sc *streamCall) writeNow() {
+	_, err := sc.w.Write(sc.event)
 	if err == nil {
 		err = sc.rc.Flush()
 	}

@@ -251,8 +251,8 @@ func awaitHeld(t *testing.T, p *caddyproc.Process, n int) {
 // stream's goroutine parks in the hub between events as a held read does,
 // having written and flushed an event. Flushing mid-request (net/http's
 // chunked writer, under Caddy's wrappers) is deeper than a long poll's
-// reply, so a stream writes its events from a goroutine of its own
-// (streamCall.write); this pins the stream's goroutine to a held read's
+// reply, so a stream's events are written by the hub's writer goroutines
+// (eventWriters); this pins the stream's goroutine to a held read's
 // budget on each store: 8 KiB on the memory store, 16 on Redis.
 func TestSSEStreamStack(t *testing.T) {
 	env := []string{"GODEBUG=adaptivestackstart=0", "GOGC=off"}
