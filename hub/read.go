@@ -111,7 +111,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		// first and registers only when there is nothing to answer with.
 		// A network store's look is a round trip: it looks once, after
 		// registering.
-		if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil || res.HasMessages() {
+		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
 			return w.wrapErr(err)
 		}
 		w.clampSince(res)
@@ -128,6 +128,9 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		}
 	}
 
+	// Only a read that registers may share store reads (see sharedReads),
+	// so only it needs the key that tells which.
+	w.key = shareKey(&w.q)
 	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
 	defer h.release(w)
@@ -243,6 +246,23 @@ func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) 
 	return r, lead
 }
 
+// lookInline is the first look of a read on an inline store: a store read
+// of its own, shared with no other. Sharing would cost the read more than
+// the store read it might save: the store answers from memory, and reads
+// of the same question rarely arrive at the same instant as new requests,
+// unlike reads woken by one publish (see sharedReads). On error it leaves
+// *res as it was.
+func (h *Hub) lookInline(ctx context.Context, w *waiter, res *ReadResult) error {
+	start := time.Now()
+	r, err := h.store.Store.Read(ctx, w.q, w.exp)
+	h.store.observe(start)
+	if err != nil {
+		return err
+	}
+	res.Since, res.LastID, res.Channels = r.Since, r.LastID, r.Channels
+	return nil
+}
+
 // readStore runs a store read that the read w leads, timed here rather than
 // through timedStore.Read, which would add a frame under held reads, and
 // ends it: later reads lead store reads of their own, and its followers go
@@ -266,11 +286,14 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 // clampSince takes the since of the read's first snapshot, clamped to the
 // newest id, as the since the read waits with. It is done once: clamping
 // again at later snapshots would move since past the very messages that
-// wake the read.
+// wake the read. A read that has its share key already (a network store's,
+// which registers before it looks) gets the key of its new question.
 func (w *waiter) clampSince(res *ReadResult) {
 	if w.q.Since != res.Since {
 		w.q.Since = res.Since
-		w.key = shareKey(&w.q)
+		if w.key != "" {
+			w.key = shareKey(&w.q)
+		}
 	}
 }
 
@@ -357,7 +380,6 @@ func newWaiter(req *ReadRequest, cfg *Config) (*waiter, error) {
 		return nil, err
 	}
 	w.q.MaxBytes = messageBudget(cfg.MaxReplySize, w.q.Channels)
-	w.key = shareKey(&w.q)
 	return w, nil
 }
 
