@@ -69,6 +69,32 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	}
 }
 
+// The README recommends GODEBUG=adaptivestackstart=0 for hubs that hold
+// many reads and says that the Dockerfile sets it in the image it runs; a
+// Dockerfile that stops doing so fails here.
+func TestDockerfileSetsTheRecommendedGODEBUG(t *testing.T) {
+	dockerfile, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const setting = "GODEBUG=adaptivestackstart=0"
+	if !strings.Contains(string(readme), "[Dockerfile](Dockerfile) sets it") {
+		t.Fatal("README.md no longer says that the Dockerfile sets " + setting + "; update this test with it")
+	}
+	// The setting must be in the runtime stage, the one the image runs.
+	_, runtime, ok := strings.Cut(string(dockerfile), "\nFROM caddy:")
+	if !ok {
+		t.Fatal("the Dockerfile has no runtime stage FROM caddy:...")
+	}
+	if !regexp.MustCompile(`(?m)^ENV ` + regexp.QuoteMeta(setting) + `$`).MatchString(runtime) {
+		t.Errorf("the Dockerfile's runtime stage does not set ENV %s", setting)
+	}
+}
+
 // compose.yaml runs examples/cluster as it is: each service mounts one of
 // its Caddyfiles, every service but the balancer joins the balancer's
 // network namespace (so the files' 127.0.0.1 addresses reach each other),

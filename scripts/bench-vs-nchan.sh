@@ -21,6 +21,8 @@
 #                        wait up to LOAD_WAIT seconds for a 1-minute load
 #                        average under MAX_LOAD before each run
 #   CADDY, COMET_BENCH   binaries to use (default: built here, without -race)
+#   CADDY_ENV            NAME=value words for caddy-comet's environment only, e.g.
+#                        "GODEBUG=adaptivestackstart=0 GOGC=200" (default: none)
 #   NCHAN_MODULE         [/usr/lib/nginx/modules/ngx_nchan_module.so]
 #   OUT                  a directory to keep the configs, logs and JSON
 #                        reports in (default: a temporary one, removed)
@@ -75,6 +77,7 @@ trap cleanup EXIT
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 caddy=${CADDY:-}
+caddy_env=${CADDY_ENV:-}
 bench=${COMET_BENCH:-}
 if [[ -z $caddy ]]; then
 	caddy=$dir/caddy
@@ -184,7 +187,8 @@ wait_until() {
 # pids (the processes whose memory counts, comma-separated).
 start_comet() {
 	rm -rf "$dir/caddy-data"
-	XDG_DATA_HOME=$dir XDG_CONFIG_HOME=$dir "$caddy" run --config "$dir/Caddyfile" --adapter caddyfile \
+	# shellcheck disable=SC2086 # CADDY_ENV is a list of NAME=value words
+	env $caddy_env XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" "$caddy" run --config "$dir/Caddyfile" --adapter caddyfile \
 		>"$dir/caddy.log" 2>&1 &
 	server_pid=$!
 	wait_until "$comet_target/status.json"
