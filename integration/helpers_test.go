@@ -90,9 +90,38 @@ func startCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(globalOptions, "caddyfile")
+	awaitListenersClosed(t, sitePorts...)
 	tester.InitServer(strings.TrimSuffix(globalOptions, "}\n")+options+"}\n"+sites, "caddyfile")
 	forgetConnections()
 	return tester
+}
+
+// sitePorts are the addresses the tests' sites listen on.
+var sitePorts = []string{"127.0.0.1:9080", "127.0.0.1:9081"}
+
+// awaitListenersClosed waits until nothing listens on addrs. Caddy returns
+// from a configuration change once the old servers' shutdowns have been
+// scheduled, not run (caddyhttp.App.Stop says so); its listeners use
+// SO_REUSEPORT, so a new server on the same port can start beside an old
+// listener that has not closed yet, and a connection the kernel hands to
+// the old one is reset when it closes. Refused connections mean the old
+// listeners are gone. Caddy signals nothing the test could wait on.
+func awaitListenersClosed(t *testing.T, addrs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, addr := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				break // refused (or unreachable): no listener
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still accepts connections 10s after its server was stopped", addr)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // forgetConnections drops idle keep-alive connections after a configuration
