@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,6 +36,52 @@ type pooledHub struct {
 	// writers write the events of the hub's event streams, whichever
 	// configuration's routes opened them.
 	writers *eventWriters
+
+	// settingsMu orders the configurations that start and stop around a
+	// reload as they hand the hub its settings; settingsApplied numbers
+	// each hand-over, so that a configuration stopping can tell whether
+	// the settings it gave are still the hub's (see applySettings).
+	settingsMu      sync.Mutex
+	settingsApplied uint64
+}
+
+// appliedSettings is what one configuration's start changed of a hub's
+// settings, so that its stop can undo it.
+type appliedSettings struct {
+	applied  uint64     // the hand-over that gave this configuration's settings
+	previous hub.Config // the settings the hub ran with before it
+	prevOf   uint64     // the hand-over that gave those
+}
+
+// applySettings makes cfg the hub's settings. A configuration's settings
+// take effect only when it starts: Caddy provisions a new configuration
+// while the old one still serves, and throws the new one away if any of
+// its modules fails, so a hub changed while it was provisioned would run
+// with settings of a configuration that never ran.
+func (p *pooledHub) applySettings(cfg hub.Config) appliedSettings {
+	p.settingsMu.Lock()
+	defer p.settingsMu.Unlock()
+	a := appliedSettings{previous: p.Config(), prevOf: p.settingsApplied}
+	p.settingsApplied++
+	a.applied = p.settingsApplied
+	p.SetConfig(cfg)
+	return a
+}
+
+// revertSettings gives the hub back the settings it had before a, unless
+// another configuration has applied its own since: Caddy stops a started
+// configuration when another app of it fails to start, and that must
+// leave the hub as the running configuration had it. A configuration
+// stopped after its successor started finds its settings replaced, and
+// leaves them.
+func (p *pooledHub) revertSettings(a appliedSettings) {
+	p.settingsMu.Lock()
+	defer p.settingsMu.Unlock()
+	if p.settingsApplied != a.applied {
+		return
+	}
+	p.SetConfig(a.previous)
+	p.settingsApplied = a.prevOf
 }
 
 // countError records an error reply with a negative return code; other
@@ -55,13 +102,22 @@ func (p *pooledHub) Destruct() error {
 type hubUse struct {
 	poolKey  string
 	storeRaw json.RawMessage
+	// settings are the merged settings of the configuration's routes of
+	// the hub, which it applies when it starts.
 	settings HubSettings
 	hub      *pooledHub
+	// created: this configuration opened the hub, so no running
+	// configuration uses it and it can take the settings at once.
+	created bool
+	// applied is set while the configuration runs: what its start changed.
+	applied *appliedSettings
 }
 
 // hub returns the hub named name for a handler, creating it on first use.
 // Handlers that name the same hub must agree on its store and on every
 // setting both of them set; a setting only one of them sets applies to both.
+// The settings take effect when the configuration starts (App.Start): a
+// hub that a running configuration uses keeps its settings until then.
 func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*pooledHub, error) {
 	if use, ok := a.configHubs[name]; ok {
 		if !bytes.Equal(storeKey(use.storeRaw), storeKey(storeRaw)) {
@@ -76,7 +132,9 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 			return nil, fmt.Errorf("hub %q: %w", name, err)
 		}
 		use.settings = merged
-		use.hub.SetConfig(merged.config())
+		if use.created {
+			use.hub.SetConfig(merged.config())
+		}
 		return use.hub, nil
 	}
 
@@ -99,14 +157,30 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		return nil, fmt.Errorf("hub %q: %w", name, err)
 	}
 	h := val.(*pooledHub)
-	if loaded {
-		// A reload: the hub keeps its state and takes the new settings.
-		h.SetConfig(s.config())
-	}
 	a.logger.Info("hub ready", zap.String("hub", name), zap.String("store", storeLabel(storeRaw)), zap.Bool("reused", loaded))
-	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
+	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h, created: !loaded}
 	a.metrics.add(name, h)
 	return h, nil
+}
+
+// applyHubSettings gives each hub this configuration uses the settings of
+// its routes; a reload's hubs keep their state and take the new settings.
+func (a *App) applyHubSettings() {
+	for _, use := range a.configHubs {
+		applied := use.hub.applySettings(use.settings.config())
+		use.applied = &applied
+	}
+}
+
+// revertHubSettings undoes applyHubSettings where no later configuration
+// has applied its own settings.
+func (a *App) revertHubSettings() {
+	for _, use := range a.configHubs {
+		if use.applied != nil {
+			use.hub.revertSettings(*use.applied)
+			use.applied = nil
+		}
+	}
 }
 
 // storeKey identifies a store configuration: no store is the memory store,

@@ -174,17 +174,101 @@ func TestAppHubSurvivesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
 	if h2 != h1 {
 		t.Fatal("the reloaded configuration got a new hub")
+	}
+	if got := h2.Config().MessagesPerChannel; got != hub.DefaultMessagesPerChannel {
+		t.Errorf("messages_per_channel once the reload is provisioned = %d, want the running configuration's %d until it starts", got, hub.DefaultMessagesPerChannel)
+	}
+	if err := reloaded.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
 	}
 	if got := h2.Config().MessagesPerChannel; got != 3 {
 		t.Errorf("messages_per_channel after reload = %d, want the new configuration's 3", got)
 	}
 	if err := h2.RegisterChannel(t.Context(), "kept", false, 0); !errors.Is(err, hub.ErrChannelExists) {
 		t.Errorf("registering the channel again after reload: %v, want %v", err, hub.ErrChannelExists)
+	}
+}
+
+// A configuration's settings reach a hub that a running configuration uses
+// only when it starts, and a configuration that Caddy stops because
+// another of its apps failed to start gives the hub back the running
+// configuration's settings; one stopped after its successor started leaves
+// the successor's.
+func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
+	name := t.Name()
+	settings := func(n int) HubSettings { return HubSettings{MessagesPerChannel: n} }
+	perChannel := func(h *pooledHub) int { return h.Config().MessagesPerChannel }
+
+	running := newAppWithoutCleanup()
+	h, err := running.hub(name, settings(5), nil, memoryOpener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Provisioned, then thrown away before it starts.
+	refused := newAppWithoutCleanup()
+	if _, err := refused.hub(name, settings(1), nil, memoryOpener); err != nil {
+		t.Fatal(err)
+	}
+	if got := perChannel(h); got != 5 {
+		t.Errorf("messages_per_channel while a reload is provisioned = %d, want the running 5", got)
+	}
+	if err := refused.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := perChannel(h); got != 5 {
+		t.Errorf("messages_per_channel after a reload failed to provision = %d, want 5", got)
+	}
+
+	// Started, then stopped because another app of it failed to start.
+	aborted := newAppWithoutCleanup()
+	if _, err := aborted.hub(name, settings(2), nil, memoryOpener); err != nil {
+		t.Fatal(err)
+	}
+	if err := aborted.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := perChannel(h); got != 2 {
+		t.Errorf("messages_per_channel once a reload started = %d, want its 2", got)
+	}
+	if err := aborted.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := aborted.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := perChannel(h); got != 5 {
+		t.Errorf("messages_per_channel after a reload failed to start = %d, want the running 5", got)
+	}
+
+	// A reload that succeeds: the old configuration stops after the new
+	// one started, and leaves the new settings.
+	next := newTestApp(t)
+	if _, err := next.hub(name, settings(3), nil, memoryOpener); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := perChannel(h); got != 3 {
+		t.Errorf("messages_per_channel after a reload = %d, want the new 3", got)
 	}
 }
 

@@ -82,12 +82,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Start implements caddy.App; hubs start when handlers ask for them.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App. Hubs open when handlers ask for them, in
+// Provision; their settings take effect now, when the configuration starts
+// (see App.hub).
+func (a *App) Start() error {
+	a.applyHubSettings()
+	return nil
+}
 
-// Stop implements caddy.App. Held reads are answered by the handlers when
-// their server shuts down; hubs are closed in Cleanup once unused.
-func (a *App) Stop() error { return nil }
+// Stop implements caddy.App. It gives each hub back its settings from
+// before Start unless a newer configuration has applied its own, which
+// matters when Caddy stops this configuration because another of its apps
+// failed to start. Held reads are answered by the handlers when their
+// server shuts down; hubs are closed in Cleanup once unused.
+func (a *App) Stop() error {
+	a.revertHubSettings()
+	return nil
+}
 
 // Cleanup releases this configuration's hold on its hubs.
 func (a *App) Cleanup() error {
