@@ -122,7 +122,7 @@ func (h *Handler) stopped() bool {
 // endStream uncounts an ended stream and logs why it ended.
 func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
 	sc.stream.Close()
-	h.logger.Debug("event stream ended", zap.String("uri", r.RequestURI),
+	h.logger.Debug("event stream ended", zap.Stringer("uri", redactedURI(r)),
 		zap.Stringer("reason", sc.reply.Reason), zap.Int64("last_id", sc.reply.LastID), zap.Error(err))
 }
 

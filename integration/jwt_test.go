@@ -293,6 +293,21 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 	admin 127.0.0.1:%d
 	persist_config off
 	grace_period 1s
+	log default {
+		exclude http.handlers.rewrite
+	}
+	log rewrites {
+		include http.handlers.rewrite
+		level DEBUG
+		format filter {
+			uri query {
+				delete token
+			}
+			request>uri query {
+				delete token
+			}
+		}
+	}
 }
 %s {
 	bind 127.0.0.1
@@ -303,9 +318,18 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 			}
 		}
 	}
-	comet {
-		jwt {
-			key {env.COMET_JWT_KEY}
+	handle_path /comet/* {
+		comet {
+			jwt {
+				key {env.COMET_JWT_KEY}
+			}
+		}
+	}
+	handle {
+		comet {
+			jwt {
+				key {env.COMET_JWT_KEY}
+			}
 		}
 	}
 }
@@ -323,9 +347,37 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 	// token: the URI is logged without it.
 	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json?token="+backEnd, backEnd, url.Values{}), 200, -1, "Missing content")
 
+	// The same through handle_path, whose rewrite Caddy logs at DEBUG
+	// with the URI: the README's log filter for it takes the token out.
+	mustCode(t, get(t, base+"/comet/channels/inbox-42.json?since=0&token="+reader), 200, 1, "")
+	refused(t, get(t, base+"/comet/channels/inbox-43.json?since=0&token="+reader), `Channel not covered by token: subscribe "inbox-43"`, reader)
+
+	// A held read woken by a publish, and an event stream that ends when
+	// its channel is deleted, which comet logs with the stream's URI.
+	held := make(chan response, 1)
+	go func() { held <- get(t, base+"/comet/channels/inbox-42.json?since="+fmt.Sprint(rep.LastID)+"&token="+reader) }()
+	s, res := openSSE(t, sseClient, base+"/comet/channels/inbox-42.sse?token="+url.QueryEscape(reader), "")
+	if s == nil {
+		t.Fatalf("a stream of inbox-42: HTTP %d %s", res.status, res.body)
+	}
+	s.next(t, ssePatience)
+	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json", backEnd, url.Values{"content": {"woke"}}), 200, 1, "")
+	if got := s.next(t, ssePatience).reply(t).Messages["inbox-42"]; len(got) != 1 || got[0].Content != "woke" {
+		t.Fatalf("the stream got %+v", got)
+	}
+	if got := mustCode(t, <-held, 200, 1, "").Messages["inbox-42"]; len(got) != 1 || got[0].Content != "woke" {
+		t.Fatalf("the held read got %+v", got)
+	}
+	mustCode(t, withBearer(t, http.MethodDelete, base+"/channels/inbox-42.json", backEnd, nil), 200, 2, "")
+	if ev := s.next(t, ssePatience); ev.end == nil {
+		t.Fatalf("the stream of a deleted channel goes on: %+v", ev)
+	}
+
 	p.WaitLog("token refused", "inbox-43")
 	p.WaitLog("api error", "Missing content", "REDACTED")
 	p.WaitLog("http.log.access", "/channels/inbox-42.json?since=0")
+	p.WaitLog("rewrote request", "/channels/inbox-42.json?since=0")
+	p.WaitLog("event stream ended", "inbox-42.sse?token=REDACTED")
 	p.Stop()
 	log := p.Log()
 	for name, token := range map[string]string{"back end": backEnd, "reader": reader} {
