@@ -221,8 +221,8 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // ServeHTTP calls this straight away, not through serveAPI, writes the
 // reply itself rather than from one frame deeper, and this frame stays
 // small, with the read's state on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) (*[]byte, hub.Moment) {
-	rd := h.newReadCall(w, r, channels, format)
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format, until time.Time) (*[]byte, hub.Moment) {
+	rd := h.newReadCall(w, r, channels, format, until)
 	if rd == nil {
 		return nil, 0
 	}
@@ -301,16 +301,20 @@ type readCall struct {
 	req   hub.ReadRequest
 	reply hub.Reply
 	opts  jsonp.Options
+	// until is when the read's token stops being taken (exp plus leeway),
+	// or zero when it needs none (see authorize).
+	until time.Time
 }
 
 // newReadCall makes the readCall of a read from its query, or answers the
 // request with an error and returns nil. A GET has no form body, so its
 // form is its query, parsed here once for since, client_id and cb; unlike
 // r.ParseForm, it does not keep the parsed form on the request, which a
-// held read would carry for as long as it is held.
-func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format) *readCall {
+// held read would carry for as long as it is held. until is as authorize
+// returned it.
+func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format, until time.Time) *readCall {
 	form, err := url.ParseQuery(r.URL.RawQuery)
-	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.QuoteJSON}}
+	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.QuoteJSON}, until: until}
 	if err != nil {
 		h.replyFormError(w, r, rd.opts, err)
 		return nil
@@ -325,7 +329,26 @@ func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels s
 	if h.hub.Config().MaxHeldPerPeer > 0 {
 		rd.req.Peer = clientIP(r)
 	}
+	if !rd.until.IsZero() {
+		rd.req.Hold = holdUntil(rd.until, h.hub.Config().HTTPTimeout)
+	}
 	return rd
+}
+
+// holdUntil is how long a read whose token stops being taken at until may
+// be held when it finds nothing: timeout (http_timeout), or less when the
+// token expires sooner, so that no message reaches a reader after what
+// allowed it has expired; below 0 (answered at once) once it has. Such a
+// read is answered as one that timed out, and the client reads on with a
+// new token.
+func holdUntil(until time.Time, timeout time.Duration) time.Duration {
+	switch left := time.Until(until); {
+	case left <= 0:
+		return -1
+	case left < timeout:
+		return left
+	}
+	return timeout
 }
 
 // clientIP is the request's client address as Caddy determined it (so

@@ -280,19 +280,28 @@ var (
 	errOpUncovered      = &hub.Error{Code: hub.CodeBadRequest, Message: "Operation not covered by token"}
 )
 
-// check returns nil when the request carries a token that allows op on
+// check returns the grant of the request's token when it allows op on
 // channels (the a|b list of a read, the channel of a publish; ignored for
 // manage and status), and otherwise the reason it does not. It does not
 // look at whether op is required: callers ask only for those.
-func (j *JWT) check(r *http.Request, op, channels string) *hub.Error {
+func (j *JWT) check(r *http.Request, op, channels string) (*grant, *hub.Error) {
 	token, apiErr := requestToken(r)
 	if apiErr != nil {
-		return apiErr
+		return nil, apiErr
 	}
 	g, apiErr := j.verify(token)
 	if apiErr != nil {
-		return apiErr
+		return nil, apiErr
 	}
+	if apiErr := g.allows(op, channels); apiErr != nil {
+		return nil, apiErr
+	}
+	return g, nil
+}
+
+// allows returns nil when g allows op on channels, and otherwise the
+// reason it does not.
+func (g *grant) allows(op, channels string) *hub.Error {
 	switch op {
 	case OpSubscribe:
 		for rest := channels; ; {
@@ -495,43 +504,28 @@ func queryToken(raw string) (token string, found bool, apiErr *hub.Error) {
 // including requests that serveAPI refuses for other reasons (unknown
 // format, method or operation not allowed), so that those keep their own
 // errors.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call apiCall) bool {
+//
+// until is when the token it took stops being taken (exp plus leeway), or
+// zero when no token was asked for: a read held, or a stream open, must
+// not outlive what allowed it.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call apiCall) (until time.Time, ok bool) {
 	if h.JWT == nil || !call.formatOK || call.resource == resScript {
-		return true
+		return time.Time{}, true
 	}
 	op, _ := operation(call.resource, r.Method)
 	if !h.allowed[op] || !h.JWT.required[op] {
-		return true // no operation, the health probe, or no token needed
+		return time.Time{}, true // no operation, the health probe, or no token needed
 	}
-	apiErr := h.JWT.check(r, op, call.id)
+	g, apiErr := h.JWT.check(r, op, call.id)
 	if apiErr == nil {
-		return true
+		return g.until, true
 	}
 	// Which check failed, never the token (nor the query that holds it).
 	h.JWT.logger.Debug("token refused", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.String("operation", op), zap.String("reason", apiErr.Error()))
 	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.QuoteJSON}
 	h.replyErrorStatus(w, r, opts, http.StatusForbidden, apiErr)
-	return false
-}
-
-// streamDeadline is when an event stream that authorize let through must
-// end because its token does (exp plus leeway), or zero when the route
-// takes reads without a token. A stream is checked once, when it opens; it
-// must not outlive what allowed it.
-func (h *Handler) streamDeadline(r *http.Request) time.Time {
-	if h.JWT == nil || !h.JWT.required[OpSubscribe] {
-		return time.Time{}
-	}
-	token, apiErr := requestToken(r)
-	if apiErr != nil {
-		return time.Time{}
-	}
-	g, apiErr := h.JWT.verify(token)
-	if apiErr != nil {
-		return time.Now() // refused since authorize took it: end at once
-	}
-	return g.until
+	return time.Time{}, false
 }
 
 // redactedURI is the request's URI for a log line, with the value of any

@@ -95,7 +95,8 @@ func hsToken(t testing.TB, g grant) string {
 // token query parameter.
 func checkToken(j *JWT, token, op, channels string) *hub.Error {
 	r := httptest.NewRequest(http.MethodGet, "/channels/x.jsonp?since=0&token="+url.QueryEscape(token), nil)
-	return j.check(r, op, channels)
+	_, apiErr := j.check(r, op, channels)
+	return apiErr
 }
 
 // wantRefused fails unless err is the refusal want (with any detail).
@@ -440,7 +441,8 @@ func TestJWTRequestToken(t *testing.T) {
 		for _, v := range c.header {
 			r.Header.Add("Authorization", v)
 		}
-		wantRefused(t, c.name, j.check(r, OpSubscribe, "news"), c.want)
+		_, apiErr := j.check(r, OpSubscribe, "news")
+		wantRefused(t, c.name, apiErr, c.want)
 	}
 }
 
@@ -481,7 +483,8 @@ func TestJWTMaxTokenLength(t *testing.T) {
 	wantRefused(t, "a token at the limit", checkToken(j, atLimit, OpSubscribe, "news"), nil)
 	r := httptest.NewRequest(http.MethodPost, "/channels/news.json", nil)
 	r.Header.Set("Authorization", "Bearer "+atLimit)
-	wantRefused(t, "a bearer at the limit", j.check(r, OpSubscribe, "news"), nil)
+	_, apiErr := j.check(r, OpSubscribe, "news")
+	wantRefused(t, "a bearer at the limit", apiErr, nil)
 	over := padToken(t, maxTokenLength+1)
 	wantRefused(t, "a token one byte over", checkToken(j, over, OpSubscribe, "news"), errTokenTooLong)
 }
@@ -535,7 +538,7 @@ func TestJWTCacheKeepsOnlyTheToken(t *testing.T) {
 	j := provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
 	token := hsToken(t, grant{Subscribe: []string{"news"}})
 	r := httptest.NewRequest(http.MethodGet, "/channels/news.json?since=0&token="+token+"&cb=_JSONP_x", nil)
-	if err := j.check(r, OpSubscribe, "news"); err != nil {
+	if _, err := j.check(r, OpSubscribe, "news"); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := j.cache.size(); n != 1 {
@@ -676,7 +679,7 @@ func FuzzJWTCheck(f *testing.F) {
 		r.URL.RawQuery = query
 		r.Header.Set("Authorization", authorization)
 		for _, op := range allOps {
-			apiErr := j.check(r, op, channels)
+			_, apiErr := j.check(r, op, channels)
 			if apiErr == nil {
 				token, _ := requestToken(r)
 				if !validTokens[token] {
@@ -710,7 +713,7 @@ func benchmarkCheck(b *testing.B, j *JWT, method jwt.SigningMethod, key any, cac
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if err := j.check(r, OpSubscribe, "news|inbox-42"); err != nil {
+		if _, err := j.check(r, OpSubscribe, "news|inbox-42"); err != nil {
 			b.Fatal(err)
 		}
 	}

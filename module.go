@@ -296,7 +296,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
-	if !h.authorize(w, r, call) {
+	until, ok := h.authorize(w, r, call)
+	if !ok {
 		return nil // refused: no token, or one that does not cover the call
 	}
 	// Reads, the requests that are held, take the shortest way, and their
@@ -304,13 +305,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// to serveAPI are those it refuses: in an unknown format, or on a
 	// route that does not allow subscribe.
 	if call.resource == resChannel && r.Method == http.MethodGet && call.formatOK && h.allowed[OpSubscribe] {
-		if out, woken := h.serveRead(w, r, call.id, call.format); out != nil {
+		if out, woken := h.serveRead(w, r, call.id, call.format, until); out != nil {
 			h.writeRead(w, r, out, woken)
 		}
 		return nil
 	}
 	if call.resource == resStream && r.Method == http.MethodGet && h.allowed[OpSubscribe] {
-		h.serveStream(w, r, call.id)
+		h.serveStream(w, r, call.id, until)
 		return nil
 	}
 	h.serveAPI(w, r, call)

@@ -37,8 +37,6 @@ type streamCall struct {
 	stream *hub.Stream
 	w      http.ResponseWriter
 	rc     *http.ResponseController
-	// until is when the stream's token expires (jwt), or zero.
-	until time.Time
 	// event is what the stream's writer is to write (see eventWriters),
 	// and written hands back the outcome.
 	event   []byte
@@ -68,8 +66,8 @@ func (sc *streamCall) nextHold(heartbeat time.Duration) time.Duration {
 // does (BENCHMARKS.md): ServeHTTP calls it straight away, the hub is called
 // from this frame, and opening the stream and writing events are sibling
 // calls.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string) {
-	sc := h.openStream(w, r, channels)
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string, until time.Time) {
+	sc := h.openStream(w, r, channels, until)
 	if sc == nil {
 		return
 	}
@@ -130,8 +128,8 @@ func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
 // and returns nil. Nothing is written before the stream's first read
 // succeeds (serveStream), so every refusal is an ordinary API reply with
 // its HTTP status, which EventSource does not retry.
-func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels string) *streamCall {
-	rd := h.newReadCall(w, r, channels, jsonp.JSON)
+func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels string, until time.Time) *streamCall {
+	rd := h.newReadCall(w, r, channels, jsonp.JSON, until)
 	if rd == nil {
 		return nil
 	}
@@ -151,7 +149,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return &streamCall{readCall: rd, stream: stream, w: w, rc: http.NewResponseController(w), until: h.streamDeadline(r),
+	return &streamCall{readCall: rd, stream: stream, w: w, rc: http.NewResponseController(w),
 		written: make(chan error, 1)}
 }
 

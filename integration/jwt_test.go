@@ -355,7 +355,9 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 	// A held read woken by a publish, and an event stream that ends when
 	// its channel is deleted, which comet logs with the stream's URI.
 	held := make(chan response, 1)
-	go func() { held <- get(t, base+"/comet/channels/inbox-42.json?since="+fmt.Sprint(rep.LastID)+"&token="+reader) }()
+	go func() {
+		held <- get(t, base+"/comet/channels/inbox-42.json?since="+fmt.Sprint(rep.LastID)+"&token="+reader)
+	}()
 	s, res := openSSE(t, sseClient, base+"/comet/channels/inbox-42.sse?token="+url.QueryEscape(reader), "")
 	if s == nil {
 		t.Fatalf("a stream of inbox-42: HTTP %d %s", res.status, res.body)
@@ -458,4 +460,59 @@ http://127.0.0.1:%d {
 		}
 		refused(t, res, tc.want, reader)
 	}
+}
+
+// A long poll is held no longer than its token is taken (exp plus
+// leeway): one whose token expires while it is held is answered as a
+// timeout, and a message published after that does not reach it.
+func TestJWTHeldReadEndsWithItsToken(t *testing.T) {
+	t.Setenv("COMET_JWT_KEY", jwtTestKey)
+	port := freeport.Get(t)
+	startCaddy(t, fmt.Sprintf(`
+http://127.0.0.1:%d {
+	comet {
+		hub jwt_held
+		http_timeout 1m
+		jwt {
+			key {env.COMET_JWT_KEY}
+			leeway 1s
+		}
+	}
+}
+`, port))
+	site := fmt.Sprintf("http://127.0.0.1:%d", port)
+	admin := mintToken(t, cometGrant{Publish: []string{"*"}, Manage: true}, time.Now().Add(time.Hour))
+	mustCode(t, withBearer(t, http.MethodPost, site+"/channels.json", admin, url.Values{"channel_id": {"inbox-42"}}), 200, 1, "")
+	since := mustCode(t, withBearer(t, http.MethodPost, site+"/channels/inbox-42.json", admin, url.Values{"content": {"before"}}), 200, 1, "").MessageID
+
+	exp := time.Now().Add(2 * time.Second)
+	taken := time.Unix(exp.Unix(), 0).Add(time.Second) // exp has whole seconds; plus leeway
+	reader := mintToken(t, cometGrant{Subscribe: []string{"inbox-42"}}, exp)
+	answered := make(chan response, 1)
+	go func() {
+		answered <- get(t, fmt.Sprintf("%s/channels/inbox-42.json?since=%d&token=%s", site, since, reader))
+	}()
+	// The message comes once the token is no longer taken: by the wall
+	// clock, which is what expiry is measured by.
+	published := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(time.Until(taken.Add(500 * time.Millisecond)))
+		published <- time.Now()
+		mustCode(t, withBearer(t, http.MethodPost, site+"/channels/inbox-42.json", admin, url.Values{"content": {"after"}}), 200, 1, "")
+	}()
+
+	r := <-answered
+	at := time.Now()
+	rep := mustCode(t, r, 200, 1, "")
+	if got := rep.Messages["inbox-42"]; len(got) != 0 {
+		t.Fatalf("a read held past its token's expiry got %+v, want no messages", got)
+	}
+	if at.Before(taken) {
+		t.Errorf("the held read was answered at %v, before its token stopped being taken at %v", at, taken)
+	}
+	if p := <-published; at.After(p) {
+		t.Errorf("the held read was answered at %v, after the next message was published at %v", at, p)
+	}
+	// Reading on with the expired token is refused.
+	refused(t, get(t, fmt.Sprintf("%s/channels/inbox-42.json?since=%d&token=%s", site, rep.LastID, reader)), "Token expired", reader)
 }
