@@ -323,7 +323,7 @@ func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels s
 	// A since that is not an integer counts as 0, as in the original.
 	rd.req.Since, _ = strconv.ParseInt(form.Get("since"), 10, 64)
 	if h.hub.Config().MaxHeldPerPeer > 0 {
-		rd.req.Peer = clientIP(r)
+		rd.req.Peer = h.hub.peerOf(clientIP(r))
 	}
 	return rd
 }

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
@@ -35,6 +36,25 @@ type pooledHub struct {
 	// writers write the events of the hub's event streams, whichever
 	// configuration's routes opened them.
 	writers *eventWriters
+
+	// ipv6PrefixPerIP is the hub's ipv6_prefix_per_ip (0: its default).
+	// The engine takes peers as opaque keys, so the HTTP layer keeps the
+	// setting here, beside the hub, and sets it with the hub's Config
+	// (setSettings).
+	ipv6PrefixPerIP atomic.Int32
+}
+
+// setSettings hands the hub its settings, the engine's and the HTTP
+// layer's.
+func (p *pooledHub) setSettings(s HubSettings) {
+	p.SetConfig(s.config())
+	p.ipv6PrefixPerIP.Store(int32(s.IPv6PrefixPerIP))
+}
+
+// peerOf is the key a client's held reads count under for max_held_per_ip
+// (see peerKey).
+func (p *pooledHub) peerOf(ip string) string {
+	return peerKey(ip, cmp.Or(int(p.ipv6PrefixPerIP.Load()), DefaultIPv6PrefixPerIP))
 }
 
 // countError records an error reply with a negative return code; other
@@ -76,7 +96,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 			return nil, fmt.Errorf("hub %q: %w", name, err)
 		}
 		use.settings = merged
-		use.hub.SetConfig(merged.config())
+		use.hub.setSettings(merged)
 		return use.hub, nil
 	}
 
@@ -93,7 +113,9 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		if err != nil {
 			return nil, err
 		}
-		return &pooledHub{Hub: h, writers: newEventWriters()}, nil
+		p := &pooledHub{Hub: h, writers: newEventWriters()}
+		p.ipv6PrefixPerIP.Store(int32(s.IPv6PrefixPerIP))
+		return p, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: %w", name, err)
@@ -101,7 +123,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 	h := val.(*pooledHub)
 	if loaded {
 		// A reload: the hub keeps its state and takes the new settings.
-		h.SetConfig(s.config())
+		h.setSettings(s)
 	}
 	a.logger.Info("hub ready", zap.String("hub", name), zap.String("store", storeLabel(storeRaw)), zap.Bool("reused", loaded))
 	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h}
