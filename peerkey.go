@@ -16,10 +16,9 @@ import (
 // Only a masked IPv6 address costs an allocation, the key itself: the key
 // is built in a buffer on the stack, and one that reads as the address
 // given (Caddy's client IP is canonical, so any IPv4 address, and an IPv6
-// one at 128) is ip itself. It runs before the read is held and only while
-// max_held_per_ip is set; its frames and netip's under it (some 0.7 KiB by
-// go build -gcflags=-S) are fewer than the held path's below serveRead
-// (BENCHMARKS.md, "The stack budget of a held read").
+// one at 128) is ip itself. It runs on the read path, only while
+// max_held_per_ip is set, and keeps within the stack budget of a held read
+// (BENCHMARKS.md): no temporary but the key's buffer, and netip's frames.
 func peerKey(ip string, bits int) string {
 	host, _, _ := strings.Cut(ip, "%")
 	addr, err := netip.ParseAddr(host)
