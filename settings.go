@@ -21,8 +21,9 @@ import (
 // refusing negative values and handing the settings to the hub all walk its
 // fields, naming each setting by its JSON name. Adding a hub setting takes
 // a field here (with the hub.Config field of the same name, or a `hub` tag
-// naming it, or `hub:"-"` for a setting the engine does not take) and its
-// subdirective in caddyfile.go.
+// naming it, or `hub:"-"` for a setting the engine does not take, which
+// pooledHub.setSettings then keeps beside the hub) and its subdirective in
+// caddyfile.go.
 //
 // A field left out (zero, or nil) is not set: it takes the hub's default,
 // or the value another route of the hub sets. A setting that can be turned
