@@ -327,7 +327,7 @@ func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels s
 	// A since that is not an integer counts as 0, as in the original.
 	rd.req.Since, _ = strconv.ParseInt(form.Get("since"), 10, 64)
 	if h.hub.Config().MaxHeldPerPeer > 0 {
-		rd.req.Peer = clientIP(r)
+		rd.req.Peer = h.hub.peerOf(clientIP(r))
 	}
 	if !rd.until.IsZero() {
 		rd.req.Hold = holdUntil(rd.until, h.hub.Config().HTTPTimeout)

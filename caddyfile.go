@@ -98,6 +98,16 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return parseInt(d, setPointer(&s.MaxHeldConnections), 0)
 	case "max_held_per_ip":
 		return parseInt(d, setPointer(&s.MaxHeldPerIP), 0)
+	case "ipv6_prefix_per_ip":
+		val, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		bits, err := strconv.Atoi(val)
+		if err != nil || bits < 1 || bits > 128 {
+			return d.Errf("%s: want a prefix length from 1 to 128, got %q", name, val)
+		}
+		s.IPv6PrefixPerIP = bits
 	case "max_channels":
 		return parseInt(d, setPointer(&s.MaxChannels), 0)
 	case "max_clients":

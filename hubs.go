@@ -2,6 +2,7 @@ package comet
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -37,6 +38,12 @@ type pooledHub struct {
 	// configuration's routes opened them.
 	writers *eventWriters
 
+	// ipv6PrefixPerIP is the hub's ipv6_prefix_per_ip (0: its default).
+	// The engine takes peers as opaque keys, so the HTTP layer keeps the
+	// setting here, beside the hub, and sets it with the hub's Config
+	// (setSettings).
+	ipv6PrefixPerIP atomic.Int32
+
 	// settingsMu orders the configurations that start and stop around a
 	// reload as they hand the hub its settings; settingsApplied numbers
 	// each hand-over, so that a configuration stopping can tell whether
@@ -45,26 +52,52 @@ type pooledHub struct {
 	settingsApplied uint64
 }
 
+// runningSettings are the settings a hub runs with: the engine's and the
+// HTTP layer's.
+type runningSettings struct {
+	config          hub.Config
+	ipv6PrefixPerIP int32
+}
+
+func (s HubSettings) running() runningSettings {
+	return runningSettings{config: s.config(), ipv6PrefixPerIP: int32(s.IPv6PrefixPerIP)}
+}
+
+// setSettings hands the hub its settings.
+func (p *pooledHub) setSettings(s runningSettings) {
+	p.SetConfig(s.config)
+	p.ipv6PrefixPerIP.Store(s.ipv6PrefixPerIP)
+}
+
+// peerOf is the key a client's held reads count under for max_held_per_ip
+// (see peerKey).
+func (p *pooledHub) peerOf(ip string) string {
+	return peerKey(ip, cmp.Or(int(p.ipv6PrefixPerIP.Load()), DefaultIPv6PrefixPerIP))
+}
+
 // appliedSettings is what one configuration's start changed of a hub's
 // settings, so that its stop can undo it.
 type appliedSettings struct {
-	applied  uint64     // the hand-over that gave this configuration's settings
-	previous hub.Config // the settings the hub ran with before it
-	prevOf   uint64     // the hand-over that gave those
+	applied  uint64          // the hand-over that gave this configuration's settings
+	previous runningSettings // the settings the hub ran with before it
+	prevOf   uint64          // the hand-over that gave those
 }
 
-// applySettings makes cfg the hub's settings. A configuration's settings
+// applySettings makes s the hub's settings. A configuration's settings
 // take effect only when it starts: Caddy provisions a new configuration
 // while the old one still serves, and throws the new one away if any of
 // its modules fails, so a hub changed while it was provisioned would run
 // with settings of a configuration that never ran.
-func (p *pooledHub) applySettings(cfg hub.Config) appliedSettings {
+func (p *pooledHub) applySettings(s runningSettings) appliedSettings {
 	p.settingsMu.Lock()
 	defer p.settingsMu.Unlock()
-	a := appliedSettings{previous: p.Config(), prevOf: p.settingsApplied}
+	a := appliedSettings{
+		previous: runningSettings{config: p.Config(), ipv6PrefixPerIP: p.ipv6PrefixPerIP.Load()},
+		prevOf:   p.settingsApplied,
+	}
 	p.settingsApplied++
 	a.applied = p.settingsApplied
-	p.SetConfig(cfg)
+	p.setSettings(s)
 	return a
 }
 
@@ -80,7 +113,7 @@ func (p *pooledHub) revertSettings(a appliedSettings) {
 	if p.settingsApplied != a.applied {
 		return
 	}
-	p.SetConfig(a.previous)
+	p.setSettings(a.previous)
 	p.settingsApplied = a.prevOf
 }
 
@@ -133,7 +166,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		}
 		use.settings = merged
 		if use.created {
-			use.hub.SetConfig(merged.config())
+			use.hub.setSettings(merged.running())
 		}
 		return use.hub, nil
 	}
@@ -151,7 +184,9 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		if err != nil {
 			return nil, err
 		}
-		return &pooledHub{Hub: h, writers: newEventWriters()}, nil
+		p := &pooledHub{Hub: h, writers: newEventWriters()}
+		p.setSettings(s.running())
+		return p, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub %q: %w", name, err)
@@ -167,7 +202,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 // its routes; a reload's hubs keep their state and take the new settings.
 func (a *App) applyHubSettings() {
 	for _, use := range a.configHubs {
-		applied := use.hub.applySettings(use.settings.config())
+		applied := use.hub.applySettings(use.settings.running())
 		use.applied = &applied
 	}
 }

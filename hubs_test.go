@@ -204,8 +204,15 @@ func TestAppHubSurvivesReload(t *testing.T) {
 // the successor's.
 func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 	name := t.Name()
-	settings := func(n int) HubSettings { return HubSettings{MessagesPerChannel: n} }
-	perChannel := func(h *pooledHub) int { return h.Config().MessagesPerChannel }
+	// Each configuration sets an engine setting and one the HTTP layer
+	// keeps beside the hub, in step.
+	settings := func(n int) HubSettings { return HubSettings{MessagesPerChannel: n, IPv6PrefixPerIP: 40 + n} }
+	perChannel := func(h *pooledHub) int {
+		if prefix := int(h.ipv6PrefixPerIP.Load()); prefix != 40+h.Config().MessagesPerChannel {
+			t.Errorf("ipv6_prefix_per_ip %d beside messages_per_channel %d: the settings of two configurations", prefix, h.Config().MessagesPerChannel)
+		}
+		return h.Config().MessagesPerChannel
+	}
 
 	running := newAppWithoutCleanup()
 	h, err := running.hub(name, settings(5), nil, memoryOpener)

@@ -140,6 +140,7 @@ func (a *App) Cleanup() error {
 //		max_channels_per_read    <n>
 //		max_held_connections     <n>
 //		max_held_per_ip          <n>
+//		ipv6_prefix_per_ip       <bits>
 //		max_channels             <n>
 //		max_clients              <n>
 //		max_retained_messages    <n>

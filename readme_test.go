@@ -157,6 +157,9 @@ func TestReadmeFullDirectiveIsTheDefaults(t *testing.T) {
 	if g, b := got.HubSettings.config().Normalize(), bare.HubSettings.config().Normalize(); g != b {
 		t.Errorf("README.md:%d: hub settings %+v, want the defaults %+v", full.line, g, b)
 	}
+	if bits := cmp.Or(got.IPv6PrefixPerIP, DefaultIPv6PrefixPerIP); bits != DefaultIPv6PrefixPerIP {
+		t.Errorf("README.md:%d: ipv6_prefix_per_ip %d, want the default %d", full.line, bits, DefaultIPv6PrefixPerIP)
+	}
 	if got.QuoteJSON || got.EnableStatus {
 		t.Errorf("README.md:%d: quote_json %v, enable_status %v; both are off by default", full.line, got.QuoteJSON, got.EnableStatus)
 	}

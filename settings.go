@@ -21,8 +21,9 @@ import (
 // refusing negative values and handing the settings to the hub all walk its
 // fields, naming each setting by its JSON name. Adding a hub setting takes
 // a field here (with the hub.Config field of the same name, or a `hub` tag
-// naming it, or `hub:"-"` for a setting the engine does not take) and its
-// subdirective in caddyfile.go.
+// naming it, or `hub:"-"` for a setting the engine does not take, which
+// pooledHub.setSettings then keeps beside the hub) and its subdirective in
+// caddyfile.go.
 //
 // A field left out (zero, or nil) is not set: it takes the hub's default,
 // or the value another route of the hub sets. A setting that can be turned
@@ -96,7 +97,22 @@ type HubSettings struct {
 	// apply); that client's reads beyond it get 503. Clients behind one NAT
 	// or proxy share an address. 0 means no limit. Default: 0.
 	MaxHeldPerIP *int `json:"max_held_per_ip,omitempty" hub:"MaxHeldPerPeer"`
+
+	// IPv6PrefixPerIP is how many leading bits of an IPv6 client address
+	// make one address for max_held_per_ip, from 1 to 128: one subscriber
+	// is routinely given a whole /64 (or /56, /48), so counting each IPv6
+	// address alone would let one client hold reads without limit. 128
+	// counts each IPv6 address alone. IPv4 addresses, and IPv4-mapped IPv6
+	// ones (::ffff:192.0.2.1), always count alone. It is a hub setting
+	// because the hub keeps the count: two routes counting one client
+	// under different keys would each give it its own allowance.
+	// Default: 64 (DefaultIPv6PrefixPerIP).
+	IPv6PrefixPerIP int `json:"ipv6_prefix_per_ip,omitempty" hub:"-"`
 }
+
+// DefaultIPv6PrefixPerIP is ipv6_prefix_per_ip's default: a /64 is one
+// IPv6 link (the subnet SLAAC needs), the least a subscriber is given.
+const DefaultIPv6PrefixPerIP = 64
 
 // maxReplySize is the largest max_reply_size, in the Caddyfile and JSON
 // alike: hub.Config takes it as an int, which may have 32 bits.
@@ -143,6 +159,9 @@ func (s HubSettings) validate() error {
 	}
 	if s.MaxReplySize > maxReplySize {
 		return fmt.Errorf("max_reply_size must be at most %d", maxReplySize)
+	}
+	if s.IPv6PrefixPerIP > 128 {
+		return fmt.Errorf("ipv6_prefix_per_ip must be a prefix length from 1 to 128, not %d", s.IPv6PrefixPerIP)
 	}
 	return nil
 }

@@ -77,6 +77,7 @@ func TestHubSettingsMergeConflicts(t *testing.T) {
 		{"max_channels_per_read", HubSettings{MaxChannelsPerRead: 64}, HubSettings{MaxChannelsPerRead: 1}, "64 and 1"},
 		{"max_held_connections", HubSettings{MaxHeldConnections: ptr(0)}, HubSettings{MaxHeldConnections: ptr(5)}, "0 and 5"},
 		{"max_held_per_ip", HubSettings{MaxHeldPerIP: ptr(0)}, HubSettings{MaxHeldPerIP: ptr(5)}, "0 and 5"},
+		{"ipv6_prefix_per_ip", HubSettings{IPv6PrefixPerIP: 64}, HubSettings{IPv6PrefixPerIP: 56}, "64 and 56"},
 		{"max_channels", HubSettings{MaxChannels: ptr(0)}, HubSettings{MaxChannels: ptr(5)}, "0 and 5"},
 		{"max_clients", HubSettings{MaxClients: ptr(10)}, HubSettings{MaxClients: ptr(0)}, "10 and 0"},
 		{"max_retained_messages", HubSettings{MaxRetainedMessages: 10}, HubSettings{MaxRetainedMessages: 20}, "10 and 20"},
@@ -162,11 +163,20 @@ func TestHubSettingsCheck(t *testing.T) {
 }
 
 // Every hub setting reaches the hub: set alone, each changes its own field
-// of hub.Config, and no two settings change the same one.
+// of hub.Config, and no two settings change the same one. A setting tagged
+// hub:"-" is the HTTP layer's (pooledHub keeps it) and changes none.
 func TestHubSettingsConfigEveryField(t *testing.T) {
 	seen := map[string]string{}
 	fields := reflect.TypeFor[HubSettings]()
 	for i := range fields.NumField() {
+		if fields.Field(i).Tag.Get("hub") == "-" {
+			var s HubSettings
+			reflect.ValueOf(&s).Elem().Field(i).SetInt(7)
+			if s.config() != (hub.Config{}) {
+				t.Errorf("%s, tagged hub:\"-\", changes hub.Config: %+v", fields.Field(i).Name, s.config())
+			}
+			continue
+		}
 		var s HubSettings
 		v := reflect.ValueOf(&s).Elem().Field(i)
 		if v.Kind() == reflect.Pointer {
@@ -210,6 +220,9 @@ func TestHubSettingsValidate(t *testing.T) {
 		{HubSettings{MaxHeldPerIP: ptr(-1)}, "max_held_per_ip must not be negative"},
 		{HubSettings{MaxIdempotencyKeys: -1}, "max_idempotency_keys must not be negative"},
 		{HubSettings{MaxReplySize: maxReplySize + 1}, "max_reply_size must be at most 2147483647"},
+		{HubSettings{IPv6PrefixPerIP: 128}, ""},
+		{HubSettings{IPv6PrefixPerIP: 129}, "ipv6_prefix_per_ip must be a prefix length from 1 to 128, not 129"},
+		{HubSettings{IPv6PrefixPerIP: -1}, "ipv6_prefix_per_ip must not be negative"},
 	} {
 		err := tt.s.validate()
 		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {

@@ -32,22 +32,7 @@ http://127.0.0.1:9080 {
 `)
 	registerChannel(t, base, "ip")
 	id := publish(t, base, "ip", "latest")
-	readAs := func(ip string) response {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, base+"/channels/ip.json?"+url.Values{"since": {strconv.FormatInt(id, 10)}}.Encode(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("X-Forwarded-For", ip)
-		res, err := longPoll.Do(req)
-		if err != nil {
-			t.Errorf("read as %s: %v", ip, err)
-			return response{}
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return response{status: res.StatusCode, header: res.Header, body: string(body)}
-	}
+	readAs := func(ip string) response { t.Helper(); return readAs(t, base, "ip", id, ip) }
 
 	var wg sync.WaitGroup
 	for _, ip := range []string{"203.0.113.1", "203.0.113.1", "203.0.113.2"} {
@@ -62,6 +47,104 @@ http://127.0.0.1:9080 {
 	heldReads(t, base, 3)
 	publish(t, base, "ip", "release")
 	wg.Wait()
+}
+
+// max_held_per_ip counts an IPv6 client by its prefix, ipv6_prefix_per_ip
+// bits of it (/64 unless set): one subscriber's addresses share one
+// allowance, however many of them it uses, while a client in another prefix
+// keeps its own. IPv4 addresses count alone, spelled as IPv4-mapped IPv6
+// too.
+func TestMaxHeldPerIPv6Prefix(t *testing.T) {
+	const per56 = "http://127.0.0.1:9081"
+	startCaddyWith(t, `	servers {
+		trusted_proxies static 127.0.0.1/8 ::1
+		client_ip_headers X-Forwarded-For
+	}
+`, `
+http://127.0.0.1:9080 {
+	bind 127.0.0.1
+	comet {
+		hub per_64
+		enable_status
+		max_held_per_ip 2
+	}
+}
+
+http://127.0.0.1:9081 {
+	bind 127.0.0.1
+	comet {
+		hub per_56
+		enable_status
+		max_held_per_ip 2
+		ipv6_prefix_per_ip 56
+	}
+}
+`)
+	const tooMany = "Too many held connections from one address: at most 2"
+	var wg sync.WaitGroup
+	for _, site := range []struct {
+		base          string
+		held, refused []string // the held reads fill the allowances
+		alsoServed    string   // held after the refusals: another prefix
+	}{
+		{
+			base: base,
+			held: []string{
+				"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe", // one /64
+				"2001:db8:1:3::1",                           // the next /64
+				"203.0.113.1", "203.0.113.1", "203.0.113.2", // IPv4: each address alone
+			},
+			refused:    []string{"2001:db8:1:2::3", "2001:db8:1:2:abcd::", "203.0.113.1", "::ffff:203.0.113.1"},
+			alsoServed: "2001:db8:1:3::2",
+		},
+		{
+			base:       per56,
+			held:       []string{"2001:db8:1:200::1", "2001:db8:1:2ff::1"}, // two /64s of one /56
+			refused:    []string{"2001:db8:1:2aa::1"},
+			alsoServed: "2001:db8:1:300::1", // the next /56
+		},
+	} {
+		registerChannel(t, site.base, "ip")
+		id := publish(t, site.base, "ip", "latest")
+		hold := func(ip string) {
+			wg.Go(func() {
+				if r := readAs(t, site.base, "ip", id, ip); r.status != 200 || r.json(t).ReturnCode != 1 {
+					t.Errorf("%s: held read as %s: %d %s", site.base, ip, r.status, r.body)
+				}
+			})
+		}
+		for _, ip := range site.held {
+			hold(ip)
+		}
+		heldReads(t, site.base, len(site.held))
+		for _, ip := range site.refused {
+			mustCode(t, readAs(t, site.base, "ip", id, ip), 503, -5, tooMany)
+		}
+		hold(site.alsoServed)
+		heldReads(t, site.base, len(site.held)+1)
+	}
+	publish(t, base, "ip", "release")
+	publish(t, per56, "ip", "release")
+	wg.Wait()
+}
+
+// readAs reads channel on base since since as the client at ip, as a
+// trusted proxy forwards it (X-Forwarded-For).
+func readAs(t *testing.T, base, channel string, since int64, ip string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/channels/"+channel+".json?"+url.Values{"since": {strconv.FormatInt(since, 10)}}.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", ip)
+	res, err := longPoll.Do(req)
+	if err != nil {
+		t.Errorf("read as %s: %v", ip, err)
+		return response{}
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: string(body)}
 }
 
 // The hub's size limits over HTTP: refused at the limit with -1 and a
