@@ -368,7 +368,7 @@ func (h *Hub) Counts(ctx context.Context) (Counts, error) {
 }
 
 // Status lists the hub's channels and clients, at most StatusListLimit of
-// each, and its Counts.
+// each, the channels' readers within StatusReadersLimit, and its Counts.
 func (h *Hub) Status(ctx context.Context) (Status, error) {
 	st, err := h.store.Status(ctx)
 	if err != nil {

@@ -384,7 +384,7 @@ func (s *MemoryStore) counts() Counts {
 }
 
 // Status implements Store: the StatusListLimit channels and clients first
-// by id.
+// by id, and each channel's readers first by id.
 func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 	s.mu.RLock()
 	st := Status{Counts: s.counts()}
@@ -392,7 +392,7 @@ func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 	for id := range s.channels {
 		ids = append(ids, id)
 	}
-	ids = firstIDs(ids)
+	ids = firstIDs(ids, StatusListLimit)
 	chans := make([]*memChannel, len(ids))
 	for i, id := range ids {
 		chans[i] = s.channels[id]
@@ -402,9 +402,10 @@ func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 		st.Clients = append(st.Clients, id)
 	}
 	s.mu.RUnlock()
-	st.Clients = firstIDs(st.Clients)
+	st.Clients = firstIDs(st.Clients, StatusListLimit)
 
 	st.Channels = make([]ChannelStatus, 0, len(chans))
+	readers := StatusReadersLimit
 	for _, c := range chans {
 		c.mu.RLock()
 		cs := ChannelStatus{
@@ -419,18 +420,18 @@ func (s *MemoryStore) Status(_ context.Context) (Status, error) {
 			cs.Clients = append(cs.Clients, id)
 		}
 		c.mu.RUnlock()
-		cs.Clients = firstIDs(cs.Clients)
+		cs.Clients = firstIDs(cs.Clients, min(StatusReadersPerChannel, readers))
+		readers -= len(cs.Clients)
 		st.Channels = append(st.Channels, cs)
 	}
 	return st, nil
 }
 
-// firstIDs sorts ids and cuts them at StatusListLimit, letting go of the
-// rest.
-func firstIDs(ids []string) []string {
+// firstIDs sorts ids and cuts them at limit, letting go of the rest.
+func firstIDs(ids []string, limit int) []string {
 	slices.Sort(ids)
-	if len(ids) > StatusListLimit {
-		return slices.Clone(ids[:StatusListLimit])
+	if len(ids) > limit {
+		return slices.Clone(ids[:limit])
 	}
 	return ids
 }

@@ -62,8 +62,9 @@ type Store interface {
 
 	// Status lists the hub's channels and clients, at most
 	// StatusListLimit of each (those first by id on the memory store, any
-	// of them on Redis), sorted by id, each channel with at most
-	// StatusListLimit of its clients, and the hub's Counts.
+	// of them on Redis), sorted by id, each channel with its readers as
+	// StatusReadersPerChannel and StatusReadersLimit bound them, and the
+	// hub's Counts.
 	Status(ctx context.Context) (Status, error)
 
 	// Ping reports whether the store can serve calls now: nil when its
@@ -248,9 +249,23 @@ type Event struct {
 	Channel string
 }
 
-// StatusListLimit bounds each list of a Status, so that the status of a
-// hub of any size is a reply of bounded size.
-const StatusListLimit = 1000
+// The limits of a Status, which make the status of a hub of any size a
+// reply of bounded size: at most StatusListLimit channels, as many clients,
+// and StatusReadersLimit readers over all its channels, so at most
+// 3,000 ids (each at most MaxIDLength bytes).
+const (
+	// StatusListLimit bounds the channels and the clients a Status lists.
+	StatusListLimit = 1000
+	// StatusReadersPerChannel bounds the readers a Status lists for one
+	// channel, so that a few crowded channels do not take all of
+	// StatusReadersLimit.
+	StatusReadersPerChannel = 100
+	// StatusReadersLimit bounds the readers a Status lists over all its
+	// channels: each listed channel, in order, lists up to
+	// StatusReadersPerChannel of what is left, and those after it is spent
+	// list none. Every channel still counts all its readers.
+	StatusReadersLimit = 1000
+)
 
 // Counts are a hub's sizes.
 type Counts struct {
@@ -277,8 +292,8 @@ type ChannelStatus struct {
 	UseSessions   bool   `json:"use_sessions"`
 	MaxMessages   int    `json:"max_messages"`
 	MessagesCount int    `json:"messages_count"`
-	// Clients are the channel's readers, at most StatusListLimit of them;
-	// ClientsCount counts them all.
+	// Clients are the channel's readers, as many as StatusReadersPerChannel
+	// and StatusReadersLimit let it list; ClientsCount counts them all.
 	Clients      []string `json:"clients"`
 	ClientsCount int      `json:"clients_count"`
 }

@@ -308,14 +308,14 @@ return 1
 
 // status
 // KEYS: channels, sessions
-// ARGV: base, list limit
+// ARGV: base, list limit, readers per channel, readers limit
 // Returns {{{id, use_sessions, max_messages, messages_count, {clients...},
 // clients_count}...}, {clients...}, {channels_count, clients_count}}: up to
 // limit live channels and clients (by their index entries' expiry scores,
-// which every renewal keeps up to date), each channel with up to limit of
-// its live readers, and the live counts, dropping up to limit index entries
-// whose keys have expired on the way. Its cost grows with the limit, not
-// with the hub.
+// which every renewal keeps up to date), each channel with up to readers
+// per channel of its live readers while the readers limit lasts, and the
+// live counts, dropping up to limit index entries whose keys have expired
+// on the way. Its cost grows with the limits, not with the hub.
 var statusScript = rueidis.NewLuaScript(luaLib + `
 local base = ARGV[1]
 local limit = ARGV[2]
@@ -324,12 +324,19 @@ local now = fmt(nowms)
 -- drop up to limit stale entries of each index on the way
 prune(KEYS[1], base .. 'ch:', nowms, tonumber(limit))
 prune(KEYS[2], base .. 'client:', nowms, tonumber(limit))
+local per_channel = tonumber(ARGV[3])
+local readers_left = tonumber(ARGV[4])
 local channels = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'LIMIT', '0', limit)) do
 	local h = redis.call('HMGET', base .. 'ch:' .. id, 'use_sessions', 'max_messages')
 	if h[1] then
 		local rkey = base .. 'clients:' .. id
-		local readers = redis.call('ZRANGEBYSCORE', rkey, now, '+inf', 'LIMIT', '0', limit)
+		local readers = {}
+		local n = math.min(per_channel, readers_left)
+		if n > 0 then
+			readers = redis.call('ZRANGEBYSCORE', rkey, now, '+inf', 'LIMIT', '0', n)
+			readers_left = readers_left - #readers
+		end
 		channels[#channels + 1] = {id, h[1], h[2], redis.call('ZCARD', base .. 'msgs:' .. id), readers,
 			redis.call('ZCOUNT', rkey, now, '+inf')}
 	end

@@ -449,7 +449,7 @@ func (s *Store) touch(ctx context.Context, channels, clients []string, ttl, sttl
 // Status implements hub.Store.
 func (s *Store) Status(ctx context.Context) (hub.Status, error) {
 	k := s.keys
-	msg, err := s.exec(ctx, statusScript, []string{k.channels(), k.sessions()}, []string{k.base, strconv.Itoa(hub.StatusListLimit)})
+	msg, err := s.exec(ctx, statusScript, []string{k.channels(), k.sessions()}, []string{k.base, strconv.Itoa(hub.StatusListLimit), strconv.Itoa(hub.StatusReadersPerChannel), strconv.Itoa(hub.StatusReadersLimit)})
 	if err != nil {
 		return hub.Status{}, fmt.Errorf("listing the hub: %w", err)
 	}

@@ -341,6 +341,45 @@ func (s *suite) testStatusCapped(t *testing.T) {
 	}
 }
 
+// A status lists at most StatusReadersPerChannel readers of a channel, and
+// StatusReadersLimit over all its channels, in the order it lists the
+// channels; every channel counts all its readers.
+func (s *suite) testStatusReadersCapped(t *testing.T) {
+	h := s.newHub(t, hub.Config{})
+	const readers = hub.StatusReadersPerChannel + 50
+	// Enough channels that their readers, at the per-channel cap, pass the
+	// whole status's limit by two channels' worth.
+	channels := make([]string, hub.StatusReadersLimit/hub.StatusReadersPerChannel+2)
+	for i := range channels {
+		channels[i] = fmt.Sprintf("c%02d", i)
+		mustRegister(t, h, channels[i], true, 1)
+		mustPublish(t, h, channels[i], "x")
+	}
+	for i := range readers {
+		client := fmt.Sprintf("u%03d", i)
+		mustClient(t, h, client)
+		mustRead(t, h, hub.ReadRequest{Channels: strings.Join(channels, "|"), ClientID: client, HasClientID: true})
+	}
+	st := status(t, h)
+	if len(st.Channels) != len(channels) {
+		t.Fatalf("status lists %d channels, want %d", len(st.Channels), len(channels))
+	}
+	listed := 0
+	for i, c := range st.Channels {
+		want := max(0, min(hub.StatusReadersPerChannel, hub.StatusReadersLimit-i*hub.StatusReadersPerChannel))
+		if len(c.Clients) != want || c.ClientsCount != readers {
+			t.Errorf("channel %s lists %d readers and counts %d, want %d listed of %d", c.ID, len(c.Clients), c.ClientsCount, want, readers)
+		}
+		if !slices.IsSorted(c.Clients) {
+			t.Errorf("channel %s's readers are not sorted", c.ID)
+		}
+		listed += len(c.Clients)
+	}
+	if listed != hub.StatusReadersLimit {
+		t.Errorf("status lists %d readers in all, want %d", listed, hub.StatusReadersLimit)
+	}
+}
+
 // A store that works answers the health probe, and the probe changes
 // nothing a status would show.
 func (s *suite) testPing(t *testing.T) {

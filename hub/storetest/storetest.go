@@ -142,6 +142,7 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 		{"IdempotencyKeysGoWithChannel", s.testIdempotencyKeysGoWithChannel},
 		{"Status", s.testStatus},
 		{"StatusCapped", s.testStatusCapped},
+		{"StatusReadersCapped", s.testStatusReadersCapped},
 		{"Ping", s.testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
