@@ -235,34 +235,6 @@ func parsePublicKey(pemBytes []byte) (alg string, key any, err error) {
 	return "", nil, fmt.Errorf("a %T, want an RSA (RS256) or ECDSA P-256 (ES256) key", pub)
 }
 
-// tokenClaims are the claims a token is decoded into.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	Comet grant `json:"comet"`
-}
-
-// grant is what a token allows: its comet claim.
-type grant struct {
-	Subscribe []string `json:"subscribe,omitempty"`
-	Publish   []string `json:"publish,omitempty"`
-	Manage    bool     `json:"manage,omitempty"`
-	Status    bool     `json:"status,omitempty"`
-
-	// until is when the token stops being taken: exp plus leeway. An
-	// event stream opened with it ends then.
-	until time.Time
-}
-
-// covers reports whether list names channel, or holds "*".
-func covers(list []string, channel string) bool {
-	for _, c := range list {
-		if c == channel || c == "*" {
-			return true
-		}
-	}
-	return false
-}
-
 // The reasons a token is refused, each the error message of a 403.
 var (
 	errTokenMissing     = &hub.Error{Code: hub.CodeBadRequest, Message: "Missing token", Detail: "send it as the token query parameter or an Authorization: Bearer header"}
