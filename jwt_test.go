@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -405,6 +406,123 @@ func TestJWTIssuerAudience(t *testing.T) {
 		token := sign(t, jwt.SigningMethodHS256, []byte(testSecret), c.claims)
 		wantRefused(t, c.name, checkToken(j, token, OpSubscribe, "news"), c.want)
 	}
+}
+
+// signPayload signs payload, byte for byte, as the claims of an HS256
+// token of testSecret: claims no JWT library would write, but which a
+// holder of the key, or a library with other ideas of JSON, can sign.
+func signPayload(t testing.TB, payload string) string {
+	t.Helper()
+	signing := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// strictClaims are the claims every case of strictClaimsCases needs to be
+// taken on the route of TestJWTClaimsStrict: its issuer and audience, and
+// an exp an hour after testEpoch (1799996400 is an hour before it).
+const strictClaims = `"iss":"iss-A","aud":"aud-A","exp":1800003600`
+
+// strictClaimsCases are signed claims sets and what a read of channel
+// (news unless set) with them gets on a route with issuer iss-A and
+// audience aud-A: want is the exact refusal, "" for none. Names are
+// case-sensitive and matched after unescaping, a name given twice in any
+// object is refused, and each claim read has its type.
+var strictClaimsCases = []struct {
+	name, payload, channel, want string
+}{
+	// Tokens as issuers write them.
+	{"plain", `{` + strictClaims + `,"comet":{"subscribe":["news"]}}`, "", ""},
+	{"every claim", `{"iss":"iss-A","sub":"user-42","aud":["other","aud-A"],"exp":1800003600,"nbf":1799996400,"iat":1799996400,"jti":"j1",` +
+		`"ext":{"exp":1,"a":[{"a":1},{"a":2}],"b":{"a":null}},"comet":{"subscribe":["inbox-42","news"],"publish":["chat"],"manage":true,"status":false}}`, "", ""},
+	{"exp with a fraction and an exponent", `{"iss":"iss-A","aud":"aud-A","exp":1.8000036005e9,"comet":{"subscribe":["news"]}}`, "", ""},
+	{"null members of comet are none", `{` + strictClaims + `,"comet":{"subscribe":["news"],"publish":null,"manage":null}}`, "", ""},
+	{"null comet is none", `{` + strictClaims + `,"comet":null}`, "", `Channel not covered by token: subscribe "news"`},
+	{"escaped names are the names", `{"\u0069ss":"iss-A","aud":"aud-A","\u0065xp":1800003600,"comet":{"sub\u0073cribe":["news"]}}`, "", ""},
+	{"exp at the limit", `{"iss":"iss-A","aud":"aud-A","exp":253402300799,"comet":{"subscribe":["news"]}}`, "", ""},
+
+	// Another case is another claim, not the one the hub reads.
+	{"EXP beside an exp past", `{"iss":"iss-A","aud":"aud-A","exp":1799996400,"EXP":1800003600,"comet":{"subscribe":["news"]}}`, "", "Token expired"},
+	{"Exp without exp", `{"iss":"iss-A","aud":"aud-A","Exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Token has no exp claim"},
+	{"cOmEt beside comet", `{` + strictClaims + `,"comet":{"subscribe":["news"]},"cOmEt":{"subscribe":["*"]}}`, "secret", `Channel not covered by token: subscribe "secret"`},
+	{"Comet without comet", `{` + strictClaims + `,"Comet":{"subscribe":["*"]}}`, "", `Channel not covered by token: subscribe "news"`},
+	{"ſubscribe (U+017F)", `{` + strictClaims + `,"comet":{"subscribe":["news"],"ſubscribe":["*"]}}`, "secret",
+		`Malformed token: comet has no member "ſubscribe" (it has subscribe, publish, manage and status; names are case-sensitive)`},
+	{"Subscribe", `{` + strictClaims + `,"comet":{"Subscribe":["*"]}}`, "",
+		`Malformed token: comet has no member "Subscribe" (it has subscribe, publish, manage and status; names are case-sensitive)`},
+	{"ISS beside a wrong iss", `{"iss":"evil","ISS":"iss-A","aud":"aud-A","exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Wrong token issuer"},
+	{"AUD without aud", `{"iss":"iss-A","AUD":"aud-A","exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Wrong token audience: no aud claim"},
+
+	// A name given twice.
+	{"exp twice, past last", `{"iss":"iss-A","aud":"aud-A","exp":1800003600,"exp":1799996400,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "exp" given twice`},
+	{"exp twice, future last", `{"iss":"iss-A","aud":"aud-A","exp":1799996400,"exp":1800003600,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "exp" given twice`},
+	{"exp twice, one escaped", `{"iss":"iss-A","aud":"aud-A","exp":1799996400,"\u0065xp":1800003600,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "exp" given twice`},
+	{"nbf twice", `{` + strictClaims + `,"nbf":1799996400,"nbf":1800003600,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "nbf" given twice`},
+	{"comet twice", `{` + strictClaims + `,"comet":{"subscribe":["news"]},"comet":{"subscribe":["*"]}}`, "secret", `Malformed token: claim "comet" given twice`},
+	{"iss twice", `{"iss":"evil","iss":"iss-A","aud":"aud-A","exp":1800003600,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "iss" given twice`},
+	{"aud twice", `{"iss":"iss-A","aud":"other","aud":"aud-A","exp":1800003600,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "aud" given twice`},
+	{"sub twice", `{` + strictClaims + `,"sub":"a","sub":"b","comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "sub" given twice`},
+	{"an unknown claim twice", `{` + strictClaims + `,"x":1,"x":1,"comet":{"subscribe":["news"]}}`, "", `Malformed token: claim "x" given twice`},
+	{"subscribe twice in comet", `{` + strictClaims + `,"comet":{"subscribe":["news"],"subscribe":["*"]}}`, "secret", `Malformed token: "subscribe" given twice in claim "comet"`},
+	{"publish twice in comet", `{` + strictClaims + `,"comet":{"publish":[],"subscribe":["news"],"publish":["*"]}}`, "", `Malformed token: "publish" given twice in claim "comet"`},
+	{"manage twice in comet", `{` + strictClaims + `,"comet":{"manage":false,"subscribe":["news"],"manage":true}}`, "", `Malformed token: "manage" given twice in claim "comet"`},
+	{"twice deep in an unknown claim", `{` + strictClaims + `,"ext":{"a":{"b":1,"c":{},"b":2}},"comet":{"subscribe":["news"]}}`, "", `Malformed token: "b" given twice in claim "ext"`},
+	{"twice in a list of an unknown claim", `{` + strictClaims + `,"ext":[[{"x":1}],{"x":1,"y":[],"x":2}],"comet":{"subscribe":["news"]}}`, "", `Malformed token: "x" given twice in claim "ext"`},
+
+	// Each claim the hub reads has its type.
+	{"exp a string", `{"iss":"iss-A","aud":"aud-A","exp":"1800003600","comet":{"subscribe":["news"]}}`, "", "Malformed token: exp is not a number"},
+	{"exp null", `{"iss":"iss-A","aud":"aud-A","exp":null,"comet":{"subscribe":["news"]}}`, "", "Malformed token: exp is not a number"},
+	{"nbf a string", `{` + strictClaims + `,"nbf":"1799996400","comet":{"subscribe":["news"]}}`, "", "Malformed token: nbf is not a number"},
+	{"iat a string", `{` + strictClaims + `,"iat":"1799996400","comet":{"subscribe":["news"]}}`, "", "Malformed token: iat is not a number"},
+	{"exp past the limit", `{"iss":"iss-A","aud":"aud-A","exp":253402300800,"comet":{"subscribe":["news"]}}`, "", "Malformed token: exp is out of range (0 to 253402300799)"},
+	{"exp beyond a float64", `{"iss":"iss-A","aud":"aud-A","exp":1e400,"comet":{"subscribe":["news"]}}`, "", "Malformed token: exp is out of range (0 to 253402300799)"},
+	{"exp negative", `{"iss":"iss-A","aud":"aud-A","exp":-1,"comet":{"subscribe":["news"]}}`, "", "Malformed token: exp is out of range (0 to 253402300799)"},
+	// 1e300 seconds would wrap around to a time long past.
+	{"nbf far ahead", `{` + strictClaims + `,"nbf":1e300,"comet":{"subscribe":["news"]}}`, "", "Malformed token: nbf is out of range (0 to 253402300799)"},
+	{"iss a number", `{"iss":1,"aud":"aud-A","exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Malformed token: iss is not a string"},
+	{"aud a list with a number", `{"iss":"iss-A","aud":["aud-A",1],"exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Malformed token: aud is not a string or a list of strings"},
+	{"aud an object", `{"iss":"iss-A","aud":{"aud-A":true},"exp":1800003600,"comet":{"subscribe":["news"]}}`, "", "Malformed token: aud is not a string or a list of strings"},
+	{"comet a list", `{` + strictClaims + `,"comet":["news"]}`, "", "Malformed token: comet is not an object"},
+	{"subscribe a string", `{` + strictClaims + `,"comet":{"subscribe":"news"}}`, "", "Malformed token: comet.subscribe is not a list of strings"},
+	{"subscribe with a null", `{` + strictClaims + `,"comet":{"subscribe":["news",null]}}`, "", "Malformed token: comet.subscribe is not a list of strings"},
+	{"manage a string", `{` + strictClaims + `,"comet":{"subscribe":["news"],"manage":"true"}}`, "", "Malformed token: comet.manage is not true or false"},
+	{"claims a list", `[]`, "", "Malformed token: the claims are not a JSON object"},
+	{"claims null", `null`, "", "Malformed token: the claims are not a JSON object"},
+	{"a name not UTF-8", "{" + strictClaims + ",\"x\xff\":1,\"comet\":{\"subscribe\":[\"news\"]}}", "", "Malformed token: the claims are not UTF-8"},
+}
+
+// Signed claims are read as RFC 7519 means them, not as encoding/json
+// would decode them into a struct: exact names, no name twice, the
+// registered claims of their types.
+func TestJWTClaimsStrict(t *testing.T) {
+	j := provisionJWT(t, &JWT{Key: testSecret, Issuer: "iss-A", Audience: "aud-A"}, newTestClock())
+	for _, c := range strictClaimsCases {
+		channel := cmp.Or(c.channel, "news")
+		err := checkToken(j, signPayload(t, c.payload), OpSubscribe, channel)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused with %q, want accepted", c.name, err.Error())
+		case c.want != "" && err == nil:
+			t.Errorf("%s: accepted, want %q", c.name, c.want)
+		case c.want != "" && (err.Error() != c.want || err.Code != hub.CodeBadRequest):
+			t.Errorf("%s: refused with %d %q, want -1 %q", c.name, err.Code, err.Error(), c.want)
+		}
+	}
+}
+
+// Claims the decoder refuses are refused only once the signature holds:
+// a client without the key gets "Bad token signature" for them, and
+// cannot make the hub read what it sent.
+func TestJWTClaimsAfterSignature(t *testing.T) {
+	j := provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
+	token := signPayload(t, `{"exp":1800003600,"exp":1800003600}`)
+	forged := token[:strings.LastIndex(token, ".")+1] + strings.Repeat("A", 43)
+	wantRefused(t, "a forged token with exp twice", checkToken(j, forged, OpSubscribe, "news"), errTokenSignature)
+	wantRefused(t, "the signed token with exp twice", checkToken(j, token, OpSubscribe, "news"), errTokenMalformed)
 }
 
 // Where a token may come from, and what is refused before it is decoded.
