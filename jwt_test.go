@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,12 +19,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
@@ -810,6 +814,211 @@ func FuzzJWTCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzJWTClaims feeds the claims decoder any payload, as if signed. It
+// does not panic, and it refuses, with a claimsError (the detail of
+// "Malformed token"), exactly the payloads referenceClaims refuses: not
+// UTF-8, not one JSON object, a name given twice in any object, a claim
+// the hub reads not of its type. What it accepts, it reads as
+// referenceClaims does, with names matched exactly.
+func FuzzJWTClaims(f *testing.F) {
+	for _, c := range strictClaimsCases {
+		f.Add([]byte(c.payload))
+	}
+	f.Add([]byte(`{"exp":1,"x":[[[{"a":[{"a":1}],"b":{}}]]],"y":{"a":{"a":{"a":1,"b":2}}},"comet":{}}`))
+	f.Add([]byte(`{"x":[{"a":1},{"a":1,"b":{"a":1},"a":2}]}`))
+	f.Add([]byte(` {"exp":0} `))
+	f.Add([]byte(`{"exp":0}{}`))
+	f.Add([]byte(`{"aud":[],"comet":{"subscribe":[],"publish":["\ud800","\u00e9"]}}`))
+	f.Add([]byte(`{"\ud800":1,"\udc00":2}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var got tokenClaims
+		err := got.UnmarshalJSON(payload)
+		want, refusal := referenceClaims(payload)
+		if err != nil {
+			var ce *claimsError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%q refused with %T %v, want a claimsError", payload, err, err)
+			}
+			if refusal == "" {
+				t.Fatalf("%q refused (%v); the reference takes it", payload, err)
+			}
+			return
+		}
+		if refusal != "" {
+			t.Fatalf("%q accepted; the reference refuses it: %s", payload, refusal)
+		}
+		if !sameClaims(&got, &want) {
+			t.Fatalf("%q read as %+v, the reference reads %+v", payload, got, want)
+		}
+	})
+}
+
+// referenceClaims reads a claims set as the hub means to, by other means
+// than its decoder: json.Valid for the syntax, a recursive walk for a name
+// given twice, and a decode into maps, whose keys match exactly. It
+// returns the claims, or why it refuses them.
+func referenceClaims(payload []byte) (c tokenClaims, refusal string) {
+	if !utf8.Valid(payload) {
+		return c, "not UTF-8"
+	}
+	if !json.Valid(payload) {
+		return c, "not JSON"
+	}
+	if name, ok := repeatedName(json.NewDecoder(bytes.NewReader(payload))); ok {
+		return c, fmt.Sprintf("%q given twice", name)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return c, "not an object"
+	}
+	strs := func(v any) ([]string, bool) {
+		list, ok := v.([]any)
+		var out []string
+		for _, e := range list {
+			s, isString := e.(string)
+			if !isString {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, ok
+	}
+	for name, v := range m {
+		ok := true
+		switch name {
+		case "exp", "nbf", "iat":
+			var d *jwt.NumericDate
+			d, ok = referenceDate(v)
+			switch name {
+			case "exp":
+				c.ExpiresAt = d
+			case "nbf":
+				c.NotBefore = d
+			default:
+				c.IssuedAt = d
+			}
+		case "iss", "sub", "jti":
+			var s string
+			s, ok = v.(string)
+			switch name {
+			case "iss":
+				c.Issuer = s
+			case "sub":
+				c.Subject = s
+			default:
+				c.ID = s
+			}
+		case "aud":
+			if s, isString := v.(string); isString {
+				c.Audience = jwt.ClaimStrings{s}
+			} else {
+				c.Audience, ok = strs(v)
+			}
+		case "comet":
+			if v == nil {
+				break
+			}
+			var g map[string]any
+			if g, ok = v.(map[string]any); !ok {
+				break
+			}
+			for member, v := range g {
+				switch member {
+				case "subscribe":
+					if v != nil {
+						c.Comet.Subscribe, ok = strs(v)
+					}
+				case "publish":
+					if v != nil {
+						c.Comet.Publish, ok = strs(v)
+					}
+				case "manage":
+					if v != nil {
+						c.Comet.Manage, ok = v.(bool)
+					}
+				case "status":
+					if v != nil {
+						c.Comet.Status, ok = v.(bool)
+					}
+				default:
+					ok = false
+				}
+				if !ok {
+					return c, "comet member " + member + " wrong"
+				}
+			}
+		}
+		if !ok {
+			return c, "claim " + name + " wrong"
+		}
+	}
+	return c, ""
+}
+
+// referenceDate reads a NumericDate of up to the year 9999 as the JWT
+// library does.
+func referenceDate(v any) (*jwt.NumericDate, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, false
+	}
+	if f, err := n.Float64(); err != nil || f < 0 || f > 253402300799 {
+		return nil, false
+	}
+	d := new(jwt.NumericDate)
+	if err := d.UnmarshalJSON([]byte(n)); err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+// repeatedName returns a name given twice in an object of the JSON value
+// dec reads, if there is one.
+func repeatedName(dec *json.Decoder) (string, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		names := make(map[string]bool)
+		for dec.More() {
+			tok, _ := dec.Token()
+			name, _ := tok.(string)
+			if names[name] {
+				return name, true
+			}
+			names[name] = true
+			if name, ok := repeatedName(dec); ok {
+				return name, true
+			}
+		}
+		_, _ = dec.Token()
+	case json.Delim('['):
+		for dec.More() {
+			if name, ok := repeatedName(dec); ok {
+				return name, true
+			}
+		}
+		_, _ = dec.Token()
+	}
+	return "", false
+}
+
+// sameClaims reports whether a and b hold the same claims.
+func sameClaims(a, b *tokenClaims) bool {
+	sameDate := func(x, y *jwt.NumericDate) bool {
+		return x == nil && y == nil || x != nil && y != nil && x.Equal(y.Time)
+	}
+	return a.Issuer == b.Issuer && a.Subject == b.Subject && a.ID == b.ID &&
+		slices.Equal(a.Audience, b.Audience) &&
+		sameDate(a.ExpiresAt, b.ExpiresAt) && sameDate(a.NotBefore, b.NotBefore) && sameDate(a.IssuedAt, b.IssuedAt) &&
+		slices.Equal(a.Comet.Subscribe, b.Comet.Subscribe) && slices.Equal(a.Comet.Publish, b.Comet.Publish) &&
+		a.Comet.Manage == b.Comet.Manage && a.Comet.Status == b.Comet.Status
 }
 
 // benchmarkCheck measures the token check of a read of two channels on a
