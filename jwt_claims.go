@@ -51,7 +51,8 @@ type signedClaims struct {
 }
 
 // UnmarshalJSON keeps the claims' bytes. json.Unmarshal has checked that
-// they are one JSON value.
+// they are one JSON value; for claims that are null it is not called, and
+// tokenClaims.UnmarshalJSON refuses the nil payload left.
 func (c *signedClaims) UnmarshalJSON(data []byte) error {
 	c.payload = bytes.Clone(data)
 	return nil
@@ -74,18 +75,18 @@ func malformedClaims(format string, args ...any) error {
 }
 
 // UnmarshalJSON decodes a token's claims set, once its signature holds
-// (JWT.verifyNow), for the validator to check. encoding/json
-// decoding into a struct would match names regardless of case, folding
-// "EXP", "cOmEt" and "ſubscribe" (U+017F) onto exp, comet and subscribe,
-// and let the last of a repeated name win: a token would say one thing to
-// its issuer, or to any verifier that reads names as RFC 7519 (7.3) does,
-// and another to the hub. Here names match exactly; a name given twice in
+// (JWT.verifyNow), for the validator to check. encoding/json, decoding
+// into a struct, would match names regardless of case, folding "EXP",
+// "cOmEt" and "ſubscribe" (U+017F) onto exp, comet and subscribe, and let
+// the last of a repeated name win: a token would say one thing to its
+// issuer, or to any verifier that reads names as RFC 7519 (7.3) does, and
+// another to the hub. Here names match exactly; a name given twice in
 // any object of the claims makes the token malformed (RFC 7519, 4, lets a
 // verifier refuse it); and each registered claim has its type of RFC 7519
 // (4.1): exp, nbf and iat numbers, iss, sub and jti strings, aud a string
 // or a list of them.
 func (c *tokenClaims) UnmarshalJSON(data []byte) error {
-	// RFC 7519 (7.2): the claims are UTF-8. encoding/json would turn each
+	// RFC 7519 (7.2, step 10): the claims are UTF-8. encoding/json would turn each
 	// invalid byte into U+FFFD, so that two different names compared equal.
 	if !utf8.Valid(data) {
 		return malformedClaims("the claims are not UTF-8")
