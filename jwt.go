@@ -34,7 +34,11 @@ import (
 //	 "comet": {"subscribe": ["news", "inbox-42"], "publish": ["chat"],
 //	           "manage": true, "status": true}}
 //
-// "*" in a list stands for every channel. exp is required. A read of
+// "*" in a list stands for every channel. exp is required. Claims are
+// read as RFC 7519 has them (jwt_claims.go): names are case-sensitive, a
+// name given twice in any object of the claims makes the token malformed,
+// exp, nbf and iat are JSON numbers, iss a string, aud a string or a list
+// of them, and comet has no members but these four. A read of
 // several channels (a|b) must be covered for every one of them; publish
 // needs the channel in publish; manage (registering and deleting
 // channels, registering clients) needs "manage": true and status needs
@@ -94,9 +98,10 @@ type JWT struct {
 	// until exp plus Leeway. Default: 0.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
-	alg      string // the one algorithm tokens may use
-	key      any    // []byte, *rsa.PublicKey or *ecdsa.PublicKey
-	parser   *jwt.Parser
+	alg      string         // the one algorithm tokens may use
+	key      any            // []byte, *rsa.PublicKey or *ecdsa.PublicKey
+	parser   *jwt.Parser    // checks the algorithm and the signature
+	claims   *jwt.Validator // checks exp, nbf, iss and aud, once they are read
 	required map[string]bool
 	cache    *tokenCache
 	logger   *zap.Logger
@@ -147,24 +152,29 @@ func (j *JWT) provision(logger *zap.Logger, allowed []string) error {
 		j.required[op] = true
 	}
 
-	opts := []jwt.ParserOption{
+	j.parser = jwt.NewParser(
 		// Exactly the configured algorithm: not "none", and never a public
 		// key's bytes taken as an HMAC secret.
 		jwt.WithValidMethods([]string{j.alg}),
-		jwt.WithExpirationRequired(),
 		// One spelling of each token: a token with other trailing bits
 		// in its base64 is refused, not a second cache entry.
 		jwt.WithStrictDecoding(),
+		// The claims are read and checked once the signature holds
+		// (verifyNow), not by the parser's decoder.
+		jwt.WithoutClaimsValidation(),
+	)
+	claimOpts := []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(time.Duration(j.Leeway)),
 		jwt.WithTimeFunc(func() time.Time { return j.now() }),
 	}
 	if j.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(j.Issuer))
+		claimOpts = append(claimOpts, jwt.WithIssuer(j.Issuer))
 	}
 	if j.Audience != "" {
-		opts = append(opts, jwt.WithAudience(j.Audience))
+		claimOpts = append(claimOpts, jwt.WithAudience(j.Audience))
 	}
-	j.parser = jwt.NewParser(opts...)
+	j.claims = jwt.NewValidator(claimOpts...)
 	j.cache = newTokenCache(maxCachedTokens, maxCachedBytes)
 	return nil
 }
@@ -233,34 +243,6 @@ func parsePublicKey(pemBytes []byte) (alg string, key any, err error) {
 		return jwt.SigningMethodES256.Alg(), k, nil
 	}
 	return "", nil, fmt.Errorf("a %T, want an RSA (RS256) or ECDSA P-256 (ES256) key", pub)
-}
-
-// tokenClaims are the claims a token is decoded into.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	Comet grant `json:"comet"`
-}
-
-// grant is what a token allows: its comet claim.
-type grant struct {
-	Subscribe []string `json:"subscribe,omitempty"`
-	Publish   []string `json:"publish,omitempty"`
-	Manage    bool     `json:"manage,omitempty"`
-	Status    bool     `json:"status,omitempty"`
-
-	// until is when the token stops being taken: exp plus leeway. An
-	// event stream opened with it ends then.
-	until time.Time
-}
-
-// covers reports whether list names channel, or holds "*".
-func covers(list []string, channel string) bool {
-	for _, c := range list {
-		if c == channel || c == "*" {
-			return true
-		}
-	}
-	return false
 }
 
 // The reasons a token is refused, each the error message of a 403.
@@ -362,12 +344,22 @@ type verdict struct {
 // verifyNow verifies a token that is not in the cache, and caches it if it
 // is valid.
 func (j *JWT) verifyNow(token string, now time.Time) verdict {
-	var claims tokenClaims
-	tok, err := j.parser.ParseWithClaims(token, &claims, j.keyFunc)
+	var signed signedClaims
+	tok, err := j.parser.ParseWithClaims(token, &signed, j.keyFunc)
 	if err != nil {
 		return verdict{err: j.refusal(tok, err)}
 	}
-	// Taken until exp plus leeway, as the parser does (WithLeeway), and
+	// Signed with the route's key: only now are the claims read, by their
+	// strict decoder (jwt_claims.go), so that a client without the key
+	// never makes the hub run it; then they are checked.
+	var claims tokenClaims
+	if err := claims.UnmarshalJSON(signed.payload); err != nil {
+		return verdict{err: errTokenMalformed.With(err.Error())}
+	}
+	if err := j.claims.Validate(&claims); err != nil {
+		return verdict{err: j.refusal(tok, err)}
+	}
+	// Taken until exp plus leeway, as the validator does (WithLeeway), and
 	// never after: exp is required, so it is set.
 	until := claims.ExpiresAt.Add(time.Duration(j.Leeway))
 	g := &claims.Comet
@@ -386,9 +378,9 @@ func (j *JWT) keyFunc(t *jwt.Token) (any, error) {
 	return j.key, nil
 }
 
-// refusal maps the parser's error to the check that failed. Several checks
-// can fail at once (an expired token with the wrong issuer); the first in
-// this order is the one reported.
+// refusal maps the parser's or the validator's error to the check that
+// failed. Several checks can fail at once (an expired token with the wrong
+// issuer); the first in this order is the one reported.
 func (j *JWT) refusal(tok *jwt.Token, err error) *hub.Error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):

@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +47,20 @@ func mintToken(t *testing.T, g cometGrant, exp time.Time) string {
 		t.Fatal(err)
 	}
 	return token
+}
+
+// signClaims signs payload, byte for byte, as the claims of an HS256 token
+// of jwtTestKey: claims no JWT library writes, but a holder of the key
+// can sign.
+func signClaims(t *testing.T, payload string) string {
+	t.Helper()
+	signing := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(jwtTestKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // withBearer sends a request with an Authorization: Bearer token.
@@ -156,6 +172,15 @@ http://127.0.0.1:%d {
 	refused(t, get(t, base+"/channels/inbox-42.json?token="+tampered), "Bad token signature", all...)
 	refused(t, get(t, base+"/channels/inbox-42.json?token="+none), "Token algorithm not allowed: this route takes HS256", all...)
 	refused(t, get(t, base+"/channels/inbox-42.json?token="+strings.Repeat("a", 8193)), "Token too long: at most 8192 bytes")
+
+	// Claims are read with exact names: a second comet claim spelt
+	// otherwise grants nothing, and a name given twice is refused.
+	exp := strconv.FormatInt(hour.Unix(), 10)
+	cased := signClaims(t, `{"exp":`+exp+`,"comet":{"subscribe":["inbox-42"]},"cOmEt":{"subscribe":["*"]}}`)
+	twice := signClaims(t, `{"exp":`+exp+`,"comet":{"subscribe":["inbox-42"],"subscribe":["*"]}}`)
+	mustCode(t, get(t, base+"/channels/inbox-42.json?since=0&token="+cased), 200, 1, "")
+	refused(t, get(t, base+"/channels/inbox-43.json?token="+cased), `Channel not covered by token: subscribe "inbox-43"`, cased)
+	refused(t, get(t, base+"/channels/inbox-42.json?token="+twice), `Malformed token: "subscribe" given twice in claim "comet"`, twice)
 	refused(t, get(t, base+"/status.json?token="+reader), `Operation not covered by token: status needs "status": true`, all...)
 	mustCode(t, get(t, base+"/status.json?token="+admin), 200, 1, "")
 
