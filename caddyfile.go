@@ -169,6 +169,10 @@ func (r *RedisStore) unmarshalOption(d *caddyfile.Dispenser) error {
 		return parseDuration(d, &r.DialTimeout)
 	case "read_timeout":
 		return parseDuration(d, &r.ReadTimeout)
+	case "min_replicas":
+		return parseInt(d, &r.MinReplicas, 1)
+	case "replica_timeout":
+		return parseDuration(d, &r.ReplicaTimeout)
 	default:
 		return d.Errf("unknown store redis option %q", name)
 	}

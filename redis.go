@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -53,7 +54,9 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 //		"tls_ca_file": "/etc/redis/ca.pem",
 //		"key_prefix": "comet",
 //		"dial_timeout": "2s",
-//		"read_timeout": "2s"
+//		"read_timeout": "2s",
+//		"min_replicas": 1,
+//		"replica_timeout": "1s"
 //	}
 //
 // Caddyfile:
@@ -69,6 +72,8 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 //		key_prefix        <prefix>
 //		dial_timeout      <duration>
 //		read_timeout      <duration>
+//		min_replicas      <n>
+//		replica_timeout   <duration>
 //	}
 type RedisStore struct {
 	// URL says where Redis is and how to talk to it:
@@ -120,6 +125,20 @@ type RedisStore struct {
 	// unavailable`. It is also how long a connection may stay silent before
 	// it is replaced. Default: 2s.
 	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// MinReplicas makes publishes durable: a publish is acknowledged only
+	// once this many replicas of the Redis primary have it (Redis WAIT),
+	// and readers see it only then, so a failover that promotes one of
+	// them loses no acknowledged message. A publish the replicas do not
+	// acknowledge within ReplicaTimeout gets `-4 Store unavailable`, for its
+	// publisher to retry with its idempotency key. Every node of a hub must
+	// set the same value. Default: 0, a publish is acknowledged once the
+	// primary has it.
+	MinReplicas int `json:"min_replicas,omitempty"`
+
+	// ReplicaTimeout is how long a publish waits for MinReplicas replicas;
+	// it must be under ReadTimeout. Default: 1s.
+	ReplicaTimeout caddy.Duration `json:"replica_timeout,omitempty"`
 
 	opts redisstore.Options
 }
@@ -201,6 +220,17 @@ func (r *RedisStore) options(log *zap.Logger) (redisstore.Options, error) {
 		return redisstore.Options{}, fmt.Errorf("dial_timeout must not be negative")
 	case r.ReadTimeout < 0:
 		return redisstore.Options{}, fmt.Errorf("read_timeout must not be negative")
+	case r.MinReplicas < 0:
+		return redisstore.Options{}, fmt.Errorf("min_replicas must not be negative")
+	case r.ReplicaTimeout < 0:
+		return redisstore.Options{}, fmt.Errorf("replica_timeout must not be negative")
+	case r.ReplicaTimeout != 0 && r.MinReplicas == 0:
+		return redisstore.Options{}, fmt.Errorf("replica_timeout needs min_replicas")
+	}
+	readTimeout := cmp.Or(time.Duration(r.ReadTimeout), redisstore.DefaultTimeout)
+	replicaTimeout := cmp.Or(time.Duration(r.ReplicaTimeout), redisstore.DefaultReplicaTimeout)
+	if r.MinReplicas > 0 && replicaTimeout >= readTimeout {
+		return redisstore.Options{}, fmt.Errorf("replica_timeout (%v) must be under read_timeout (%v): a publish waits for its replicas within the store's time", replicaTimeout, readTimeout)
 	}
 	co.Dialer.Timeout = time.Duration(r.DialTimeout)
 	if co.Dialer.Timeout == 0 {
@@ -214,10 +244,12 @@ func (r *RedisStore) options(log *zap.Logger) (redisstore.Options, error) {
 		prefix = redisstore.DefaultKeyPrefix
 	}
 	return redisstore.Options{
-		Client:    co,
-		KeyPrefix: prefix,
-		Timeout:   time.Duration(r.ReadTimeout),
-		Logger:    log,
+		Client:         co,
+		KeyPrefix:      prefix,
+		Timeout:        time.Duration(r.ReadTimeout),
+		MinReplicas:    r.MinReplicas,
+		ReplicaTimeout: time.Duration(r.ReplicaTimeout),
+		Logger:         log,
 	}, nil
 }
 

@@ -52,7 +52,9 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 			tls_ca_file       /etc/redis/ca.pem
 			key_prefix        myapp
 			dial_timeout      3s
-			read_timeout      1
+			read_timeout      3
+			min_replicas      2
+			replica_timeout   500ms
 		}
 	}`)
 	if err != nil {
@@ -69,7 +71,9 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		TLSCAFile:        "/etc/redis/ca.pem",
 		KeyPrefix:        "myapp",
 		DialTimeout:      caddy.Duration(3 * time.Second),
-		ReadTimeout:      caddy.Duration(time.Second),
+		ReadTimeout:      caddy.Duration(3 * time.Second),
+		MinReplicas:      2,
+		ReplicaTimeout:   caddy.Duration(500 * time.Millisecond),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
@@ -96,6 +100,8 @@ func TestRedisStoreCaddyfileErrors(t *testing.T) {
 		{"comet {\n store redis {\n  addresses\n }\n}", "wrong argument count", 3},
 		{"comet {\n store redis {\n\n  dial_timeout soon\n }\n}", `invalid duration "soon"`, 4},
 		{"comet {\n store redis {\n  read_timeout -1\n }\n}", "must not be negative", 3},
+		{"comet {\n store redis {\n  min_replicas 0\n }\n}", `min_replicas: want an integer of at least 1, got "0"`, 3},
+		{"comet {\n store redis {\n  min_replicas one\n }\n}", `min_replicas: want an integer of at least 1, got "one"`, 3},
 	} {
 		_, err := parseStore(t, tc.input)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -169,6 +175,10 @@ func TestRedisStoreOptionErrors(t *testing.T) {
 		{RedisStore{URL: "rediss://127.0.0.1", TLSCAFile: notPEM}, "no PEM certificate"},
 		{RedisStore{SentinelPassword: "x"}, "need sentinel_master"},
 		{RedisStore{DialTimeout: -1}, "dial_timeout must not be negative"},
+		{RedisStore{MinReplicas: -1}, "min_replicas must not be negative"},
+		{RedisStore{ReplicaTimeout: caddy.Duration(time.Second)}, "replica_timeout needs min_replicas"},
+		{RedisStore{MinReplicas: 1, ReplicaTimeout: caddy.Duration(2 * time.Second)}, "replica_timeout (2s) must be under read_timeout (2s)"},
+		{RedisStore{MinReplicas: 1, ReadTimeout: caddy.Duration(time.Second)}, "replica_timeout (1s) must be under read_timeout (1s)"},
 	} {
 		_, err := tc.r.options(zap.NewNop())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

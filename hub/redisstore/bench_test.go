@@ -34,9 +34,9 @@ func benchHubs(b *testing.B) []benchHub {
 	mem := hub.NewMemory(hub.Config{HTTPTimeout: time.Minute, MessagesPerChannel: 100})
 	b.Cleanup(func() { _ = mem.Close() })
 	srv := redistest.Start(b)
-	open := func() *hub.Hub {
+	open := func(o Options) *hub.Hub {
 		h, err := hub.New("bench", hub.Config{HTTPTimeout: time.Minute, MessagesPerChannel: 100}, func(so hub.StoreOptions) (hub.Store, error) {
-			return Open(Options{Client: rueidis.ClientOption{InitAddress: []string{srv.Addr()}}}, so)
+			return Open(o, so)
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -44,7 +44,36 @@ func benchHubs(b *testing.B) []benchHub {
 		b.Cleanup(func() { _ = h.Close() })
 		return h
 	}
-	return []benchHub{{"memory", mem, mem}, {"redis", open(), open()}}
+	plain := Options{Client: rueidis.ClientOption{InitAddress: []string{srv.Addr()}}}
+	// The same with durable publishes, on a primary with one replica.
+	primary := redistest.Start(b)
+	redistest.StartReplica(b, primary)
+	durable := Options{Client: rueidis.ClientOption{InitAddress: []string{primary.Addr()}}, MinReplicas: 1}
+	return []benchHub{{"memory", mem, mem}, {"redis", open(plain), open(plain)}, {"redis-min_replicas_1", open(durable), open(durable)}}
+}
+
+// BenchmarkPublishLatency: one publisher, one publish at a time; the
+// median and 99th percentile of a publish's time, which is what a
+// publisher waits for its acknowledgement.
+func BenchmarkPublishLatency(b *testing.B) {
+	for _, bh := range benchHubs(b) {
+		b.Run(bh.name, func(b *testing.B) {
+			ctx := context.Background()
+			_ = bh.a.RegisterChannel(ctx, "latency", false, 0)
+			took := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				if _, err := bh.a.Publish(ctx, "latency", `{"text":"a message of about sixty bytes, like a chat line"}`); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+		})
+	}
 }
 
 // BenchmarkPublish: concurrent publishes spread over 16 channels.

@@ -5,6 +5,7 @@ package redisstore
 // store's scripts, which touch many of them at once, run there.
 //
 //	{prefix:hub}:id              string  newest message id (the id counter)
+//	{prefix:hub}:visible         string  newest id readers may see, with min_replicas
 //	{prefix:hub}:channels        zset    channel ids, scored by when they expire
 //	{prefix:hub}:sessions        zset    client ids, scored by when they expire
 //	{prefix:hub}:events          pub/sub "p<channel>" published, "d<channel>" deleted
@@ -27,6 +28,7 @@ func newKeys(prefix, hubName string) keys {
 }
 
 func (k keys) id() string       { return k.base + "id" }
+func (k keys) visible() string  { return k.base + "visible" }
 func (k keys) channels() string { return k.base + "channels" }
 func (k keys) sessions() string { return k.base + "sessions" }
 func (k keys) events() string   { return k.base + "events" }

@@ -12,6 +12,9 @@ const (
 	DefaultKeyPrefix   = "comet"
 	DefaultTimeout     = 2 * time.Second
 	DefaultDialTimeout = 2 * time.Second
+	// DefaultReplicaTimeout is how long a publish waits for MinReplicas
+	// replicas to acknowledge it when Options.ReplicaTimeout is zero.
+	DefaultReplicaTimeout = time.Second
 )
 
 // Options configures a Store.
@@ -38,6 +41,20 @@ type Options struct {
 	// included; past it the call fails as 'Store unavailable'. Default:
 	// DefaultTimeout.
 	Timeout time.Duration
+
+	// MinReplicas, when above 0, makes a publish durable: it is
+	// acknowledged only once that many replicas of the Redis primary have
+	// it (WAIT), and readers see it only then. A publish they do not
+	// acknowledge within ReplicaTimeout fails as 'Store unavailable', and
+	// its publisher retries it, with the same idempotency key to publish it
+	// once. See docs in the README ("Redis: durable publishes"). Every node
+	// of a hub must set the same value. Default: 0, acknowledged once the
+	// primary has it.
+	MinReplicas int
+
+	// ReplicaTimeout is how long a durable publish waits for MinReplicas
+	// replicas; it must be under Timeout. Default: DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
 
 	// Logger receives the store's outage reports (one when Redis becomes
 	// unreachable, one when it is back). Default: no logging.

@@ -102,10 +102,17 @@ return 1
 // KEYS: ch, msgs, clients, id, channels, keys, keytimes
 // ARGV: channel id, encoded content, clock id, ts, channel ttl ms, events
 // channel, publish command, idempotency key (empty: none), idempotency
-// window ms, max idempotency keys
+// window ms, max idempotency keys, durable (1: the publish waits for
+// replicas, see commit; 0: it is visible and notified at once)
 // Returns {id, 0} with the new message id, {id, 1} with the id first
 // published with the idempotency key when it was used within the window (and
 // nothing is published), or -2 when the channel does not exist.
+//
+// A durable publish is neither notified nor visible to reads here: the store
+// waits for replicas (WAIT, on the connection that ran this) and then runs
+// commit. A durable replay writes the id counter again, unchanged, so that
+// the WAIT after it covers the first publish too, whichever connection ran
+// that.
 //
 // The message JSON is built exactly as hub.AppendMessageJSON builds it, so
 // that the publisher's copy and the stored one are the same bytes.
@@ -116,7 +123,11 @@ return 1
 // the clock steps back), which orders them for forgetting the expired ones
 // and the oldest over the limit. Both live as long as the window after the
 // last keyed publish, and go with the channel.
-var publishScript = rueidis.NewLuaScript(luaLib + `
+var publishScript = rueidis.NewLuaScript(publishSource)
+
+// publishSource is publish's source, which a durable publish sends in a
+// pipeline with WAIT (see Store.publishDurably).
+const publishSource = luaLib + `
 local max = redis.call('HGET', KEYS[1], 'max_messages')
 if not max then return -2 end
 local key = ARGV[8]
@@ -131,7 +142,10 @@ if key ~= '' then
 	end
 	redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', stale)
 	local seen = redis.call('HGET', KEYS[6], key)
-	if seen then return {tonumber(seen), 1} end
+	if seen then
+		if ARGV[11] == '1' then redis.call('SET', KEYS[4], redis.call('GET', KEYS[4])) end
+		return {tonumber(seen), 1}
+	end
 end
 local id = tonumber(redis.call('GET', KEYS[4]) or '0') + 1
 local tick = tonumber(ARGV[3])
@@ -159,8 +173,24 @@ if key ~= '' then
 	redis.call('PEXPIRE', KEYS[6], ARGV[9])
 	redis.call('PEXPIRE', KEYS[7], ARGV[9])
 end
-redis.call(ARGV[7], ARGV[6], 'p' .. ARGV[1])
+if ARGV[11] ~= '1' then redis.call(ARGV[7], ARGV[6], 'p' .. ARGV[1]) end
 return {id, 0}
+`
+
+// commit
+// KEYS: visible
+// ARGV: message id, events channel, publish command, channel id
+// Makes a durable publish visible, once replicas have it: the visible id
+// becomes the message's id unless it is past it already, and the channel's
+// readers are notified. Replication keeps the primary's order, so replicas
+// that have this message have every message with a lower id too: the
+// visible id never uncovers a message they may lose. Returns 1.
+var commitScript = rueidis.NewLuaScript(`
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
+	redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call(ARGV[3], ARGV[2], 'p' .. ARGV[4])
+return 1
 `)
 
 // createClient
@@ -185,14 +215,21 @@ return 1
 `)
 
 // read
-// KEYS: id, client (any key when anonymous), sessions, channels, then ch,
-// msgs, clients for each requested channel
+// KEYS: id, client (any key when anonymous), sessions, channels, visible,
+// then ch, msgs, clients for each requested channel
 // ARGV: base, since, session ttl ms, channel ttl ms, client id (empty when
-// anonymous), max bytes of messages (0: no limit), then the requested
-// channel ids
+// anonymous), max bytes of messages (0: no limit), durable (1/0), then the
+// requested channel ids
 // Returns -3 for an unregistered client, -2 when no channel is readable,
 // otherwise {last id, i1, {json, score, ...}, i2, {...}, ...} where i is the
 // 0-based position of a readable channel in the request.
+//
+// Durable (see publish and commit), the read sees messages up to the
+// visible id, and last is that id, or since when since is past it: a
+// failover may promote a replica that had the messages a reader was given
+// but not the commit that showed them, and the reader must neither be sent
+// back to read them again nor skip any. since is clamped to the id counter,
+// which every message a reader may have been given is below.
 //
 // With a limit, the channels' messages are merged by id, oldest first, and
 // taken while their JSON (plus a byte each) fits, at least one; each
@@ -211,12 +248,17 @@ end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local since = tonumber(ARGV[2])
 if since > last then since = last end
+local upto = '+inf'
+if ARGV[7] == '1' then
+	last = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), since)
+	upto = fmt(last)
+end
 local from = '(' .. fmt(since)
 local ttl = tonumber(ARGV[4])
 local limit = tonumber(ARGV[6])
 local readable = {}
-for i = 7, #ARGV do
-	local k = 4 + (i - 7) * 3
+for i = 8, #ARGV do
+	local k = 5 + (i - 8) * 3
 	local us = redis.call('HGET', KEYS[k + 1], 'use_sessions')
 	if us and (us == '0' or client ~= '') then
 		renew(KEYS[k + 1], ttl)
@@ -227,7 +269,7 @@ for i = 7, #ARGV do
 		end
 		renew(KEYS[k + 3], ttl)
 		redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[i])
-		readable[#readable + 1] = {idx = i - 7, key = KEYS[k + 2], buf = {}, pos = 1, offset = 0, done = false, taken = {}}
+		readable[#readable + 1] = {idx = i - 8, key = KEYS[k + 2], buf = {}, pos = 1, offset = 0, done = false, taken = {}}
 	end
 end
 if #readable == 0 then return -2 end
@@ -235,7 +277,7 @@ local out = {fmt(last)}
 if limit == 0 then
 	for _, c in ipairs(readable) do
 		out[#out + 1] = c.idx
-		out[#out + 1] = redis.call('ZRANGEBYSCORE', c.key, from, '+inf', 'WITHSCORES')
+		out[#out + 1] = redis.call('ZRANGEBYSCORE', c.key, from, upto, 'WITHSCORES')
 	end
 	return out
 end
@@ -243,7 +285,7 @@ end
 -- the one in hand is used up.
 local function head(c)
 	if c.pos > #c.buf and not c.done then
-		c.buf = redis.call('ZRANGEBYSCORE', c.key, from, '+inf', 'WITHSCORES', 'LIMIT', fmt(c.offset), ` + readChunk + `)
+		c.buf = redis.call('ZRANGEBYSCORE', c.key, from, upto, 'WITHSCORES', 'LIMIT', fmt(c.offset), ` + readChunk + `)
 		c.pos = 1
 		c.offset = c.offset + #c.buf / 2
 		c.done = #c.buf < 2 * ` + readChunk + `

@@ -40,6 +40,11 @@ type Store struct {
 	publishCmd   string
 	subscribeCmd string
 
+	// minReplicas and replicaTimeout are Options' (see durable.go); a
+	// publish is durable when minReplicas is above 0.
+	minReplicas    int
+	replicaTimeout time.Duration
+
 	stop      context.CancelFunc
 	listening chan struct{} // closed when the subscriber goroutine ends
 	closeOnce sync.Once
@@ -65,6 +70,12 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.ReplicaTimeout <= 0 {
+		opts.ReplicaTimeout = DefaultReplicaTimeout
+	}
+	if opts.MinReplicas > 0 && opts.ReplicaTimeout >= opts.Timeout {
+		return nil, fmt.Errorf("the replica timeout (%v) must be under the store's timeout (%v)", opts.ReplicaTimeout, opts.Timeout)
 	}
 	co := opts.Client
 	if co.Dialer.Timeout <= 0 {
@@ -98,16 +109,18 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 	log := opts.Logger.With(zap.String("hub", hubName), zap.String("key_prefix", opts.KeyPrefix))
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Store{
-		client:       client,
-		keys:         newKeys(opts.KeyPrefix, hubName),
-		timeout:      opts.Timeout,
-		notify:       so.Notify,
-		log:          log,
-		health:       health{log: log},
-		publishCmd:   "PUBLISH",
-		subscribeCmd: "SUBSCRIBE",
-		stop:         stop,
-		listening:    make(chan struct{}),
+		client:         client,
+		keys:           newKeys(opts.KeyPrefix, hubName),
+		timeout:        opts.Timeout,
+		notify:         so.Notify,
+		log:            log,
+		health:         health{log: log},
+		publishCmd:     "PUBLISH",
+		subscribeCmd:   "SUBSCRIBE",
+		minReplicas:    max(opts.MinReplicas, 0),
+		replicaTimeout: opts.ReplicaTimeout,
+		stop:           stop,
+		listening:      make(chan struct{}),
 	}
 	if s.notify == nil {
 		s.notify = func(hub.Event) {}
@@ -258,11 +271,17 @@ func (s *Store) Publish(ctx context.Context, p hub.Publication, now time.Time, e
 		key = ""
 	}
 	c := p.Channel
-	msg, err := s.exec(ctx, publishScript,
-		[]string{k.channel(c), k.messages(c), k.readers(c), k.id(), k.channels(), k.publishKeys(c), k.publishKeyTimes(c)},
-		[]string{c, string(p.Encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
-			millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd,
-			key, millis(exp.IdempotencyWindow), strconv.Itoa(max(p.MaxIdempotencyKeys, 1))})
+	keys := []string{k.channel(c), k.messages(c), k.readers(c), k.id(), k.channels(), k.publishKeys(c), k.publishKeyTimes(c)}
+	args := []string{c, string(p.Encoded), strconv.FormatInt(hub.ClockID(now), 10), strconv.FormatInt(ts, 10),
+		millis(exp.InactiveChannelTimeout), k.events(), s.publishCmd,
+		key, millis(exp.IdempotencyWindow), strconv.Itoa(max(p.MaxIdempotencyKeys, 1)), s.durableArg()}
+	var msg rueidis.RedisMessage
+	var err error
+	if s.minReplicas > 0 {
+		msg, err = s.publishDurably(ctx, keys, args)
+	} else {
+		msg, err = s.exec(ctx, publishScript, keys, args)
+	}
 	if err != nil {
 		return hub.Published{}, fmt.Errorf("redis publish script: %w", err)
 	}
@@ -274,6 +293,11 @@ func (s *Store) Publish(ctx context.Context, p hub.Publication, now time.Time, e
 	reply, err := msg.AsIntSlice()
 	if err != nil || len(reply) != 2 {
 		return hub.Published{}, fmt.Errorf("redis publish script: unexpected reply %v (%v)", msg, err)
+	}
+	if s.minReplicas > 0 {
+		if err := s.commit(ctx, c, reply[0]); err != nil {
+			return hub.Published{}, err
+		}
 	}
 	if reply[1] == 1 {
 		return hub.Published{Message: hub.Message{ID: reply[0]}, Replayed: true}, nil
@@ -304,11 +328,11 @@ func (s *Store) CreateClient(ctx context.Context, spec hub.ClientSpec, exp hub.E
 // Read implements hub.Store.
 func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.ReadResult, error) {
 	k := s.keys
-	keys := make([]string, 0, 4+3*len(q.Channels))
-	keys = append(keys, k.id(), k.client(q.ClientID), k.sessions(), k.channels())
-	args := make([]string, 0, 6+len(q.Channels))
+	keys := make([]string, 0, 5+3*len(q.Channels))
+	keys = append(keys, k.id(), k.client(q.ClientID), k.sessions(), k.channels(), k.visible())
+	args := make([]string, 0, 7+len(q.Channels))
 	args = append(args, k.base, strconv.FormatInt(q.Since, 10), millis(exp.SessionTimeout),
-		millis(exp.InactiveChannelTimeout), q.ClientID, strconv.Itoa(q.MaxBytes))
+		millis(exp.InactiveChannelTimeout), q.ClientID, strconv.Itoa(q.MaxBytes), s.durableArg())
 	for _, c := range q.Channels {
 		keys = append(keys, k.channel(c), k.messages(c), k.readers(c))
 		args = append(args, c)
