@@ -273,3 +273,26 @@ func TestAllowCrossSiteConfig(t *testing.T) {
 		}
 	}
 }
+
+// A token that covers the call does not make a request from another site
+// one from this site: a token in the query can be put in a form's action.
+func TestCrossSiteWithToken(t *testing.T) {
+	h := crossSiteHandler(t)
+	h.JWT = provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
+	token := hsToken(t, grant{Publish: []string{"*"}, Manage: true, Status: true})
+	for _, cross := range []bool{true, false} {
+		r := httptest.NewRequest(http.MethodPost, "http://comet.example.com/channels/room.json?token="+token,
+			strings.NewReader("content=forged"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if cross {
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+		}
+		rec, _ := serve(t, h, r)
+		if cross && (rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "Cross-site request refused")) {
+			t.Errorf("from another site, with a token: %d %q, want 403 Cross-site request refused", rec.Code, rec.Body)
+		}
+		if !cross && (rec.Code != http.StatusOK || replyCode(t, rec) != hub.CodeOK) {
+			t.Errorf("from this site, with a token: %d %q, want it published", rec.Code, rec.Body)
+		}
+	}
+}
