@@ -111,11 +111,12 @@ func crossSiteDo(t *testing.T, method, rawURL string, form url.Values, headers m
 	return send(t, req)
 }
 
-// crossSiteState is what the hub holds: channels, clients and messages,
-// from the status call of a request without browser headers.
-func crossSiteState(t *testing.T) string {
+// crossSiteState is what the hub of the README's routes at site holds:
+// channels, clients and messages, from the status call of a request
+// without browser headers.
+func crossSiteState(t *testing.T, site string) string {
 	t.Helper()
-	rep := mustCode(t, get(t, crossSiteHub+"/comet-admin/status.json"), 200, 1, "")
+	rep := mustCode(t, get(t, site+"/comet-admin/status.json"), 200, 1, "")
 	var st struct {
 		Channels []struct {
 			ID    string `json:"channel_id"`
@@ -156,7 +157,7 @@ http://localhost:9081 {
 	registerChannel(t, admin, "inbox", "use_sessions", "1")
 	registerClient(t, admin, "client-42")
 	publish(t, admin, "room", "hello") // so that reads are answered at once
-	before := crossSiteState(t)
+	before := crossSiteState(t, crossSiteHub)
 
 	calls := []struct {
 		op, method, url string
@@ -182,7 +183,7 @@ http://localhost:9081 {
 			}
 		}
 	}
-	if after := crossSiteState(t); after != before {
+	if after := crossSiteState(t, crossSiteHub); after != before {
 		t.Fatalf("refused calls changed the hub:\nbefore %s\nafter  %s", before, after)
 	}
 
