@@ -65,6 +65,9 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 			&hub.Error{Code: hub.CodeBadRequest, Message: "Operation not allowed on this route", Detail: op})
 		return
 	}
+	if h.refuseCrossSite(w, r, opts, op) {
+		return
+	}
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodySize(h.hub.Config().MaxMessageSize))
 	}

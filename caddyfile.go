@@ -59,6 +59,16 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		if err := checkOps(h.Allow); err != nil {
 			return d.WrapErr(err)
 		}
+	case "allow_cross_site":
+		h.AllowCrossSite = d.RemainingArgs()
+		if len(h.AllowCrossSite) == 0 {
+			return d.ArgErr()
+		}
+		// Whether the route allows them is known once the block is
+		// read, in Provision.
+		if err := checkAllowCrossSite(h.AllowCrossSite, nil); err != nil {
+			return d.WrapErr(err)
+		}
 	case "sse_heartbeat":
 		if err := parseDuration(d, &h.SSEHeartbeat); err != nil {
 			return err

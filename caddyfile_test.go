@@ -107,6 +107,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 		{"allow private", []string{"allow publish manage status"}, `{"handler":"comet","allow":["publish","manage","status"]}`},
 		{"allow all", []string{"allow subscribe publish manage status"}, `{"handler":"comet","allow":["subscribe","publish","manage","status"]}`},
 		{"store memory", []string{"store memory"}, `{"handler":"comet","store":{"store":"memory"}}`},
+		{"allow_cross_site one", []string{"allow_cross_site publish"}, `{"handler":"comet","allow_cross_site":["publish"]}`},
+		{"allow_cross_site all", []string{"allow_cross_site publish manage status"}, `{"handler":"comet","allow_cross_site":["publish","manage","status"]}`},
 		{"everything", []string{
 			"hub default",
 			"http_timeout 30s",
@@ -128,6 +130,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"max_idempotency_keys 10000",
 			"sse_heartbeat 20s",
 			"allow subscribe publish manage status",
+			"allow_cross_site publish",
 			"store memory",
 		}, `{"handler":"comet","hub":"default","http_timeout":30000000000,"session_timeout":60000000000,
 			"inactive_channel_timeout":90000000000,"messages_per_channel":100,"quote_json":true,"enable_status":true,
@@ -135,7 +138,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"max_message_size":65536,"max_channels_per_read":64,"max_held_connections":0,"max_held_per_ip":0,
 			"ipv6_prefix_per_ip":64,"max_channels":100000,"max_clients":100000,"max_retained_messages":1000,"max_reply_size":1048576,
 			"idempotency_window":300000000000,"max_idempotency_keys":10000,
-			"allow":["subscribe","publish","manage","status"],"store":{"store":"memory"}}`},
+			"allow":["subscribe","publish","manage","status"],"allow_cross_site":["publish"],"store":{"store":"memory"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +171,7 @@ func TestCaddyfileAdaptedConfigProvisions(t *testing.T) {
 		"max_idempotency_keys 100",
 		"sse_heartbeat 5",
 		"allow subscribe publish manage status",
+		"allow_cross_site publish manage status",
 		"store memory",
 	)
 	if err := validateCaddyfile(t, strings.Replace(site, ":4080", ":0", 1)); err != nil {
@@ -231,6 +235,7 @@ func TestCaddyfileJSONRoundTrip(t *testing.T) {
 			"max_idempotency_keys 100",
 			"sse_heartbeat 15s",
 			"allow subscribe publish",
+			"allow_cross_site publish",
 			"store memory",
 		},
 	} {
@@ -348,6 +353,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"enable_status with argument", "comet {\n\tenable_status on\n}", 2, "wrong argument count"},
 		{"unknown allow op", "comet {\n\tallow subscribe read\n}", 2, `allow: unknown operation "read"`},
 		{"allow nothing", "comet {\n\tallow\n}", 2, "wrong argument count"},
+		{"allow_cross_site nothing", "comet {\n\tallow_cross_site\n}", 2, "wrong argument count"},
+		{"allow_cross_site subscribe", "comet {\n\tallow_cross_site publish subscribe\n}", 2, "allow_cross_site: subscribe is always served to other sites"},
+		{"allow_cross_site unknown op", "comet {\n\tallow_cross_site publish read\n}", 2, `allow_cross_site: unknown operation "read" (want publish, manage, status)`},
 		{"store without module", "comet {\n\tstore\n}", 2, "wrong argument count"},
 		{"unknown store", "comet {\n\tstore floppy\n}", 2, "comet.stores.floppy"},
 		{"memory store argument", "comet {\n\tstore memory big\n}", 2, "wrong argument count"},

@@ -117,7 +117,8 @@ func (a *App) Cleanup() error {
 // Hub settings (timeouts, retention, limits, store) belong to the hub: routes
 // that name the same hub share them, and a setting two such routes set to
 // different values is a configuration error. Route settings (quote_json,
-// enable_status, allow) belong to the route.
+// enable_status, allow, allow_cross_site, sse_heartbeat) belong to the
+// route.
 //
 // Caddyfile (the subdirectives are the JSON fields' names):
 //
@@ -126,6 +127,7 @@ func (a *App) Cleanup() error {
 //		quote_json
 //		enable_status
 //		allow                    <subscribe|publish|manage|status...>
+//		allow_cross_site         <publish|manage|status...>
 //		sse_heartbeat            <duration>
 //		store                    memory | redis [<url>] [{ ... }]
 //		jwt                      { ... }   (see JWT)
@@ -162,6 +164,7 @@ func (a *App) Cleanup() error {
 //		"quote_json": true,
 //		"enable_status": true,
 //		"allow": ["subscribe", "publish", "manage", "status"],
+//		"allow_cross_site": ["publish"],
 //		"store": {"store": "memory"},
 //		"http_timeout": "30s",
 //		"inactive_channel_timeout": 0,
@@ -195,6 +198,16 @@ type Handler struct {
 	// manage, status. Others get 403. Default: all of them.
 	Allow []string `json:"allow,omitempty"`
 
+	// AllowCrossSite lists the operations, of publish, manage and status,
+	// that this route serves to requests a browser sends on behalf of a
+	// page of another site (Sec-Fetch-Site cross-site or same-site, or an
+	// Origin that is not the site's); others get 403 (see crossSite).
+	// Subscribe and the health probe are served to every site whatever it
+	// says. It is a route setting: it answers to who may reach the route.
+	// Default: none, so publish, manage and status only from the site
+	// itself and from clients that are not browsers.
+	AllowCrossSite []string `json:"allow_cross_site,omitempty"`
+
 	// StoreRaw is the hub's store module (namespace comet.stores).
 	// Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=comet.stores inline_key=store"`
@@ -205,7 +218,8 @@ type Handler struct {
 
 	hub         *pooledHub
 	allowed     map[string]bool
-	heartbeat   time.Duration // SSEHeartbeat, or its default
+	crossSiteOK map[string]bool // AllowCrossSite
+	heartbeat   time.Duration   // SSEHeartbeat, or its default
 	logger      *zap.Logger
 	stopping    chan struct{}
 	releaseHeld func() // closes stopping, once
@@ -235,6 +249,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	for _, op := range h.Allow {
 		h.allowed[op] = true
+	}
+	if err := checkAllowCrossSite(h.AllowCrossSite, h.Allow); err != nil {
+		return err
+	}
+	h.crossSiteOK = make(map[string]bool, len(h.AllowCrossSite))
+	for _, op := range h.AllowCrossSite {
+		h.crossSiteOK[op] = true
 	}
 	if err := h.HubSettings.validate(); err != nil {
 		return err
