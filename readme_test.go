@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -59,54 +60,71 @@ func fences(t *testing.T, text []byte) []fence {
 // [<url>], <host:port...>, ...), which a pasted Caddyfile must not hold.
 var synopsis = regexp.MustCompile(`<[A-Za-z_][^<>]*>|^\.\.\.$|^…$`)
 
-// Every Caddyfile in the README runs as written: each ```caddyfile block
-// adapts, holds no synopsis placeholder, and a block that looks like a
+// docFiles are the Markdown files whose Caddyfiles must run as written:
+// the README, every page of docs/ and the examples' notes.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	files := []string{"README.md"}
+	for _, pattern := range []string{"docs/*.md", "examples/*.md", "examples/*/*.md"} {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, matches...)
+	}
+	return files
+}
+
+// Every Caddyfile in the README and docs/ runs as written: each ```caddyfile
+// block adapts, holds no synopsis placeholder, and a block that looks like a
 // Caddyfile (a line opening a block with '{') says what it is: caddyfile
 // when it is one to paste, text when it is a synopsis of the syntax.
-func TestReadmeCaddyfiles(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestDocsCaddyfiles(t *testing.T) {
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	checked := 0
-	for _, f := range fences(t, readme) {
-		where := fmt.Sprintf("README.md:%d", f.line)
-		// Blank lines before the block make the Caddyfile's line numbers
-		// the README's.
-		body := []byte(strings.Repeat("\n", f.line) + f.body)
-		switch f.info {
-		case "caddyfile":
-		case "":
-			for l := range strings.Lines(f.body) {
-				if strings.HasSuffix(strings.TrimSpace(l), "{") {
-					t.Errorf("%s: a block with no language that looks like a Caddyfile (%q): "+
-						"mark it caddyfile (and make it adapt) or text (a synopsis)", where, strings.TrimSpace(l))
-					break
+	for _, name := range docFiles(t) {
+		text, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fences(t, text) {
+			where := fmt.Sprintf("%s:%d", name, f.line)
+			// Blank lines before the block make the Caddyfile's line
+			// numbers the Markdown file's.
+			body := []byte(strings.Repeat("\n", f.line) + f.body)
+			switch f.info {
+			case "caddyfile":
+			case "":
+				for l := range strings.Lines(f.body) {
+					if strings.HasSuffix(strings.TrimSpace(l), "{") {
+						t.Errorf("%s: a block with no language that looks like a Caddyfile (%q): "+
+							"mark it caddyfile (and make it adapt) or text (a synopsis)", where, strings.TrimSpace(l))
+						break
+					}
+				}
+				continue
+			default:
+				continue
+			}
+			checked++
+			tokens, err := caddyfile.Tokenize(body, name)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			for _, tok := range tokens {
+				if !tok.Quoted() && synopsis.MatchString(tok.Text) {
+					t.Errorf("%s:%d: the placeholder %q (in the block at line %d): a pasted Caddyfile would fail; "+
+						"write a value, or mark the block text", name, tok.Line, tok.Text, f.line)
 				}
 			}
-			continue
-		default:
-			continue
-		}
-		checked++
-		tokens, err := caddyfile.Tokenize(body, "README.md")
-		if err != nil {
-			t.Errorf("%s: %v", where, err)
-			continue
-		}
-		for _, tok := range tokens {
-			if !tok.Quoted() && synopsis.MatchString(tok.Text) {
-				t.Errorf("README.md:%d: the placeholder %q (in the block at line %d): a pasted Caddyfile would fail; "+
-					"write a value, or mark the block text", tok.Line, tok.Text, f.line)
+			if _, _, err := adapter.Adapt(body, map[string]any{"filename": name}); err != nil {
+				t.Errorf("%s: the block does not adapt: %v", where, err)
 			}
-		}
-		if _, _, err := adapter.Adapt(body, map[string]any{"filename": "README.md"}); err != nil {
-			t.Errorf("%s: the block does not adapt: %v", where, err)
 		}
 	}
 	if checked < 3 {
-		t.Fatalf("only %d caddyfile blocks in README.md: is the test still reading them?", checked)
+		t.Fatalf("only %d caddyfile blocks in %v: is the test still reading them?", checked, docFiles(t))
 	}
 }
 
@@ -198,9 +216,9 @@ func findHandler(v any) json.RawMessage {
 	return nil
 }
 
-// TestReadmeCaddyfiles catches what it is for: the README's full directive as
+// TestDocsCaddyfiles catches what it is for: the README's full directive as
 // it was, with a synopsis matcher and no site around a fragment.
-func TestReadmeCaddyfilesCatchesPlaceholders(t *testing.T) {
+func TestDocsCaddyfilesCatchesPlaceholders(t *testing.T) {
 	for _, bad := range []string{
 		"comet.example.com {\n\tcomet [<matcher>] {\n\t\thub default\n\t}\n}\n",
 		"store redis [<url>] {\n\taddresses <host:port...>\n}\n",
