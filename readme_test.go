@@ -128,21 +128,24 @@ func TestDocsCaddyfiles(t *testing.T) {
 	}
 }
 
-// The README's full directive is what it says: every setting at its
-// default. A route configured by it gets the hub settings, flags and
-// operations of a bare comet directive.
-func TestReadmeFullDirectiveIsTheDefaults(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// configurationDoc is where the full directive is documented.
+const configurationDoc = "docs/configuration.md"
+
+// The full directive of docs/configuration.md is what it says: every
+// setting at its default. A route configured by it gets the hub settings,
+// flags and operations of a bare comet directive.
+func TestDocsFullDirectiveIsTheDefaults(t *testing.T) {
+	doc, err := os.ReadFile(configurationDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	intro := bytes.Index(readme, []byte("The full directive, with every setting at its default"))
+	intro := bytes.Index(doc, []byte("The full directive, with every setting at its default"))
 	if intro < 0 {
-		t.Fatal("README.md no longer introduces the full directive as its defaults")
+		t.Fatal(configurationDoc + " no longer introduces the full directive as its defaults")
 	}
-	introLine := bytes.Count(readme[:intro], []byte("\n")) + 1
+	introLine := bytes.Count(doc[:intro], []byte("\n")) + 1
 	var full *fence
-	for _, f := range fences(t, readme) {
+	for _, f := range fences(t, doc) {
 		if f.line > introLine && f.info == "caddyfile" {
 			full = &f
 			break
@@ -173,22 +176,22 @@ func TestReadmeFullDirectiveIsTheDefaults(t *testing.T) {
 	}
 	got, bare := handler(full.body), handler("comet.example.com {\n\tcomet\n}\n")
 	if g, b := got.HubSettings.config().Normalize(), bare.HubSettings.config().Normalize(); g != b {
-		t.Errorf("README.md:%d: hub settings %+v, want the defaults %+v", full.line, g, b)
+		t.Errorf("%s:%d: hub settings %+v, want the defaults %+v", configurationDoc, full.line, g, b)
 	}
 	if bits := cmp.Or(got.IPv6PrefixPerIP, DefaultIPv6PrefixPerIP); bits != DefaultIPv6PrefixPerIP {
-		t.Errorf("README.md:%d: ipv6_prefix_per_ip %d, want the default %d", full.line, bits, DefaultIPv6PrefixPerIP)
+		t.Errorf("%s:%d: ipv6_prefix_per_ip %d, want the default %d", configurationDoc, full.line, bits, DefaultIPv6PrefixPerIP)
 	}
 	if got.QuoteJSON || got.EnableStatus {
-		t.Errorf("README.md:%d: quote_json %v, enable_status %v; both are off by default", full.line, got.QuoteJSON, got.EnableStatus)
+		t.Errorf("%s:%d: quote_json %v, enable_status %v; both are off by default", configurationDoc, full.line, got.QuoteJSON, got.EnableStatus)
 	}
 	if hubName := cmp.Or(got.Hub, "default"); hubName != "default" {
-		t.Errorf("README.md:%d: hub %q, want default", full.line, hubName)
+		t.Errorf("%s:%d: hub %q, want default", configurationDoc, full.line, hubName)
 	}
 	if len(got.Allow) > 0 && !slices.Equal(got.Allow, allOps) {
-		t.Errorf("README.md:%d: allow %v, want every operation %v", full.line, got.Allow, allOps)
+		t.Errorf("%s:%d: allow %v, want every operation %v", configurationDoc, full.line, got.Allow, allOps)
 	}
 	if store := string(got.StoreRaw); store != "" && store != `{"store":"memory"}` {
-		t.Errorf("README.md:%d: store %s, want memory", full.line, store)
+		t.Errorf("%s:%d: store %s, want memory", configurationDoc, full.line, store)
 	}
 }
 
@@ -216,8 +219,8 @@ func findHandler(v any) json.RawMessage {
 	return nil
 }
 
-// TestDocsCaddyfiles catches what it is for: the README's full directive as
-// it was, with a synopsis matcher and no site around a fragment.
+// TestDocsCaddyfiles catches what it is for: the full directive as the README
+// once had it, with a synopsis matcher and no site around a fragment.
 func TestDocsCaddyfilesCatchesPlaceholders(t *testing.T) {
 	for _, bad := range []string{
 		"comet.example.com {\n\tcomet [<matcher>] {\n\t\thub default\n\t}\n}\n",
