@@ -195,6 +195,83 @@ func TestDocsFullDirectiveIsTheDefaults(t *testing.T) {
 	}
 }
 
+// The README's reference table has a row for every subdirective of the
+// full directive in docs/configuration.md, and no other, each with the
+// default the full directive gives it; the parser knows every one.
+func TestReadmeReferenceTable(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Caddyfile reference\n")
+	if !ok {
+		t.Fatal("README.md has no ## Caddyfile reference section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	row := regexp.MustCompile("(?m)^\\| `([a-z0-9_]+)[^|]*\\| ([^|]*) \\|")
+	table := map[string]string{} // subdirective -> default cell
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		table[m[1]] = m[2]
+	}
+
+	doc, err := os.ReadFile(configurationDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro := strings.Index(string(doc), "The full directive, with every setting at its default")
+	if intro < 0 {
+		t.Fatal(configurationDoc + " no longer introduces the full directive as its defaults")
+	}
+	_, block, ok := strings.Cut(string(doc[intro:]), "```caddyfile\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("no caddyfile block after the full directive's introduction in " + configurationDoc)
+	}
+	full := map[string][]string{} // subdirective -> its values, none when commented out
+	for line := range strings.Lines(block) {
+		setting, ok := strings.CutPrefix(line, "\t\t")
+		if !ok {
+			continue
+		}
+		setting, _, _ = strings.Cut(setting, " #")
+		commented := strings.HasPrefix(setting, "# ")
+		fields := strings.Fields(strings.TrimPrefix(setting, "# "))
+		if len(fields) == 0 {
+			continue
+		}
+		full[fields[0]] = nil
+		if !commented {
+			full[fields[0]] = fields[1:]
+		}
+	}
+
+	if len(table) < 20 || len(full) < 20 {
+		t.Fatalf("%d rows in the README's table, %d settings in the full directive: is the test still reading them?", len(table), len(full))
+	}
+	for name, cell := range table {
+		values, ok := full[name]
+		if !ok {
+			t.Errorf("README.md's reference table has %s, which the full directive in %s lacks", name, configurationDoc)
+		}
+		// A default in backquotes is the value the full directive gives.
+		if def, ok := strings.CutPrefix(cell, "`"); ok && values != nil {
+			def, _, _ = strings.Cut(def, "`")
+			if got := strings.Join(values, " "); got != def {
+				t.Errorf("README.md's reference table gives %s the default %q, the full directive %q", name, def, got)
+			}
+		}
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":80 {\n\tcomet {\n\t\t"+name+"\n\t}\n}\n"), nil)
+		if err != nil && strings.Contains(err.Error(), "unknown subdirective") {
+			t.Errorf("README.md's reference table has %s, which the Caddyfile parser does not know: %v", name, err)
+		}
+	}
+	for name := range full {
+		if _, ok := table[name]; !ok {
+			t.Errorf("README.md's reference table has no row for %s", name)
+		}
+	}
+}
+
 // findHandler returns the JSON of the first comet handler in an adapted
 // configuration.
 func findHandler(v any) json.RawMessage {
