@@ -7,7 +7,7 @@
 #       -v "$PWD/Caddyfile:/etc/caddy/Caddyfile:ro" caddy-comet
 #
 # Not run with Docker: the machines this project is built on cannot pull
-# images (see the README, "Container", for what was run instead).
+# images (see docs/deployment.md, "Container", for what was run instead).
 
 FROM golang:1.26-alpine AS builder
 RUN go install github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5
@@ -19,6 +19,6 @@ FROM caddy:2.11
 COPY --from=builder /usr/bin/caddy /usr/bin/caddy
 # New goroutines start at Go's smallest stack rather than the average of the
 # last collection: 12% to 14% less memory for a hub holding thousands of reads
-# (README, "Memory, and the Go runtime's settings").
+# (docs/deployment.md, "Memory, and the Go runtime's settings").
 ENV GODEBUG=adaptivestackstart=0
 CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]

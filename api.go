@@ -220,7 +220,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // nil when there is nothing left to write.
 //
 // A held read parks its goroutine in here and keeps to the stack budget of
-// a held read (BENCHMARKS.md, "The stack budget of a held read"): so
+// a held read (docs/design.md, "The stack budget of a held read"): so
 // ServeHTTP calls this straight away, not through serveAPI, writes the
 // reply itself rather than from one frame deeper, and this frame stays
 // small, with the read's state on the heap.
@@ -241,7 +241,7 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels str
 
 // readError answers a read that failed. It takes rd by pointer, as
 // prepareRead does, to keep serveRead's frame small (the stack budget,
-// BENCHMARKS.md).
+// docs/design.md).
 func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall, err error) {
 	h.replyError(w, r, rd.opts, err)
 }

@@ -12,11 +12,11 @@ import (
 // A stream cannot write from its own goroutine: flushing in the middle of a
 // response goes through net/http's chunked writer deep enough to double the
 // goroutine's stack, which the stream would keep for as long as it is open
-// (BENCHMARKS.md, "The stack budget of a held read"). A goroutine started
+// (docs/design.md, "The stack budget of a held read"). A goroutine started
 // per event avoids that, but a publish that wakes 500 streams then starts
 // 500 goroutines at once, whose stacks Go keeps for reuse after they end:
 // on 5,000 streams that cost more memory per stream than the streams'
-// own goroutines (BENCHMARKS.md, "Results: Server-Sent Events").
+// own goroutines (docs/design.md, "Event streams: shared writers").
 //
 // So a stream hands its event to an idle writer when there is one, and
 // starts a new writer when there is none. A write that blocks (a client

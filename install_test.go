@@ -9,12 +9,16 @@ import (
 	"testing"
 )
 
-// The xcaddy command in the README's "Building" section is the one that
-// scripts/xcaddy-build.sh runs. .ci/run builds and runs a binary with that
+// deploymentDoc is where building, the container and the Go runtime's
+// settings are documented.
+const deploymentDoc = "docs/deployment.md"
+
+// The xcaddy command in the "Building" section of docs/deployment.md is the
+// one that scripts/xcaddy-build.sh runs. .ci/run builds and runs a binary with that
 // script, and the Dockerfile builds its image with it, so a change to one
 // of them that leaves the others behind fails here, not in a user's hands.
-// The command builds go.mod's Caddy, and the README names go.mod's Go.
-func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
+// The command builds go.mod's Caddy, and the docs name go.mod's Go.
+func TestDocsBuildIsTheScriptCIRuns(t *testing.T) {
 	read := func(name string) string {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -23,7 +27,7 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 		return string(b)
 	}
 	script := read("scripts/xcaddy-build.sh")
-	readme := read("README.md")
+	deployment := read(deploymentDoc)
 	gomod := read("go.mod")
 	ci := read(".ci/run")
 	dockerfile := read("Dockerfile")
@@ -34,13 +38,13 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	}
 	command := "xcaddy " + m[1]
 
-	_, building, ok := strings.Cut(readme, "\n## Building\n")
+	_, building, ok := strings.Cut(deployment, "\n## Building\n")
 	if !ok {
-		t.Fatal("README.md has no ## Building section")
+		t.Fatal(deploymentDoc + " has no ## Building section")
 	}
 	building, _, _ = strings.Cut(building, "\n## ")
 	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(command) + `$`).MatchString(building) {
-		t.Errorf("README's Building section does not give the script's command as a line of its own:\n%s", command)
+		t.Errorf("%s's Building section does not give the script's command as a line of its own:\n%s", deploymentDoc, command)
 	}
 
 	caddy := regexp.MustCompile(`(?m)^\s*github\.com/caddyserver/caddy/v2 (v\S+)`).FindStringSubmatch(gomod)
@@ -52,11 +56,11 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	}
 	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(gomod)
 	if goLine == nil || !strings.Contains(building, "Go "+goLine[1]+" or newer") {
-		t.Errorf("README's Building section does not say that it needs Go %v or newer", goLine)
+		t.Errorf("%s's Building section does not say that it needs Go %v or newer", deploymentDoc, goLine)
 	}
 
 	const install = "go install github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5"
-	for name, text := range map[string]string{".ci/run": ci, "Dockerfile": dockerfile, "README.md": building, "scripts/xcaddy-build.sh": script} {
+	for name, text := range map[string]string{".ci/run": ci, "Dockerfile": dockerfile, deploymentDoc: building, "scripts/xcaddy-build.sh": script} {
 		if !strings.Contains(text, install) {
 			t.Errorf("%s does not install xcaddy with %q", name, install)
 		}
@@ -69,21 +73,21 @@ func TestReadmeBuildIsTheScriptCIRuns(t *testing.T) {
 	}
 }
 
-// The README recommends GODEBUG=adaptivestackstart=0 for hubs that hold
-// many reads and says that the Dockerfile sets it in the image it runs; a
-// Dockerfile that stops doing so fails here.
+// docs/deployment.md recommends GODEBUG=adaptivestackstart=0 for hubs that
+// hold many reads and says that the Dockerfile sets it in the image it runs;
+// a Dockerfile that stops doing so fails here.
 func TestDockerfileSetsTheRecommendedGODEBUG(t *testing.T) {
 	dockerfile, err := os.ReadFile("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("README.md")
+	deployment, err := os.ReadFile(deploymentDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const setting = "GODEBUG=adaptivestackstart=0"
-	if !strings.Contains(string(readme), "[Dockerfile](Dockerfile) sets it") {
-		t.Fatal("README.md no longer says that the Dockerfile sets " + setting + "; update this test with it")
+	if !strings.Contains(string(deployment), "[Dockerfile](../Dockerfile) sets it") {
+		t.Fatal(deploymentDoc + " no longer says that the Dockerfile sets " + setting + "; update this test with it")
 	}
 	// The setting must be in the runtime stage, the one the image runs.
 	_, runtime, ok := strings.Cut(string(dockerfile), "\nFROM caddy:")

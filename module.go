@@ -2,7 +2,7 @@
 // (comet) publish/subscribe hub, wire-compatible with Simple-Comet-Server.
 //
 // The comet app owns hubs (package hub); the http.handlers.comet handler maps
-// the HTTP API onto a hub. See README.md for the API and the Caddyfile.
+// the HTTP API onto a hub. See README.md and docs/ for the API and the Caddyfile.
 package comet
 
 import (

@@ -18,7 +18,7 @@ import (
 // given (Caddy's client IP is canonical, so any IPv4 address, and an IPv6
 // one at 128) is ip itself. It runs on the read path, only while
 // max_held_per_ip is set, and keeps within the stack budget of a held read
-// (BENCHMARKS.md): no temporary but the key's buffer, and netip's frames.
+// (docs/design.md): no temporary but the key's buffer, and netip's frames.
 func peerKey(ip string, bits int) string {
 	host, _, _ := strings.Cut(ip, "%")
 	addr, err := netip.ParseAddr(host)

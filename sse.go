@@ -29,7 +29,7 @@ const sseHeartbeat = ": heartbeat\n\n"
 
 // streamCall is an event stream: the read it repeats from event to event,
 // the stream that counts it as held, and the controller that flushes it.
-// Its state is on the heap, as a held read's is (BENCHMARKS.md, "The stack
+// Its state is on the heap, as a held read's is (docs/design.md, "The stack
 // budget of a held read"): a stream parks its goroutine in the hub between
 // events for as long as it is open.
 type streamCall struct {
@@ -53,7 +53,7 @@ func (sc *streamCall) nextHold(heartbeat time.Duration) time.Duration {
 	return min(heartbeat, time.Until(sc.until))
 }
 
-// serveStream serves an event stream, GET /channels/IDS.sse (README,
+// serveStream serves an event stream, GET /channels/IDS.sse (docs/api.md,
 // "Server-Sent Events"): the API's error with its HTTP status when the read
 // is refused, or else a 200 text/event-stream with the stream's first event
 // at once, then one event per reply its reads get and a heartbeat whenever
@@ -63,7 +63,7 @@ func (sc *streamCall) nextHold(heartbeat time.Duration) time.Duration {
 //
 // Its goroutine parks in the hub between events for as long as the stream
 // is open, so it keeps to the stack budget of a held read as serveRead
-// does (BENCHMARKS.md): ServeHTTP calls it straight away, the hub is called
+// does (docs/design.md): ServeHTTP calls it straight away, the hub is called
 // from this frame, and opening the stream and writing events are sibling
 // calls.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string, until time.Time) {
@@ -71,7 +71,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels s
 	if sc == nil {
 		return
 	}
-	sc.req.Hold = -1 // the first event does not wait: see README
+	sc.req.Hold = -1 // the first event does not wait: see docs/api.md
 	if err := h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
 		h.refuseStream(w, r, sc, err)
 		return
@@ -101,7 +101,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels s
 		}
 		// Deleted, stopped, canceled or unavailable: the stream ends, and
 		// a client that reconnects with Last-Event-ID gets what a read
-		// would (README, "Server-Sent Events").
+		// would (docs/api.md, "Server-Sent Events").
 		break
 	}
 	h.endStream(r, sc, err)

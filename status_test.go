@@ -14,7 +14,7 @@ import (
 )
 
 // maxStatusReply bounds a status reply's body whatever the hub holds, as
-// the README states it: at most StatusListLimit channels, as many clients
+// docs/api.md states it: at most StatusListLimit channels, as many clients
 // and StatusReadersLimit readers, each id at most hub.MaxIDLength bytes of
 // characters JSON escapes to six bytes (<, > and &), each number at most 20
 // digits, in the longest JSON-P callback.

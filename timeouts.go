@@ -29,7 +29,7 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 	warn := func(field string, timeout caddy.Duration) {
 		if timeout > 0 && time.Duration(timeout) < held+writeMargin {
 			h.logger.Warn("the server's timeout ends held reads before http_timeout, and their replies are lost; "+
-				"make it longer than http_timeout or http_timeout shorter (see README: Timeouts and proxies)",
+				"make it longer than http_timeout or http_timeout shorter (see docs/deployment.md: Timeouts and proxies)",
 				zap.String("server", srv.Name()),
 				zap.Duration(field, time.Duration(timeout)),
 				zap.Duration("http_timeout", held))
@@ -41,7 +41,7 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 		// ends it: its client reconnects with Last-Event-ID and loses
 		// nothing, but every stream reconnects once per timeout.
 		h.logger.Warn("the server's write timeout ends every event stream (.sse) when it passes, and its client must reconnect; "+
-			"remove it, or serve streams from a server without one (see README: Server-Sent Events)",
+			"remove it, or serve streams from a server without one (see docs/api.md: Server-Sent Events)",
 			zap.String("server", srv.Name()),
 			zap.Duration("write_timeout", time.Duration(srv.WriteTimeout)))
 	}

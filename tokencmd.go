@@ -18,8 +18,8 @@ import (
 )
 
 // tokenKeyEnv is the environment variable comet-token reads the HS256
-// secret from when no key flag is given: the one the README's Caddyfiles
-// read with {env.COMET_JWT_KEY}.
+// secret from when no key flag is given: the one the Caddyfiles of
+// docs/security.md read with {env.COMET_JWT_KEY}.
 const tokenKeyEnv = "COMET_JWT_KEY"
 
 func init() {
@@ -30,7 +30,7 @@ func init() {
 		Long: `
 Mints a JSON Web Token that a comet route with a jwt block accepts, and
 prints it. It is meant for testing and for scripts; a site's back end
-mints its users' tokens itself (the README shows how, in a few languages).
+mints its users' tokens itself (docs/security.md shows how, in a few languages).
 
 The key is the route's: an HS256 secret from --key, from the first line of
 --key-file, or from the COMET_JWT_KEY environment variable; or, for a route

@@ -187,7 +187,7 @@ func (*MemoryStore) ReadsInline() {}
 // Read implements Store.
 //
 // It runs under every held read's goroutine (see Hub.ReadInto), within the
-// stack budget of a held read (BENCHMARKS.md): times as int64 nanoseconds,
+// stack budget of a held read (docs/design.md): times as int64 nanoseconds,
 // no closures, no defer, and one pass over the channels under the read lock
 // of the channel map, with the map lookups in calls of their own.
 func (s *MemoryStore) Read(_ context.Context, q ReadQuery, exp Expiry) (ReadResult, error) {

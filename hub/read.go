@@ -92,7 +92,7 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 //
 // A held read parks its goroutine in here, under the caller's frames, and
 // pays for the deepest stack it reaches for as long as it is held; so this
-// path keeps to the stack budget of a held read (BENCHMARKS.md, "The stack
+// path keeps to the stack budget of a held read (docs/design.md, "The stack
 // budget of a held read"): the read's state lives in its waiter and in
 // *reply, passed down as pointers, and waiting and looking again are
 // sibling calls.
@@ -206,7 +206,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 // of a hundred.
 //
 // It runs under every held read's goroutine (see Hub.ReadInto), within the
-// stack budget of a held read (BENCHMARKS.md).
+// stack budget of a held read (docs/design.md).
 func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after uint64) error {
 	for {
 		r, lead := h.leadOrFollow(w.key, after)

@@ -14,8 +14,8 @@ import (
 // client can make the hub hold: a channel, a session client, a client
 // recorded on a channel it read, a remembered idempotency key, and a
 // retained message (beyond its
-// content's bytes). These are the terms of the README's worst-case memory
-// formula. Each reports live heap bytes per item, measured after a GC, with
+// content's bytes). These are the terms of the worst-case memory formula
+// of docs/security.md. Each reports live heap bytes per item, measured after a GC, with
 // ids of 16 bytes and messages of 32 bytes of content.
 func BenchmarkMemoryHubSize(b *testing.B) {
 	const n = 10_000

@@ -89,7 +89,7 @@ type Sweeper interface {
 // InlineReader is implemented by stores whose reads may run on a held read's
 // own goroutine (the memory store). By implementing it a store promises that
 // Read returns in microseconds, without I/O or waiting on anything but short
-// locks, and keeps to the stack budget of a held read (BENCHMARKS.md, "The
+// locks, and keeps to the stack budget of a held read (docs/design.md, "The
 // stack budget of a held read"): a few hundred bytes of frames, no closures
 // or defers, nothing that grows the stack of the goroutine it runs on. The
 // hub then looks before registering a read, and a read that leads a shared

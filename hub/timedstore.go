@@ -7,7 +7,7 @@ import (
 
 // timedStore records how long each store call takes, for the store latency
 // metric. Hub.readStore, under held reads' goroutines, times its store reads
-// itself to save a frame (BENCHMARKS.md, "The stack budget of a held read").
+// itself to save a frame (docs/design.md, "The stack budget of a held read").
 type timedStore struct {
 	Store
 	latency *LatencyHistogram

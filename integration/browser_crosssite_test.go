@@ -15,7 +15,7 @@ import (
 )
 
 // crossSitePage tries every call a page can make on a visitor's behalf
-// against the README's admin route of the hub at {HUB}: a form POST that
+// against the admin route of docs/security.md of the hub at {HUB}: a form POST that
 // publishes and one that registers a channel (each into a frame), a fetch
 // POST that publishes in no-cors and in cors mode, and a <script> that
 // loads status.jsonp. attack() starts them; done records how each ended,
@@ -60,7 +60,7 @@ function attack() {
 </html>
 `
 
-// TestBrowserCrossSite runs the README's admin route (remote_ip lets in
+// TestBrowserCrossSite runs the admin route of docs/security.md (remote_ip lets in
 // 127.0.0.1, the address of the browser on the admin's own machine) in
 // Chromium. Pages of another site (http://127.0.0.1:A, cross-site to
 // http://localhost:B) and of another origin of the same site
@@ -80,7 +80,7 @@ func TestBrowserCrossSite(t *testing.T) {
 		}
 	}
 	// bind: the browser reaches localhost over 127.0.0.1, which the
-	// README's remote_ip matcher lets in, and not over ::1.
+	// doc's remote_ip matcher lets in, and not over ::1.
 	hubSite := readmeAdminSite(t, hubOrigin, fmt.Sprintf(`
 	bind 127.0.0.1
 	handle {

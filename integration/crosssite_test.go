@@ -13,27 +13,31 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// crossSitePassword is the basic_auth password of the README's
-// /comet-publish/ route in these tests (the README's hash is for a
+// crossSitePassword is the basic_auth password of the /comet-publish/
+// route of docs/security.md in these tests (the doc's hash is for a
 // password nobody knows).
 const crossSitePassword = "publisher password"
 
-// readmeAdminSite is the README's "Public subscribe route, protected publish
-// route" Caddyfile as a test runs it: its site at addr, its basic_auth hash
+// securityDoc, from the repository's root, documents the admin routes these
+// tests run.
+const securityDoc = "docs/security.md"
+
+// readmeAdminSite is the "Public subscribe route, protected publish route"
+// Caddyfile of docs/security.md as a test runs it: its site at addr, its basic_auth hash
 // one of crossSitePassword, and extra lines at the end of the site block.
 func readmeAdminSite(t *testing.T, addr, extra string) string {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile("../" + securityDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := bytes.Cut(readme, []byte("\n## Public subscribe route, protected publish route\n"))
+	_, section, ok := bytes.Cut(doc, []byte("\n## Public subscribe route, protected publish route\n"))
 	if !ok {
-		t.Fatal("README.md has no section \"Public subscribe route, protected publish route\"; update this test")
+		t.Fatal(securityDoc + " has no section \"Public subscribe route, protected publish route\"; update this test")
 	}
 	_, block, ok := bytes.Cut(section, []byte("```caddyfile\n"))
 	if !ok {
-		t.Fatal("the README's admin-route section has no caddyfile block; update this test")
+		t.Fatal(securityDoc + "'s admin-route section has no caddyfile block; update this test")
 	}
 	block, _, _ = bytes.Cut(block, []byte("\n```"))
 	site := string(block)
@@ -50,14 +54,14 @@ func readmeAdminSite(t *testing.T, addr, extra string) string {
 		{regexp.MustCompile(`\n}\n*$`), "\n" + extra + "}\n"},
 	} {
 		if n := len(change.old.FindAllStringIndex(site, -1)); n != 1 {
-			t.Fatalf("the README's admin-route Caddyfile matches %s %d times, want once; update this test:\n%s", change.old, n, site)
+			t.Fatalf("the admin-route Caddyfile of %s matches %s %d times, want once; update this test:\n%s", securityDoc, change.old, n, site)
 		}
 		site = change.old.ReplaceAllLiteralString(site, change.new)
 	}
 	return site
 }
 
-// crossSiteHub is the hub the README's routes share, as the tests reach it.
+// crossSiteHub is the hub the admin-route Caddyfile's routes share, as the tests reach it.
 const crossSiteHub = "http://localhost:9080"
 
 // crossSiteHeaders are what a browser sends for a page of another site,
@@ -111,7 +115,7 @@ func crossSiteDo(t *testing.T, method, rawURL string, form url.Values, headers m
 	return send(t, req)
 }
 
-// crossSiteState is what the hub of the README's routes at site holds:
+// crossSiteState is what the hub of the admin-route Caddyfile at site holds:
 // channels, clients and messages, from the status call of a request
 // without browser headers.
 func crossSiteState(t *testing.T, site string) string {
@@ -131,7 +135,7 @@ func crossSiteState(t *testing.T, site string) string {
 	return string(b)
 }
 
-// TestCrossSiteAdminRoutes runs the README's admin routes with the headers
+// TestCrossSiteAdminRoutes runs the admin routes of docs/security.md with the headers
 // browsers send: publish, manage and status refuse every request a browser
 // marks as coming from another site, whatever credentials it carries
 // (the browser's address for remote_ip, its basic_auth credentials), and

@@ -23,7 +23,7 @@ import (
 )
 
 // jwtTestKey is the HS256 secret of these tests' routes, which read it
-// from the environment as {env.COMET_JWT_KEY}, as the README shows.
+// from the environment as {env.COMET_JWT_KEY}, as docs/security.md shows.
 const jwtTestKey = "integration-test-secret-of-32+bytes"
 
 // cometGrant is the comet claim of a token.
@@ -295,7 +295,7 @@ func TestBrowserJWTExample(t *testing.T) {
 
 // TestJWTTokenCommandAndLogs runs the caddy binary as an operator does:
 // `caddy comet-token` mints the tokens, and a Caddy with debug logging
-// and the README's access-log filter serves them. No token shows up in its
+// and the access-log filter of docs/security.md serves them. No token shows up in its
 // log, though every request and every refusal is logged.
 func TestJWTTokenCommandAndLogs(t *testing.T) {
 	t.Setenv("COMET_JWT_KEY", jwtTestKey)
@@ -373,7 +373,7 @@ func TestJWTTokenCommandAndLogs(t *testing.T) {
 	mustCode(t, withBearer(t, http.MethodPost, base+"/channels/inbox-42.json?token="+backEnd, backEnd, url.Values{}), 200, -1, "Missing content")
 
 	// The same through handle_path, whose rewrite Caddy logs at DEBUG
-	// with the URI: the README's log filter for it takes the token out.
+	// with the URI: the log filter of docs/security.md for it takes the token out.
 	mustCode(t, get(t, base+"/comet/channels/inbox-42.json?since=0&token="+reader), 200, 1, "")
 	refused(t, get(t, base+"/comet/channels/inbox-43.json?since=0&token="+reader), `Channel not covered by token: subscribe "inbox-43"`, reader)
 

@@ -42,14 +42,15 @@ var stackSites = []stackSite{
 	{
 		name: "bare",
 		// On Redis, some of the held reads (a quarter to a half) outgrow
-		// 8 KiB already; see BENCHMARKS.md.
+		// 8 KiB already; see docs/design.md, "The stack budget of a held
+		// read".
 		stack: map[string]int64{"memory": 8 << 10, "redis": 16 << 10},
 		site: func(_ *testing.T, base, settings string) string {
 			return fmt.Sprintf("\n%s {\n\tcomet {\n%s\t}\n}\n", base, settings)
 		},
 	},
 	{
-		name:  "README public/private",
+		name:  "docs public/private",
 		stack: map[string]int64{"memory": 16 << 10, "redis": 16 << 10},
 		site:  readmePublicPrivate,
 		read:  "/comet",
@@ -78,11 +79,11 @@ var stackSites = []stackSite{
 	},
 }
 
-// readmePublicPrivate is the README's "Public subscribe route, protected
-// publish route" Caddyfile, as the README has it, served at base.
+// readmePublicPrivate is the "Public subscribe route, protected publish
+// route" Caddyfile of docs/security.md, as the doc has it, served at base.
 func readmePublicPrivate(t *testing.T, base, settings string) string {
 	t.Helper()
-	text, err := os.ReadFile("../README.md")
+	text, err := os.ReadFile("../" + securityDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +91,14 @@ func readmePublicPrivate(t *testing.T, base, settings string) string {
 	_, block, ok2 := strings.Cut(section, "```caddyfile\n")
 	block, _, ok3 := strings.Cut(block, "```\n")
 	if !ok || !ok2 || !ok3 || !strings.HasPrefix(block, "comet.example.com {") {
-		t.Fatal("README.md: no Caddyfile under \"Public subscribe route, protected publish route\"")
+		t.Fatal(securityDoc + ": no Caddyfile under \"Public subscribe route, protected publish route\"")
 	}
 	block = strings.Replace(block, "comet.example.com", base, 1)
 	block = strings.ReplaceAll(block, "comet {\n", "comet {\n"+settings)
 	return "\n" + strings.ReplaceAll(block, "comet @backend {\n", "comet @backend {\n"+settings)
 }
 
-// TestHeldReadStackBudget pins the stack budget of a held read; BENCHMARKS.md,
+// TestHeldReadStackBudget pins the stack budget of a held read; docs/design.md,
 // "The stack budget of a held read", says what it is and how this measures it.
 func TestHeldReadStackBudget(t *testing.T) {
 	// GOGC=off: no collection shrinks a stack during a case;
@@ -188,7 +189,7 @@ func measureHeldStacks(t *testing.T, p *caddyproc.Process, site stackSite, stack
 	perRead := func(after int64) float64 { return float64(after-before) / stackReads / 1024 }
 	t.Logf("%s: stack per read %.1f KiB held, %.1f KiB answered", name, perRead(held), perRead(answered))
 	if held-before > budget*stackReads || answered-before > budget*stackReads {
-		t.Errorf("%s: %.1f KiB of stack per read held, %.1f KiB once answered, over %d KiB: a held read outgrew its %d KiB stack (see BENCHMARKS.md, \"The stack budget of a held read\")",
+		t.Errorf("%s: %.1f KiB of stack per read held, %.1f KiB once answered, over %d KiB: a held read outgrew its %d KiB stack (see docs/design.md, \"The stack budget of a held read\")",
 			name, perRead(held), perRead(answered), budget>>10, stack>>10)
 	}
 }

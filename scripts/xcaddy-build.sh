@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds Caddy with caddy-comet from this clone, using the xcaddy command in
-# the README's "Building" section. .ci/run and the Dockerfile run this
-# script, so CI checks the command that the README gives and the image uses.
+# the "Building" section of docs/deployment.md. .ci/run and the Dockerfile run this
+# script, so CI checks the command that the docs give and the image uses.
 #
 #   scripts/xcaddy-build.sh [OUTPUT]     the binary; default ./caddy
 #
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 # The binary gets the Caddy the tests ran against: go.mod's.
 caddy=$(awk '$1 == "github.com/caddyserver/caddy/v2" { print $2 }' go.mod)
 if [ "$caddy" != v2.11.9 ]; then
-	echo "go.mod requires Caddy $caddy, the build below names v2.11.9: change both it and the README" >&2
+	echo "go.mod requires Caddy $caddy, the build below names v2.11.9: change both it and docs/deployment.md" >&2
 	exit 1
 fi
 
@@ -39,5 +39,5 @@ if [ ! -x "$xcaddy" ]; then
 fi
 echo "xcaddy $("$xcaddy" version)"
 
-# The README's command, word for word, with the output path added.
+# The documented command, word for word, with the output path added.
 "$xcaddy" build v2.11.9 --with github.com/simple-comet/caddy-comet@v0.0.0-00010101000000-000000000000=./ --output "$out"

@@ -47,7 +47,7 @@ type Options struct {
 	// it (WAIT), and readers see it only then. A publish they do not
 	// acknowledge within ReplicaTimeout fails as 'Store unavailable', and
 	// its publisher retries it, with the same idempotency key to publish it
-	// once. See docs in the README ("Redis: durable publishes"). Every node
+	// once. See docs/scaling.md ("Durable publishes"). Every node
 	// of a hub must set the same value. Default: 0, acknowledged once the
 	// primary has it.
 	MinReplicas int
