@@ -22,27 +22,6 @@ import (
 	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
-// resourceMethods are the methods each resource answers, and the operation
-// each performs; Allow lists them, in the order of the 405's Allow header.
-var resourceMethods = map[resource]struct {
-	ops   map[string]string
-	allow string
-}{
-	resChannels: {map[string]string{http.MethodPost: OpManage}, "POST"},
-	resChannel: {map[string]string{http.MethodGet: OpSubscribe, http.MethodPost: OpPublish, http.MethodDelete: OpManage},
-		"GET, POST, DELETE"},
-	resClients: {map[string]string{http.MethodPost: OpManage}, "POST"},
-	resStatus:  {map[string]string{http.MethodGet: OpStatus}, "GET"},
-	resScript:  {map[string]string{http.MethodGet: OpSubscribe, http.MethodHead: OpSubscribe}, "GET, HEAD"},
-	resHealth:  {map[string]string{http.MethodGet: opHealth, http.MethodHead: opHealth}, "GET, HEAD"},
-	resStream:  {map[string]string{http.MethodGet: OpSubscribe}, "GET"},
-}
-
-// opHealth is the health probe's operation. It is not one of the operations
-// a route allows: every route serves it, since it reveals nothing, and a
-// load balancer probes the routes it sends traffic to, public or not.
-const opHealth = "health"
-
 // formOverhead is how much larger than max_message_size a publish body may
 // be: URL-encoding can triple the content, plus the other fields.
 const formOverhead = 4096
@@ -53,11 +32,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Unknown output format"})
 		return
 	}
-	op, allow := operation(call.resource, r.Method)
+	op := call.op
 	if op == "" {
-		w.Header().Set("Allow", allow)
+		w.Header().Set("Allow", call.allow)
 		h.replyErrorStatus(w, r, opts, http.StatusMethodNotAllowed,
-			&hub.Error{Code: hub.CodeBadRequest, Message: "Method not allowed", Detail: "use " + allow})
+			&hub.Error{Code: hub.CodeBadRequest, Message: "Method not allowed", Detail: "use " + call.allow})
 		return
 	}
 	if op != opHealth && !h.allowed[op] {
@@ -115,16 +94,6 @@ func maxBodySize(maxMessageSize int) int64 {
 		return math.MaxInt64
 	}
 	return 3*int64(maxMessageSize) + formOverhead
-}
-
-// operation returns the operation a method on a resource performs, or "" and
-// the methods the resource allows.
-func operation(res resource, method string) (op, allow string) {
-	m := resourceMethods[res]
-	if op := m.ops[method]; op != "" {
-		return op, ""
-	}
-	return "", m.allow
 }
 
 func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {

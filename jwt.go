@@ -504,7 +504,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call apiCall
 	if h.JWT == nil || !call.formatOK || call.resource == resScript {
 		return time.Time{}, true
 	}
-	op, _ := operation(call.resource, r.Method)
+	op := call.op
 	if !h.allowed[op] || !h.JWT.required[op] {
 		return time.Time{}, true // no operation, the health probe, or no token needed
 	}

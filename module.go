@@ -314,7 +314,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method == http.MethodOptions {
 		return next.ServeHTTP(w, r)
 	}
-	call, ok := routeOf(r.URL.Path)
+	call, ok := route(r.URL.Path, r.Method)
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
@@ -326,13 +326,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// replies are written from this frame (see serveRead). The reads left
 	// to serveAPI are those it refuses: in an unknown format, or on a
 	// route that does not allow subscribe.
-	if call.resource == resChannel && r.Method == http.MethodGet && call.formatOK && h.allowed[OpSubscribe] {
+	if call.resource == resChannel && call.op == OpSubscribe && call.formatOK && h.allowed[OpSubscribe] {
 		if out, woken := h.serveRead(w, r, call.id, call.format, until); out != nil {
 			h.writeRead(w, r, out, woken)
 		}
 		return nil
 	}
-	if call.resource == resStream && r.Method == http.MethodGet && h.allowed[OpSubscribe] {
+	if call.resource == resStream && call.op == OpSubscribe && h.allowed[OpSubscribe] {
 		h.serveStream(w, r, call.id, until)
 		return nil
 	}

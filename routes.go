@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/simple-comet/caddy-comet/jsonp"
@@ -19,12 +20,28 @@ const (
 	resStream                       // /channels/ID.sse (ids joined by '|')
 )
 
-// apiCall is a request's place in the API.
+// apiCall is a request's place in the API, decided once per request (route)
+// for every step that serves it: the fast path of reads and streams, the
+// token check and the rest of the API.
 type apiCall struct {
 	resource resource
 	id       string // channel id(s), for resChannel; script name for resScript
 	format   jsonp.Format
 	formatOK bool
+	// op is the operation the request's method performs on the resource,
+	// or empty when the resource does not answer the method; allow then
+	// lists the methods it answers, for the 405's Allow header.
+	op, allow string
+}
+
+// route maps a request's path and method to its API call; ok is false for
+// paths outside the API, which go to the next handler.
+func route(path, method string) (call apiCall, ok bool) {
+	call, ok = routeOf(path)
+	if ok {
+		call.op, call.allow = operation(call.resource, method)
+	}
+	return call, ok
 }
 
 // routeOf maps a path to its API call; ok is false for paths outside the
@@ -67,4 +84,35 @@ func routeOf(path string) (call apiCall, ok bool) {
 	}
 	call.format, call.formatOK = format, fok
 	return call, true
+}
+
+// resourceMethods are the methods each resource answers, and the operation
+// each performs; Allow lists them, in the order of the 405's Allow header.
+var resourceMethods = map[resource]struct {
+	ops   map[string]string
+	allow string
+}{
+	resChannels: {map[string]string{http.MethodPost: OpManage}, "POST"},
+	resChannel: {map[string]string{http.MethodGet: OpSubscribe, http.MethodPost: OpPublish, http.MethodDelete: OpManage},
+		"GET, POST, DELETE"},
+	resClients: {map[string]string{http.MethodPost: OpManage}, "POST"},
+	resStatus:  {map[string]string{http.MethodGet: OpStatus}, "GET"},
+	resScript:  {map[string]string{http.MethodGet: OpSubscribe, http.MethodHead: OpSubscribe}, "GET, HEAD"},
+	resHealth:  {map[string]string{http.MethodGet: opHealth, http.MethodHead: opHealth}, "GET, HEAD"},
+	resStream:  {map[string]string{http.MethodGet: OpSubscribe}, "GET"},
+}
+
+// opHealth is the health probe's operation. It is not one of the operations
+// a route allows: every route serves it, since it reveals nothing, and a
+// load balancer probes the routes it sends traffic to, public or not.
+const opHealth = "health"
+
+// operation returns the operation a method on a resource performs, or "" and
+// the methods the resource allows.
+func operation(res resource, method string) (op, allow string) {
+	m := resourceMethods[res]
+	if op := m.ops[method]; op != "" {
+		return op, ""
+	}
+	return "", m.allow
 }
