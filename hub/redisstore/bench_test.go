@@ -47,7 +47,7 @@ func benchHubs(b *testing.B) []benchHub {
 	plain := Options{Client: rueidis.ClientOption{InitAddress: []string{srv.Addr()}}}
 	// The same with durable publishes, on a primary with one replica.
 	primary := redistest.Start(b)
-	redistest.StartReplica(b, primary)
+	redistest.Replica(b, primary)
 	durable := Options{Client: rueidis.ClientOption{InitAddress: []string{primary.Addr()}}, MinReplicas: 1}
 	return []benchHub{{"memory", mem, mem}, {"redis", open(plain), open(plain)}, {"redis-min_replicas_1", open(durable), open(durable)}}
 }

@@ -27,7 +27,7 @@ func durableOptions(addr string) Options {
 // a primary with one replica, each publish waiting for it.
 func TestStoreSuiteDurable(t *testing.T) {
 	primary := redistest.Start(t)
-	redistest.StartReplica(t, primary)
+	redistest.Replica(t, primary)
 	storetest.Run(t, func(t *testing.T, so hub.StoreOptions) hub.Store {
 		t.Helper()
 		s, err := Open(durableOptions(primary.Addr()), so)
@@ -77,7 +77,7 @@ func messageIDs(r hub.Reply) []int64 {
 // readers then get it once.
 func TestDurablePublishWaitsForItsReplica(t *testing.T) {
 	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary)
+	replica := redistest.Replica(t, primary)
 	h := durableHub(t, primary.Addr())
 	ctx := context.Background()
 	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
@@ -123,7 +123,7 @@ func TestDurablePublishWaitsForItsReplica(t *testing.T) {
 // above every id a reader was given.
 func TestDurableFailoverNeverSkipsAReader(t *testing.T) {
 	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary)
+	replica := redistest.Replica(t, primary)
 	h := durableHub(t, primary.Addr())
 	ctx := context.Background()
 	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
@@ -144,7 +144,7 @@ func TestDurableFailoverNeverSkipsAReader(t *testing.T) {
 		t.Fatalf("a reader was given %v, last id %d, of an unacknowledged publish (its last id was %d)", messageIDs(r), r.LastID, since)
 	}
 	primary.Kill()
-	redistest.StartReplica(t, replica)
+	redistest.Replica(t, replica)
 
 	// A node whose clock is six hours behind publishes on the new primary.
 	store, err := Open(durableOptions(replica.Addr()), hub.StoreOptions{Hub: "durable"})
@@ -180,7 +180,7 @@ func TestDurableFailoverNeverSkipsAReader(t *testing.T) {
 // acknowledged: once, and in id order.
 func TestDurableUnacknowledgedSurvivorIsDeliveredInOrder(t *testing.T) {
 	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary)
+	replica := redistest.Replica(t, primary)
 	h := durableHub(t, primary.Addr())
 	ctx := context.Background()
 	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {

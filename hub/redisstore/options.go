@@ -21,8 +21,12 @@ const (
 type Options struct {
 	// Client says how to reach Redis: InitAddress, Username, Password,
 	// SelectDB, TLSConfig, Sentinel.MasterSet, Dialer.Timeout. With
-	// Sentinel.MasterSet set, InitAddress lists the sentinels; otherwise
-	// the client finds out by itself whether the addresses are a Cluster.
+	// Sentinel.MasterSet set, InitAddress lists the sentinels, all of them:
+	// the store subscribes to +switch-master on each and moves to a new
+	// master on the first announcement, so one hung sentinel cannot keep
+	// it on a failed master; zero Sentinel.Dialer.Timeout then means
+	// Dialer.Timeout. Otherwise the client finds out by itself whether the
+	// addresses are a Cluster.
 	// Zero Dialer.Timeout means DefaultDialTimeout; zero ConnWriteTimeout
 	// means Timeout. The store disables client-side caching (it does not
 	// use it), uses one always-pipelined connection per Redis node

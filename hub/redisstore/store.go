@@ -47,6 +47,7 @@ type Store struct {
 
 	stop      context.CancelFunc
 	listening chan struct{} // closed when the subscriber goroutine ends
+	switched  chan struct{} // receives when the client moved to a new master
 	closeOnce sync.Once
 }
 
@@ -102,7 +103,8 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 	co.PipelineMultiplex = -1
 	co.AlwaysPipelining = true
 
-	client, err := rueidis.NewClient(co)
+	switched := make(chan struct{}, 1)
+	client, err := newClient(co, opts.Logger, switched)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to redis at %v: %w", co.InitAddress, err)
 	}
@@ -121,6 +123,7 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 		replicaTimeout: opts.ReplicaTimeout,
 		stop:           stop,
 		listening:      make(chan struct{}),
+		switched:       switched,
 	}
 	if s.notify == nil {
 		s.notify = func(hub.Event) {}

@@ -80,8 +80,13 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 			t.Stop()
 			return
 		case <-t.C:
+			backoff = min(2*backoff, maxBackoff)
+		case <-s.switched:
+			// A new master is known: subscribe there now rather than
+			// after a backoff that grew while the old one was down.
+			t.Stop()
+			backoff = minBackoff
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

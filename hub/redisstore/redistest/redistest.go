@@ -253,31 +253,9 @@ func Sentinel(t testing.TB, master *Server, masterName string) *Server {
 	return s
 }
 
-// StartReplica starts a standalone redis-server that replicates primary,
-// and returns once its first synchronisation with it has finished.
-func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
-	t.Helper()
-	// A primary waits 5 s by default before a diskless sync, for more
-	// replicas to share it.
-	if _, err := primary.Run("CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
-		t.Fatalf("configuring the primary on port %d: %v", primary.Port, err)
-	}
-	r := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		info, err := r.Run("INFO", "replication")
-		if err == nil && strings.Contains(info, "master_link_status:up") {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica of %s not in sync within %v: %q, %v", primary.Addr(), startTimeout, info, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling an observable state: Redis signals nothing
-	}
-}
-
-// Freeze stops the server's process (SIGSTOP) without ending it: it keeps
-// its connections and answers nothing until Thaw, as a stalled host does.
+// Freeze stops the server without ending it (SIGSTOP), as a host that hangs
+// or drops off the network: connections stay open and new ones are accepted
+// by the kernel, but nothing answers until Thaw. Kill ends a frozen server.
 func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen server (SIGCONT).
