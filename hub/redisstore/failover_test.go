@@ -102,7 +102,7 @@ func publishAndReadBack(s *Store, channel string, deadline time.Time) (time.Time
 // sentinelsAgree waits until every sentinel names the same master and sees
 // a healthy replica of it, one a failover can promote, and returns that
 // master. Sentinel announces neither, so this polls.
-func sentinelsAgree(t *testing.T, sentinels []*redistest.Server, name string, servers map[int]*redistest.Server) *redistest.Server {
+func sentinelsAgree(t testing.TB, sentinels []*redistest.Server, name string, servers map[int]*redistest.Server) *redistest.Server {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var master string
@@ -154,7 +154,7 @@ func healthyReplica(reply string) bool {
 // firstSwitch returns the earliest +switch-master, read after since, away
 // from oldMaster, from whichever sentinel said it first. Sentinels that did
 // not lead the failover say it later, when the leader's hello reaches them.
-func firstSwitch(t *testing.T, switches []<-chan redistest.Message, name, oldMaster string, since time.Time) time.Time {
+func firstSwitch(t testing.TB, switches []<-chan redistest.Message, name, oldMaster string, since time.Time) time.Time {
 	t.Helper()
 	// "<name> <old ip> <old port> <new ip> <new port>"
 	want := name + " " + strings.Replace(oldMaster, ":", " ", 1) + " "
