@@ -51,6 +51,23 @@ func durableHub(t *testing.T, addr string) *hub.Hub {
 	return h
 }
 
+// durableNews starts a primary with a replica and a durable hub on it, in
+// which channel news has one message: since is its id, a reader's last id.
+func durableNews(t *testing.T) (primary, replica *redistest.Server, h *hub.Hub, since int64) {
+	t.Helper()
+	primary = redistest.Start(t)
+	replica = redistest.Replica(t, primary)
+	h = durableHub(t, primary.Addr())
+	ctx := context.Background()
+	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(ctx, "news", "acknowledged"); err != nil {
+		t.Fatalf("a publish its replica acknowledges: %v", err)
+	}
+	return primary, replica, h, readNow(t, h, "news", 0).LastID
+}
+
 // readNow reads channel since an id, without waiting.
 func readNow(t *testing.T, h *hub.Hub, channel string, since int64) hub.Reply {
 	t.Helper()
@@ -76,24 +93,14 @@ func messageIDs(r hub.Reply) []int64 {
 // idempotency key, once the replica is back, publishes it once, and
 // readers then get it once.
 func TestDurablePublishWaitsForItsReplica(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Replica(t, primary)
-	h := durableHub(t, primary.Addr())
+	_, replica, h, since := durableNews(t)
 	ctx := context.Background()
-	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
-		t.Fatal(err)
-	}
-	first, err := h.Publish(ctx, "news", "acknowledged")
-	if err != nil {
-		t.Fatalf("a publish its replica acknowledges: %v", err)
-	}
-	since := readNow(t, h, "news", 0).LastID
-	if since != first.ID {
-		t.Fatalf("last id %d after the first publish, want its id %d", since, first.ID)
+	if r := readNow(t, h, "news", 0); len(messageIDs(r)) != 1 || messageIDs(r)[0] != since {
+		t.Fatalf("after an acknowledged publish readers get %v, last id %d; want it alone", messageIDs(r), since)
 	}
 
 	replica.Freeze()
-	_, err = h.PublishOnce(ctx, "news", "unreplicated", "key-1")
+	_, err := h.PublishOnce(ctx, "news", "unreplicated", "key-1")
 	if code := hub.AsError(err); code == nil || code.Code != hub.CodeUnavailable || !errors.Is(err, errNotReplicated) {
 		t.Fatalf("a publish no replica acknowledges: %v, want 'Store unavailable' (%v)", err, errNotReplicated)
 	}
@@ -122,17 +129,8 @@ func TestDurablePublishWaitsForItsReplica(t *testing.T) {
 // behind: ids count on from the promoted replica's counter, which is at or
 // above every id a reader was given.
 func TestDurableFailoverNeverSkipsAReader(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Replica(t, primary)
-	h := durableHub(t, primary.Addr())
+	primary, replica, h, since := durableNews(t)
 	ctx := context.Background()
-	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Publish(ctx, "news", "before"); err != nil {
-		t.Fatal(err)
-	}
-	since := readNow(t, h, "news", 0).LastID
 
 	if _, err := replica.Run("REPLICAOF", "NO", "ONE"); err != nil {
 		t.Fatal(err)
@@ -179,17 +177,8 @@ func TestDurableFailoverNeverSkipsAReader(t *testing.T) {
 // that the replica then got, is delivered once the next publish is
 // acknowledged: once, and in id order.
 func TestDurableUnacknowledgedSurvivorIsDeliveredInOrder(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Replica(t, primary)
-	h := durableHub(t, primary.Addr())
+	_, replica, h, since := durableNews(t)
 	ctx := context.Background()
-	if err := h.RegisterChannel(ctx, "news", false, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Publish(ctx, "news", "first"); err != nil {
-		t.Fatal(err)
-	}
-	since := readNow(t, h, "news", 0).LastID
 	replica.Freeze()
 	if _, err := h.Publish(ctx, "news", "late"); err == nil {
 		t.Fatal("a publish no replica acknowledged succeeded")
