@@ -3,8 +3,11 @@ package comet
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,7 +62,7 @@ func depModules(t *testing.T, dir string, env []string, args ...string) map[stri
 // module graph, and one that this module's tests import is downloaded by
 // go mod tidy there. So go.mod requires only what the plugin and Caddy
 // need, on some platform: what tests and tools alone need belongs in dev/,
-// the development module (docs/contributing.md, "Layout"). A requirement
+// the development module (docs/contributing.md, "Two modules"). A requirement
 // that nothing in a user's build imports fails here if this module imports
 // it directly, or if a test's packages need it.
 func TestRequiresOnlyWhatUsersBuild(t *testing.T) {
@@ -113,5 +116,54 @@ func TestDevModuleSelectsTheseVersions(t *testing.T) {
 	slices.Sort(differ)
 	for _, d := range differ {
 		t.Errorf("dev/go.mod selects another version than go.mod: %s", d)
+	}
+}
+
+// Every module of the repository is tested by the README's test command and
+// by .ci/run: go test ./... stops at a nested go.mod, so a module that the
+// command does not name with -C runs no test at all.
+func TestEveryModuleIsTested(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	command := regexp.MustCompile(`(?m)^go test -race -timeout 5m \./\.\.\.( && go test -C \S+ -race -timeout 5m \./\.\.\.)*`).Find(readme)
+	if command == nil {
+		t.Fatal("README.md has no line starting 'go test -race -timeout 5m ./...'")
+	}
+	var modules []string
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.Name() == "go.mod" && path != "go.mod" {
+			modules = append(modules, filepath.ToSlash(filepath.Dir(path)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(modules, "dev") {
+		t.Fatalf("found the modules %q, not dev/: is the test still finding them?", modules)
+	}
+	if !regexp.MustCompile(`(?m)^go test -race -timeout 5m \./\.\.\.$`).Match(ci) {
+		t.Error(".ci/run does not run 'go test -race -timeout 5m ./...' on a line of its own")
+	}
+	for _, dir := range modules {
+		run := "go test -C " + dir + " -race -timeout 5m ./..."
+		if !strings.Contains(string(command), " && "+run) {
+			t.Errorf("the README's test command %q does not test the module in %s/ with %q", command, dir, run)
+		}
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(run) + `$`).Match(ci) {
+			t.Errorf(".ci/run does not test the module in %s/ with %q on a line of its own", dir, run)
+		}
 	}
 }
