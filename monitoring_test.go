@@ -10,7 +10,7 @@ import (
 )
 
 // monitoringDir holds the Grafana dashboard and the Prometheus files; the
-// integration package checks that the metrics they name exist.
+// integration package (dev/integration) checks that the metrics they name exist.
 const monitoringDir = "examples/monitoring"
 
 // The dashboard imports into any Grafana with any Prometheus: it is JSON,

@@ -10,7 +10,9 @@
 //	go generate ./client/...
 package client
 
-//go:generate go run ./internal/gen simple-comet.js simple-comet.min.js simple-comet-jsonp.min.js
+// The generator needs esbuild, so it lives in the development module (dev/,
+// see docs/contributing.md, "Layout"), and -C runs it from there.
+//go:generate go run -C ../dev ./client/gen ../client/simple-comet.js ../client/simple-comet.min.js ../client/simple-comet-jsonp.min.js
 
 import (
 	"crypto/sha256"

@@ -5,10 +5,6 @@ import (
 	"compress/gzip"
 	"strings"
 	"testing"
-
-	"github.com/evanw/esbuild/pkg/api"
-
-	"github.com/simple-comet/caddy-comet/client/internal/minify"
 )
 
 // The budgets of the minified clients, gzipped at -9. The original
@@ -20,25 +16,10 @@ const (
 	maxGzippedJSONP = 500
 )
 
-// The committed min files are what the generator makes from the source.
-func TestMinifiedIsGenerated(t *testing.T) {
-	for _, tc := range []struct {
-		file      string
-		committed []byte
-		minify    func(string, []byte) ([]byte, error)
-	}{
-		{"simple-comet.min.js", minified, minify.Minify},
-		{"simple-comet-jsonp.min.js", minifiedJSONP, minify.MinifyJSONP},
-	} {
-		want, err := tc.minify("simple-comet.js", source)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(tc.committed, want) {
-			t.Errorf("%s is not what the generator makes from simple-comet.js; run `go generate ./client/...`\ncommitted: %s\ngenerated: %s", tc.file, tc.committed, want)
-		}
-	}
-}
+// The checks that need esbuild (the committed min files are the generator's
+// output; the source is ES3) are in dev/client, in the development module,
+// so that building this module never needs esbuild (docs/contributing.md,
+// "Layout").
 
 func gzipped(t *testing.T, b []byte) int {
 	t.Helper()
@@ -82,38 +63,6 @@ func TestJSONPClientHasNoStreams(t *testing.T) {
 	for _, want := range []string{"createElement(\"script\")", "_JSONP_", "since="} {
 		if !bytes.Contains(minifiedJSONP, []byte(want)) {
 			t.Errorf("simple-comet-jsonp.min.js lacks %s", want)
-		}
-	}
-}
-
-// TestSourceIsES3 guards the promise that the client runs in old browsers.
-// esbuild cannot target ES3, and it would quietly lower some ES2015 syntax
-// (arrow functions, template literals, shorthand properties) for ES5, so the
-// source, stripped of comments but not lowered, is checked for the syntax
-// that old engines reject. What a browser without EventSource runs, the
-// JSON-P client, is checked for APIs that old browsers lack too: the event
-// stream's code may use JSON, which every browser with EventSource has.
-func TestSourceIsES3(t *testing.T) {
-	res := api.Transform(string(source), api.TransformOptions{
-		Loader:           api.LoaderJS,
-		MinifyWhitespace: true,
-		LegalComments:    api.LegalCommentsNone,
-	})
-	if len(res.Errors) > 0 {
-		t.Fatalf("parsing simple-comet.js: %v", res.Errors[0].Text)
-	}
-	code := string(res.Code)
-	for _, bad := range []string{"=>", "`", "...", "let ", "const ", "class ", "async ", "await ", "yield", " of "} {
-		if strings.Contains(code, bad) {
-			t.Errorf("simple-comet.js uses %q, which ES3 browsers lack", bad)
-		}
-	}
-	for _, bad := range []string{
-		"fetch(", "Promise", "JSON.", "addEventListener", ".forEach(", ".map(", ".bind(",
-		"document.head", "currentScript", "Object.keys", "Array.isArray", "trim(",
-	} {
-		if strings.Contains(string(minifiedJSONP), bad) {
-			t.Errorf("the JSON-P client uses %q, which ES3 browsers lack", bad)
 		}
 	}
 }

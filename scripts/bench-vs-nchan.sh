@@ -84,8 +84,10 @@ if [[ -z $caddy ]]; then
 	go build -o "$caddy" ./cmd/caddy
 fi
 if [[ -z $bench ]]; then
-	bench=$dir/comet-bench
-	go build -o "$bench" ./cmd/comet-bench
+	# The load tool is in the development module, dev/; -C builds it from
+	# there, so the output path must not be relative.
+	bench=$(cd "$dir" && pwd)/comet-bench
+	go build -C dev -o "$bench" ./cmd/comet-bench
 fi
 
 # caddy-comet: comet's defaults (http_timeout 30s, 100 messages retained per

@@ -1,7 +1,7 @@
 // Package minify turns the readable client script into the one pages load.
-// The generator (client/internal/gen) and the client package's tests both
-// call Minify, so the test that checks the committed min file runs exactly
-// what `go generate` runs.
+// The generator (dev/client/gen) and the tests in dev/client both call
+// Minify, so the test that checks the committed min files runs exactly what
+// `go generate ./client/...` runs.
 package minify
 
 import (

@@ -20,6 +20,10 @@ import (
 	"github.com/simple-comet/caddy-comet/internal/caddyproc"
 )
 
+// repoRoot is the repository's root, where examples/ and docs/ are, from
+// this package's directory (the test's working directory).
+const repoRoot = "../.."
+
 func TestMain(m *testing.M) {
 	os.Exit(runExclusively(m))
 }

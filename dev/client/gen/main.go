@@ -1,15 +1,16 @@
 // Command gen writes the minified client scripts from the readable one: the
 // one with both transports and the JSON-P one. It is run by
-// `go generate ./client/...` (see client.go) in the client directory:
+// `go generate ./client/...` (see client/client.go), from the client
+// directory:
 //
-//	go run ./internal/gen simple-comet.js simple-comet.min.js simple-comet-jsonp.min.js
+//	go run -C ../dev ./client/gen ../client/simple-comet.js ../client/simple-comet.min.js ../client/simple-comet-jsonp.min.js
 package main
 
 import (
 	"fmt"
 	"os"
 
-	"github.com/simple-comet/caddy-comet/client/internal/minify"
+	"github.com/simple-comet/caddy-comet/dev/client/minify"
 )
 
 func main() {

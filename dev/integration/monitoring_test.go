@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -96,7 +97,7 @@ func TestMonitoringExamplesNameLiveMetrics(t *testing.T) {
 	families := scrapeFamilies(t, get(t, "http://localhost:2999/metrics").body, "monitoring")
 	named := regexp.MustCompile(`caddy_comet_[a-z_]+`)
 	for _, file := range []string{"dashboard.json", "alerts.yml", "alerts_test.yml"} {
-		body, err := os.ReadFile("../examples/monitoring/" + file)
+		body, err := os.ReadFile(filepath.Join(repoRoot, "examples", "monitoring", file))
 		if err != nil {
 			t.Fatal(err)
 		}

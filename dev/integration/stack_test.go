@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ var stackSites = []stackSite{
 // route" Caddyfile of docs/security.md, as the doc has it, served at base.
 func readmePublicPrivate(t *testing.T, base, settings string) string {
 	t.Helper()
-	text, err := os.ReadFile("../" + securityDoc)
+	text, err := os.ReadFile(filepath.Join(repoRoot, securityDoc))
 	if err != nil {
 		t.Fatal(err)
 	}

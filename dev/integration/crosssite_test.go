@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ const securityDoc = "docs/security.md"
 // one of crossSitePassword, and extra lines at the end of the site block.
 func readmeAdminSite(t *testing.T, addr, extra string) string {
 	t.Helper()
-	doc, err := os.ReadFile("../" + securityDoc)
+	doc, err := os.ReadFile(filepath.Join(repoRoot, securityDoc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,11 +72,11 @@ func TestBrowserChatExample(t *testing.T) {
 // repository, where the example is run from) becomes an absolute path.
 func exampleSite(t *testing.T, name, addr string) (site string, port int) {
 	t.Helper()
-	caddyfile, err := os.ReadFile(filepath.Join("..", "examples", name, "Caddyfile"))
+	caddyfile, err := os.ReadFile(filepath.Join(repoRoot, "examples", name, "Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "examples", name))
+	dir, err := filepath.Abs(filepath.Join(repoRoot, "examples", name))
 	if err != nil {
 		t.Fatal(err)
 	}

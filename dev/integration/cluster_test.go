@@ -238,7 +238,7 @@ func newClusterExample(t *testing.T, srv *redistest.Server) *clusterExample {
 // each pair of edits (text, replacement) applied; the text must be there.
 func (c *clusterExample) load(name string, edits ...string) string {
 	c.t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "examples", "cluster", name))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "examples", "cluster", name))
 	if err != nil {
 		c.t.Fatal(err)
 	}
