@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/token"
 )
 
 // Every way a browser marks a request, and the limits of each: the request
@@ -279,9 +280,9 @@ func TestAllowCrossSiteConfig(t *testing.T) {
 func TestCrossSiteWithToken(t *testing.T) {
 	h := crossSiteHandler(t)
 	h.JWT = provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
-	token := hsToken(t, grant{Publish: []string{"*"}, Manage: true, Status: true})
+	signed := hsToken(t, token.Grant{Publish: []string{"*"}, Manage: true, Status: true})
 	for _, cross := range []bool{true, false} {
-		r := httptest.NewRequest(http.MethodPost, "http://comet.example.com/channels/room.json?token="+token,
+		r := httptest.NewRequest(http.MethodPost, "http://comet.example.com/channels/room.json?token="+signed,
 			strings.NewReader("content=forged"))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if cross {

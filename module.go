@@ -2,7 +2,9 @@
 // (comet) publish/subscribe hub, wire-compatible with Simple-Comet-Server.
 //
 // The comet app owns hubs (package hub); the http.handlers.comet handler maps
-// the HTTP API onto a hub. See README.md and docs/ for the API and the Caddyfile.
+// the HTTP API onto a hub, and owns the configuration of its jwt block and
+// the token.Verifier it builds (package token checks the tokens). See
+// README.md and docs/ for the API and the Caddyfile.
 package comet
 
 import (
@@ -301,10 +303,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // Cleanup answers held reads that are still there when the configuration is
-// unloaded (servers that never started, for one).
+// unloaded (servers that never started, for one), and stops the goroutines
+// that verify this route's tokens.
 func (h *Handler) Cleanup() error {
 	if h.releaseHeld != nil {
 		h.releaseHeld()
+	}
+	if h.JWT != nil {
+		h.JWT.close()
 	}
 	return nil
 }

@@ -1,11 +1,6 @@
 package comet
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -13,8 +8,9 @@ import (
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/simple-comet/caddy-comet/token"
 )
 
 // tokenKeyEnv is the environment variable comet-token reads the HS256
@@ -61,11 +57,11 @@ Example:
 			f.String("subject", "", "sub claim: who the token is for (not checked by the route)")
 			cmd.Args = cobra.NoArgs
 			cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-				token, err := mintTokenFromFlags(cmd)
+				signed, err := mintTokenFromFlags(cmd)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), token)
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), signed)
 				return err
 			}
 		},
@@ -82,43 +78,41 @@ func mintTokenFromFlags(cmd *cobra.Command) (string, error) {
 	if ttl <= 0 {
 		return "", fmt.Errorf("--ttl must be more than 0, got %v", ttl)
 	}
-	method, key, err := tokenSigningKey(str("key"), str("key-file"), str("private-key"))
+	key, err := tokenSigningKey(str("key"), str("key-file"), str("private-key"))
 	if err != nil {
 		return "", err
 	}
-	claims := tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    str("issuer"),
-			Subject:   str("subject"),
-			IssuedAt:  jwt.NewNumericDate(time.Now()),
-			ExpiresAt: jwt.NewNumericDate(time.Now().Add(ttl)),
-		},
-		Comet: grant{
+	claims := token.Claims{
+		Issuer:    str("issuer"),
+		Subject:   str("subject"),
+		Audience:  str("audience"),
+		IssuedAt:  time.Now(),
+		ExpiresAt: time.Now().Add(ttl),
+		Grant: token.Grant{
 			Subscribe: splitIDs(str("subscribe")),
 			Publish:   splitIDs(str("publish")),
 			Manage:    flag("manage"),
 			Status:    flag("status"),
 		},
 	}
-	if aud := str("audience"); aud != "" {
-		claims.Audience = jwt.ClaimStrings{aud}
-	}
-	if len(claims.Comet.Subscribe)+len(claims.Comet.Publish) == 0 && !claims.Comet.Manage && !claims.Comet.Status {
+	g := claims.Grant
+	if len(g.Subscribe)+len(g.Publish) == 0 && !g.Manage && !g.Status {
 		return "", errors.New("the token would allow nothing: give --subscribe, --publish, --manage or --status")
 	}
-	token, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	signed, err := token.Sign(claims, key)
 	if err != nil {
-		return "", fmt.Errorf("signing the token: %w", err)
+		return "", err
 	}
-	if len(token) > maxTokenLength {
-		return "", fmt.Errorf("the token is %d bytes, over the %d a route takes: name fewer channels", len(token), maxTokenLength)
+	if len(signed) > token.MaxLength {
+		return "", fmt.Errorf("the token is %d bytes, over the %d a route takes: name fewer channels", len(signed), token.MaxLength)
 	}
-	return token, nil
+	return signed, nil
 }
 
-// tokenSigningKey returns the signing method and key of the comet-token
-// command, from one of its key flags or the environment.
-func tokenSigningKey(key, keyFile, privateKey string) (jwt.SigningMethod, any, error) {
+// tokenSigningKey returns the signing key of the comet-token command, from
+// one of its key flags or the environment: an HS256 secret, or a private
+// key (see token.Sign).
+func tokenSigningKey(key, keyFile, privateKey string) (any, error) {
 	given := 0
 	for _, v := range []string{key, keyFile, privateKey} {
 		if v != "" {
@@ -126,19 +120,23 @@ func tokenSigningKey(key, keyFile, privateKey string) (jwt.SigningMethod, any, e
 		}
 	}
 	if given > 1 {
-		return nil, nil, errors.New("give one of --key, --key-file and --private-key")
+		return nil, errors.New("give one of --key, --key-file and --private-key")
 	}
 	switch {
 	case privateKey != "":
 		pemBytes, err := os.ReadFile(privateKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading --private-key: %w", err)
+			return nil, fmt.Errorf("reading --private-key: %w", err)
 		}
-		return parsePrivateKey(pemBytes)
+		priv, err := token.ParsePrivateKey(pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("--private-key: %w", err)
+		}
+		return priv, nil
 	case keyFile != "":
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading --key-file: %w", err)
+			return nil, fmt.Errorf("reading --key-file: %w", err)
 		}
 		// The first line, so that a file written by echo works.
 		key, _, _ = strings.Cut(string(b), "\n")
@@ -146,49 +144,13 @@ func tokenSigningKey(key, keyFile, privateKey string) (jwt.SigningMethod, any, e
 	case key == "":
 		key = os.Getenv(tokenKeyEnv)
 		if key == "" {
-			return nil, nil, fmt.Errorf("no key: give --key, --key-file or --private-key, or set %s", tokenKeyEnv)
+			return nil, fmt.Errorf("no key: give --key, --key-file or --private-key, or set %s", tokenKeyEnv)
 		}
 	}
-	if len(key) < minHS256Key {
-		return nil, nil, fmt.Errorf("the HS256 key is %d bytes, want at least %d", len(key), minHS256Key)
+	if len(key) < token.MinHS256Key {
+		return nil, fmt.Errorf("the HS256 key is %d bytes, want at least %d", len(key), token.MinHS256Key)
 	}
-	return jwt.SigningMethodHS256, []byte(key), nil
-}
-
-// parsePrivateKey reads a PEM private key (PKCS #8, PKCS #1 or SEC 1) and
-// returns the method it signs with.
-func parsePrivateKey(pemBytes []byte) (jwt.SigningMethod, any, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, nil, errors.New("--private-key: no PEM block found")
-	}
-	var (
-		priv any
-		err  error
-	)
-	switch block.Type {
-	case "PRIVATE KEY":
-		priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		priv, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return nil, nil, fmt.Errorf("--private-key: a PEM block of type %q, want a private key", block.Type)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("--private-key: %w", err)
-	}
-	switch k := priv.(type) {
-	case *rsa.PrivateKey:
-		return jwt.SigningMethodRS256, k, nil
-	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, nil, fmt.Errorf("--private-key: an ECDSA key on %s, ES256 wants P-256", k.Curve.Params().Name)
-		}
-		return jwt.SigningMethodES256, k, nil
-	}
-	return nil, nil, fmt.Errorf("--private-key: a %T, want an RSA or ECDSA P-256 key", priv)
+	return []byte(key), nil
 }
 
 // splitIDs splits a comma-separated list of channel ids, dropping empty

@@ -11,6 +11,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/simple-comet/caddy-comet/token"
 )
 
 // runTokenCommand runs `caddy comet-token args...` as Caddy's command line
@@ -66,32 +68,33 @@ func TestTokenCommand(t *testing.T) {
 	} {
 		args := append(c.args, "--subscribe", "inbox-42, news", "--publish", "chat", "--manage",
 			"--ttl", "90m", "--issuer", "https://auth.example.com", "--audience", "comet", "--subject", "user-42")
-		token, err := runTokenCommand(t, args...)
+		minted, err := runTokenCommand(t, args...)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		for _, ok := range []struct{ op, channels string }{
 			{OpSubscribe, "inbox-42|news"}, {OpPublish, "chat"}, {OpManage, ""},
 		} {
-			if apiErr := checkToken(c.route, token, ok.op, ok.channels); apiErr != nil {
+			if apiErr := checkToken(c.route, minted, ok.op, ok.channels); apiErr != nil {
 				t.Errorf("%s: %s %s refused: %v", c.name, ok.op, ok.channels, apiErr)
 			}
 		}
 		for _, refused := range []struct{ op, channels string }{
 			{OpSubscribe, "inbox-43"}, {OpPublish, "news"}, {OpStatus, ""},
 		} {
-			if checkToken(c.route, token, refused.op, refused.channels) == nil {
+			if checkToken(c.route, minted, refused.op, refused.channels) == nil {
 				t.Errorf("%s: %s %s accepted", c.name, refused.op, refused.channels)
 			}
 		}
 		// Valid for the ttl, not a minute longer.
-		late := provisionJWT(t, &JWT{Key: c.route.Key, PublicKey: c.route.PublicKey}, nil)
+		late := &JWT{Key: c.route.Key, PublicKey: c.route.PublicKey}
 		late.now = func() time.Time { return time.Now().Add(91 * time.Minute) }
-		if checkToken(late, token, OpSubscribe, "news") == nil {
+		if checkToken(provisionJWT(t, late, nil), minted, OpSubscribe, "news") == nil {
 			t.Errorf("%s: the token is taken after its ttl", c.name)
 		}
+		late = &JWT{Key: c.route.Key, PublicKey: c.route.PublicKey}
 		late.now = func() time.Time { return time.Now().Add(89 * time.Minute) }
-		if apiErr := checkToken(late, token, OpSubscribe, "news"); apiErr != nil {
+		if apiErr := checkToken(provisionJWT(t, late, nil), minted, OpSubscribe, "news"); apiErr != nil {
 			t.Errorf("%s: the token is refused within its ttl: %v", c.name, apiErr)
 		}
 	}
@@ -105,7 +108,7 @@ func TestTokenCommand(t *testing.T) {
 		{[]string{"--key", testSecret}, "would allow nothing"},
 		{[]string{"--subscribe", "news", "--ttl", "0s"}, "--ttl must be more than 0"},
 		{[]string{"--subscribe", "news", "--private-key", keyFile}, "no PEM block"},
-		{[]string{"--subscribe", strings.Repeat("channel,", maxTokenLength/8)}, "name fewer channels"},
+		{[]string{"--subscribe", strings.Repeat("channel,", token.MaxLength/8)}, "name fewer channels"},
 		{[]string{"stray"}, "unknown command"},
 	} {
 		out, err := runTokenCommand(t, bad.args...)

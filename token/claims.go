@@ -1,4 +1,4 @@
-package comet
+package token
 
 import (
 	"bytes"
@@ -16,29 +16,7 @@ import (
 // tokenClaims are the claims a token is decoded into, by UnmarshalJSON.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Comet grant `json:"comet"`
-}
-
-// grant is what a token allows: its comet claim.
-type grant struct {
-	Subscribe []string `json:"subscribe,omitempty"`
-	Publish   []string `json:"publish,omitempty"`
-	Manage    bool     `json:"manage,omitempty"`
-	Status    bool     `json:"status,omitempty"`
-
-	// until is when the token stops being taken: exp plus leeway. An
-	// event stream opened with it ends then.
-	until time.Time
-}
-
-// covers reports whether list names channel, or holds "*".
-func covers(list []string, channel string) bool {
-	for _, c := range list {
-		if c == channel || c == "*" {
-			return true
-		}
-	}
-	return false
+	Comet Grant `json:"comet"`
 }
 
 // signedClaims is what the parser decodes a token's claims into: nothing
@@ -64,8 +42,8 @@ func (c *signedClaims) UnmarshalJSON(data []byte) error {
 // past, which would make a distant nbf one long gone).
 const maxNumericDate = 253402300799
 
-// claimsError is why a token's claims were refused; refusal gives it as
-// the detail of errTokenMalformed.
+// claimsError is why a token's claims were refused; verifyNow gives it as
+// the detail of ErrMalformed.
 type claimsError struct{ detail string }
 
 func (e *claimsError) Error() string { return e.detail }
@@ -75,7 +53,7 @@ func malformedClaims(format string, args ...any) error {
 }
 
 // UnmarshalJSON decodes a token's claims set, once its signature holds
-// (JWT.verifyNow), for the validator to check. encoding/json, decoding
+// (Verifier.verifyNow), for the validator to check. encoding/json, decoding
 // into a struct, would match names regardless of case, folding "EXP",
 // "cOmEt" and "ſubscribe" (U+017F) onto exp, comet and subscribe, and let
 // the last of a repeated name win: a token would say one thing to its
@@ -322,7 +300,7 @@ func (d *claimsDecoder) strings(what, want string) ([]string, error) {
 // "Subscribe" (a Go struct without tags does) learns why, rather than
 // finding its tokens grant nothing. null, for the claim or a member, is
 // none, as encoding/json writes a nil slice.
-func (d *claimsDecoder) grant(g *grant) error {
+func (d *claimsDecoder) grant(g *Grant) error {
 	tok, err := d.token()
 	if err != nil || tok == nil {
 		return err

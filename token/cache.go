@@ -1,4 +1,4 @@
-package comet
+package token
 
 import (
 	"strings"
@@ -24,14 +24,14 @@ const (
 // map's slot, the grant and the slices' headers.
 const cacheEntryOverhead = 160
 
-// tokenCache maps tokens that verified to what they grant, until they
+// cache maps tokens that verified to what they grant, until they
 // expire. It is bounded in entries and bytes by keeping two generations:
 // entries go into the current one, and when it is full it becomes the old
 // one, whose entries are dropped, and a new one begins. A token found in
 // the old generation moves to the current one, so that tokens in use stay
 // and the ones no longer sent leave within two generations, without a list
 // to keep in order. Each generation holds at most half the bounds.
-type tokenCache struct {
+type cache struct {
 	mu         sync.Mutex
 	maxEntries int // per generation
 	maxBytes   int // per generation
@@ -42,13 +42,13 @@ type tokenCache struct {
 // cachedGrant is a verified token's grant and the instant it stops being
 // taken (exp plus leeway).
 type cachedGrant struct {
-	grant *grant
+	grant *Grant
 	until time.Time
 	cost  int
 }
 
-func newTokenCache(maxEntries, maxBytes int) *tokenCache {
-	return &tokenCache{
+func newCache(maxEntries, maxBytes int) *cache {
+	return &cache{
 		maxEntries: max(maxEntries/2, 1),
 		maxBytes:   max(maxBytes/2, 1),
 		cur:        make(map[string]cachedGrant),
@@ -57,7 +57,7 @@ func newTokenCache(maxEntries, maxBytes int) *tokenCache {
 
 // get returns the grant of a cached token that is still valid at now, or
 // nil. An expired token is dropped, so that verifying it again reports why.
-func (c *tokenCache) get(token string, now time.Time) *grant {
+func (c *cache) get(token string, now time.Time) *Grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.cur[token]; ok {
@@ -81,7 +81,7 @@ func (c *tokenCache) get(token string, now time.Time) *grant {
 }
 
 // put caches a token that verified at now, valid until until.
-func (c *tokenCache) put(token string, g *grant, until, now time.Time) {
+func (c *cache) put(token string, g *Grant, until, now time.Time) {
 	if !now.Before(until) {
 		return
 	}
@@ -106,7 +106,7 @@ func (c *tokenCache) put(token string, g *grant, until, now time.Time) {
 
 // add puts an entry into the current generation, beginning a new one when
 // it is full. The caller holds mu.
-func (c *tokenCache) add(token string, e cachedGrant) {
+func (c *cache) add(token string, e cachedGrant) {
 	if len(c.cur) >= c.maxEntries || c.curBytes+e.cost > c.maxBytes {
 		c.old, c.cur, c.curBytes = c.cur, make(map[string]cachedGrant), 0
 	}
@@ -116,7 +116,7 @@ func (c *tokenCache) add(token string, e cachedGrant) {
 
 // size returns how many tokens the cache holds and their cost in bytes,
 // the old generation's included.
-func (c *tokenCache) size() (entries, bytes int) {
+func (c *cache) size() (entries, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	bytes = c.curBytes
