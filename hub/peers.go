@@ -1,42 +1,23 @@
 package hub
 
-import (
-	"hash/maphash"
-	"sync"
-)
-
 // heldByPeer counts the reads each peer holds, for Config.MaxHeldPerPeer. A
 // peer is what the caller names in ReadRequest.Peer: to the Caddy handler,
 // the client's IP address. Only peers that hold reads have an entry, so it
 // costs no more than the held reads do.
 type heldByPeer struct {
-	seed   maphash.Seed
-	shards [peerShards]peerShard
-}
-
-const peerShards = 32
-
-type peerShard struct {
-	mu sync.Mutex
-	m  map[string]int
+	counts shardedMap[int]
 }
 
 func newHeldByPeer() *heldByPeer {
-	p := &heldByPeer{seed: maphash.MakeSeed()}
-	for i := range p.shards {
-		p.shards[i].m = make(map[string]int)
-	}
+	p := &heldByPeer{}
+	p.counts.init()
 	return p
-}
-
-func (p *heldByPeer) shard(peer string) *peerShard {
-	return &p.shards[maphash.String(p.seed, peer)%peerShards]
 }
 
 // acquire counts one more read held by peer, unless peer holds limit
 // already.
 func (p *heldByPeer) acquire(peer string, limit int) bool {
-	s := p.shard(peer)
+	s := p.counts.shard(peer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m[peer] >= limit {
@@ -48,7 +29,7 @@ func (p *heldByPeer) acquire(peer string, limit int) bool {
 
 // release uncounts a read that acquire counted.
 func (p *heldByPeer) release(peer string) {
-	s := p.shard(peer)
+	s := p.counts.shard(peer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.m[peer]; n > 1 {
@@ -60,7 +41,7 @@ func (p *heldByPeer) release(peer string) {
 
 // count returns how many reads peer holds.
 func (p *heldByPeer) count(peer string) int {
-	s := p.shard(peer)
+	s := p.counts.shard(peer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m[peer]

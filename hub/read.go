@@ -235,7 +235,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 // leadOrFollow returns the store read for key that began after tick after,
 // to follow, or a new one for the caller to lead (lead true).
 func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) {
-	s := h.sharedReads.shard(key)
+	s := h.sharedReads.byKey.shard(key)
 	s.mu.Lock()
 	r = s.m[key]
 	if lead = r == nil || r.began <= after; lead {
@@ -274,7 +274,7 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	// temporary copy in the frame.
 	r.res.Since, r.res.LastID, r.res.Channels, r.err = res.Since, res.LastID, res.Channels, err
 	h.store.observe(start)
-	s := h.sharedReads.shard(w.key)
+	s := h.sharedReads.byKey.shard(w.key)
 	s.mu.Lock()
 	if s.m[w.key] == r {
 		delete(s.m, w.key)

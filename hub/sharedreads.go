@@ -3,8 +3,6 @@ package hub
 import (
 	"context"
 	"errors"
-	"hash/maphash"
-	"sync"
 )
 
 // sharedReads lets reads that ask the same question (same channels, client,
@@ -24,15 +22,7 @@ import (
 // each store read takes one as it begins, and a read follows only store reads
 // with a later tick.
 type sharedReads struct {
-	seed   maphash.Seed
-	shards [sharedReadShards]sharedReadShard
-}
-
-const sharedReadShards = 64
-
-type sharedReadShard struct {
-	mu sync.Mutex
-	m  map[string]*sharedRead
+	byKey shardedMap[*sharedRead]
 }
 
 // sharedRead is one store read and the reads that take its result.
@@ -43,15 +33,9 @@ type sharedRead struct {
 	err   error
 }
 
-func (sr *sharedReads) shard(key string) *sharedReadShard {
-	return &sr.shards[maphash.String(sr.seed, key)%sharedReadShards]
-}
-
 func newSharedReads() *sharedReads {
-	sr := &sharedReads{seed: maphash.MakeSeed()}
-	for i := range sr.shards {
-		sr.shards[i].m = make(map[string]*sharedRead)
-	}
+	sr := &sharedReads{}
+	sr.byKey.init()
 	return sr
 }
 

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
@@ -62,32 +61,15 @@ func (w *waiter) wake(bits uint32, tick uint64, at Moment) {
 	}
 }
 
-// waiterShards spreads channels over independently locked maps so that
-// publishes to different channels and reads registering on them do not
-// contend on one lock.
-const waiterShards = 64
-
 // waiters is the registry of held reads by channel.
 type waiters struct {
-	seed   maphash.Seed
-	shards [waiterShards]waiterShard
-}
-
-type waiterShard struct {
-	mu        sync.Mutex
-	byChannel map[string]map[*waiter]struct{}
+	byChannel shardedMap[map[*waiter]struct{}]
 }
 
 func newWaiters() *waiters {
-	ws := &waiters{seed: maphash.MakeSeed()}
-	for i := range ws.shards {
-		ws.shards[i].byChannel = make(map[string]map[*waiter]struct{})
-	}
+	ws := &waiters{}
+	ws.byChannel.init()
 	return ws
-}
-
-func (ws *waiters) shard(channel string) *waiterShard {
-	return &ws.shards[maphash.String(ws.seed, channel)%waiterShards]
 }
 
 // add registers a waiter on its channels. It must happen before the read's
@@ -95,12 +77,12 @@ func (ws *waiters) shard(channel string) *waiterShard {
 // comes after this registration, and so reaches the waiter.
 func (ws *waiters) add(w *waiter) {
 	for _, c := range w.q.Channels {
-		s := ws.shard(c)
+		s := ws.byChannel.shard(c)
 		s.mu.Lock()
-		set := s.byChannel[c]
+		set := s.m[c]
 		if set == nil {
 			set = make(map[*waiter]struct{}, 1)
-			s.byChannel[c] = set
+			s.m[c] = set
 		}
 		set[w] = struct{}{}
 		s.mu.Unlock()
@@ -109,12 +91,12 @@ func (ws *waiters) add(w *waiter) {
 
 func (ws *waiters) remove(w *waiter) {
 	for _, c := range w.q.Channels {
-		s := ws.shard(c)
+		s := ws.byChannel.shard(c)
 		s.mu.Lock()
-		if set := s.byChannel[c]; set != nil {
+		if set := s.m[c]; set != nil {
 			delete(set, w)
 			if len(set) == 0 {
-				delete(s.byChannel, c)
+				delete(s.m, c)
 			}
 		}
 		s.mu.Unlock()
@@ -131,10 +113,10 @@ var wakeLists = sync.Pool{New: func() any { return new([]*waiter) }}
 // woken readers come straight back for the same lock to unregister and
 // register again.
 func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
-	s := ws.shard(channel)
+	s := ws.byChannel.shard(channel)
 	list := wakeLists.Get().(*[]*waiter)
 	s.mu.Lock()
-	for w := range s.byChannel[channel] {
+	for w := range s.m[channel] {
 		*list = append(*list, w)
 	}
 	s.mu.Unlock()
@@ -158,25 +140,20 @@ func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 // notifications.
 func (ws *waiters) wakeAll(bits uint32, tick uint64) {
 	at := now()
-	for i := range ws.shards {
-		s := &ws.shards[i]
-		s.mu.Lock()
-		for _, set := range s.byChannel {
+	ws.byChannel.each(func(m map[string]map[*waiter]struct{}) {
+		for _, set := range m {
 			for w := range set {
 				w.wake(bits, tick, at)
 			}
 		}
-		s.mu.Unlock()
-	}
+	})
 }
 
 // held lists the channels and clients with reads held, for keeping them alive.
 func (ws *waiters) held() (channels, clients []string) {
 	seenClients := make(map[string]struct{})
-	for i := range ws.shards {
-		s := &ws.shards[i]
-		s.mu.Lock()
-		for c, set := range s.byChannel {
+	ws.byChannel.each(func(m map[string]map[*waiter]struct{}) {
+		for c, set := range m {
 			channels = append(channels, c)
 			for w := range set {
 				id := w.q.ClientID
@@ -189,7 +166,6 @@ func (ws *waiters) held() (channels, clients []string) {
 				}
 			}
 		}
-		s.mu.Unlock()
-	}
+	})
 	return channels, clients
 }
