@@ -122,7 +122,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		// A cheap refusal first, so that an overloaded hub does not
 		// register and look again for reads it will turn away; the check
 		// that counts is below.
-		if req.Stream == nil && cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections) {
+		if req.Stream == nil && h.heldFull(cfg) {
 			reply.reset()
 			return ErrTooManyHeld
 		}
@@ -156,17 +156,12 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	// tests rely on. A stream's reads are counted by their stream, for as
 	// long as it is open.
 	if req.Stream == nil {
-		w.held = true
-		if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
+		peer, err := h.admit(cfg, req.Peer)
+		if err != nil {
 			reply.reset()
-			return ErrTooManyHeld
+			return err
 		}
-		if cfg.MaxHeldPerPeer > 0 && req.Peer != "" {
-			if err := h.holdForPeer(w, req.Peer, cfg.MaxHeldPerPeer); err != nil {
-				reply.reset()
-				return err
-			}
-		}
+		w.held, w.peer = true, peer
 	}
 	timeout := h.deadlines.after(cmp.Or(req.Hold, cfg.HTTPTimeout))
 	for {
@@ -301,24 +296,46 @@ func (w *waiter) clampSince(res *ReadResult) {
 func (h *Hub) release(w *waiter) {
 	h.waiters.remove(w)
 	if w.held {
-		h.held.Add(-1)
-	}
-	if w.peer != "" {
-		h.heldBy.release(w.peer)
+		h.dismiss(w.peer)
 	}
 }
 
-// holdForPeer counts w as held by peer, or refuses it when peer holds limit
-// reads already. It is a call of its own, so that the check costs a held
-// read's stack nothing when the limit is off.
+// admit counts a held read or a stream for the held-read limits
+// (Config.MaxHeldConnections, and Config.MaxHeldPerPeer under peer), or
+// refuses it with the limit's error and counts nothing. It returns the peer
+// it counted the read under ("" when not counted by peer), for dismiss. It
+// is the one admission of held reads and streams, and a call of its own, so
+// that a held read's parked frame holds none of it (docs/design.md, "The
+// stack budget of a held read").
 //
 //go:noinline
-func (h *Hub) holdForPeer(w *waiter, peer string, limit int) error {
-	if !h.heldBy.acquire(peer, limit) {
-		return ErrTooManyHeldByPeer.With(fmt.Sprintf("at most %d", limit))
+func (h *Hub) admit(cfg *Config, peer string) (countedPeer string, err error) {
+	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
+		h.held.Add(-1)
+		return "", ErrTooManyHeld
 	}
-	w.peer = peer
-	return nil
+	if cfg.MaxHeldPerPeer <= 0 || peer == "" {
+		return "", nil
+	}
+	if !h.heldBy.acquire(peer, cfg.MaxHeldPerPeer) {
+		h.held.Add(-1)
+		return "", ErrTooManyHeldByPeer.With(fmt.Sprintf("at most %d", cfg.MaxHeldPerPeer))
+	}
+	return peer, nil
+}
+
+// dismiss uncounts what admit counted.
+func (h *Hub) dismiss(countedPeer string) {
+	h.held.Add(-1)
+	if countedPeer != "" {
+		h.heldBy.release(countedPeer)
+	}
+}
+
+// heldFull reports whether the hub holds Config.MaxHeldConnections reads
+// already: a cheap look before the work of a read that admit would refuse.
+func (h *Hub) heldFull(cfg *Config) bool {
+	return cfg.MaxHeldConnections > 0 && h.held.Load() >= int64(cfg.MaxHeldConnections)
 }
 
 // HeldBy returns how many reads peer holds, as counted for

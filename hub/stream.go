@@ -1,7 +1,5 @@
 package hub
 
-import "fmt"
-
 // Stream is a read that goes on: an event stream, whose reads follow one
 // another on one connection, each from the last id the one before returned
 // (ReadRequest.Stream names the stream of a read).
@@ -22,20 +20,11 @@ type Stream struct {
 // counted by peer), or refuses it with ErrTooManyHeld or
 // ErrTooManyHeldByPeer when a limit is reached. The caller must Close it.
 func (h *Hub) OpenStream(peer string) (*Stream, error) {
-	cfg := h.config.Load()
-	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
-		h.held.Add(-1)
-		return nil, ErrTooManyHeld
+	counted, err := h.admit(h.config.Load(), peer)
+	if err != nil {
+		return nil, err
 	}
-	s := &Stream{h: h}
-	if cfg.MaxHeldPerPeer > 0 && peer != "" {
-		if !h.heldBy.acquire(peer, cfg.MaxHeldPerPeer) {
-			h.held.Add(-1)
-			return nil, ErrTooManyHeldByPeer.With(fmt.Sprintf("at most %d", cfg.MaxHeldPerPeer))
-		}
-		s.peer = peer
-	}
-	return s, nil
+	return &Stream{h: h, peer: counted}, nil
 }
 
 // Close uncounts the stream; closing it again does nothing. It is not safe
@@ -45,8 +34,5 @@ func (s *Stream) Close() {
 		return
 	}
 	s.closed = true
-	s.h.held.Add(-1)
-	if s.peer != "" {
-		s.h.heldBy.release(s.peer)
-	}
+	s.h.dismiss(s.peer)
 }
