@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/simple-comet/caddy-comet/comethttp"
 )
 
 // All Caddyfile parsing is here, as reverseproxy/caddyfile.go does it; the
@@ -56,7 +58,7 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		if len(h.Allow) == 0 {
 			return d.ArgErr()
 		}
-		if err := checkOps(h.Allow); err != nil {
+		if err := comethttp.CheckAllow(h.Allow); err != nil {
 			return d.WrapErr(err)
 		}
 	case "allow_cross_site":
@@ -66,7 +68,7 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		// Whether the route allows them is known once the block is
 		// read, in Provision.
-		if err := checkAllowCrossSite(h.AllowCrossSite, nil); err != nil {
+		if err := comethttp.CheckAllowCrossSite(h.AllowCrossSite, nil); err != nil {
 			return d.WrapErr(err)
 		}
 	case "sse_heartbeat":

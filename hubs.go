@@ -2,15 +2,14 @@ package comet
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/simple-comet/caddy-comet/comethttp"
 	"github.com/simple-comet/caddy-comet/hub"
 )
 
@@ -21,28 +20,14 @@ import (
 // App.configHubs.
 var hubPool = caddy.NewUsagePool()
 
-// pooledHub is a running hub with what the HTTP layer counts of it, kept
-// beside it so that the counts survive reloads as the hub's own Stats do.
+// pooledHub is a running hub with its HTTP state, kept beside it so that
+// what the HTTP layer counts (caddy_comet_replies_total,
+// caddy_comet_errors_total) and the writers of its event streams survive
+// reloads as the hub's own Stats do: every configuration's routes of the
+// hub build their comethttp.Handler over the same state.
 type pooledHub struct {
 	*hub.Hub
-
-	// replies counts the API replies sent from this hub, for
-	// caddy_comet_replies_total, and errors those with a negative
-	// return_code, by -code, for caddy_comet_errors_total. They are HTTP's
-	// counts, so they live here rather than in the engine, beside the hub
-	// so that, like it, they outlive reloads.
-	replies atomic.Int64
-	errors  [-hub.CodeOverloaded + 1]atomic.Int64
-
-	// writers write the events of the hub's event streams, whichever
-	// configuration's routes opened them.
-	writers *eventWriters
-
-	// ipv6PrefixPerIP is the hub's ipv6_prefix_per_ip (0: its default).
-	// The engine takes peers as opaque keys, so the HTTP layer keeps the
-	// setting here, beside the hub, and sets it with the hub's Config
-	// (setSettings).
-	ipv6PrefixPerIP atomic.Int32
+	http *comethttp.HubState
 
 	// settingsMu orders the configurations that start and stop around a
 	// reload as they hand the hub its settings; settingsApplied numbers
@@ -66,13 +51,7 @@ func (s HubSettings) running() runningSettings {
 // setSettings hands the hub its settings.
 func (p *pooledHub) setSettings(s runningSettings) {
 	p.SetConfig(s.config)
-	p.ipv6PrefixPerIP.Store(s.ipv6PrefixPerIP)
-}
-
-// peerOf is the key a client's held reads count under for max_held_per_ip
-// (see peerKey).
-func (p *pooledHub) peerOf(ip string) string {
-	return peerKey(ip, cmp.Or(int(p.ipv6PrefixPerIP.Load()), DefaultIPv6PrefixPerIP))
+	p.http.SetIPv6PrefixPerIP(int(s.ipv6PrefixPerIP))
 }
 
 // appliedSettings is what one configuration's start changed of a hub's
@@ -92,7 +71,7 @@ func (p *pooledHub) applySettings(s runningSettings) appliedSettings {
 	p.settingsMu.Lock()
 	defer p.settingsMu.Unlock()
 	a := appliedSettings{
-		previous: runningSettings{config: p.Config(), ipv6PrefixPerIP: p.ipv6PrefixPerIP.Load()},
+		previous: runningSettings{config: p.Config(), ipv6PrefixPerIP: int32(p.http.IPv6PrefixPerIP())},
 		prevOf:   p.settingsApplied,
 	}
 	p.settingsApplied++
@@ -117,17 +96,9 @@ func (p *pooledHub) revertSettings(a appliedSettings) {
 	p.settingsApplied = a.prevOf
 }
 
-// countError records an error reply with a negative return code; other
-// codes are ignored.
-func (p *pooledHub) countError(code int) {
-	if -code > 0 && -code < len(p.errors) {
-		p.errors[-code].Add(1)
-	}
-}
-
 // Destruct closes the hub once no configuration uses it.
 func (p *pooledHub) Destruct() error {
-	p.writers.close()
+	p.http.Close()
 	return p.Close()
 }
 
@@ -184,7 +155,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		if err != nil {
 			return nil, err
 		}
-		p := &pooledHub{Hub: h, writers: newEventWriters()}
+		p := &pooledHub{Hub: h, http: comethttp.NewHubState(h)}
 		p.setSettings(s.running())
 		return p, nil
 	})

@@ -208,7 +208,7 @@ func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 	// keeps beside the hub, in step.
 	settings := func(n int) HubSettings { return HubSettings{MessagesPerChannel: n, IPv6PrefixPerIP: 40 + n} }
 	perChannel := func(h *pooledHub) int {
-		if prefix := int(h.ipv6PrefixPerIP.Load()); prefix != 40+h.Config().MessagesPerChannel {
+		if prefix := h.http.IPv6PrefixPerIP(); prefix != 40+h.Config().MessagesPerChannel {
 			t.Errorf("ipv6_prefix_per_ip %d beside messages_per_channel %d: the settings of two configurations", prefix, h.Config().MessagesPerChannel)
 		}
 		return h.Config().MessagesPerChannel

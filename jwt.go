@@ -3,8 +3,6 @@ package comet
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -13,8 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 	"github.com/simple-comet/caddy-comet/token"
 )
 
@@ -95,7 +91,6 @@ type JWT struct {
 
 	verifier *token.Verifier
 	required map[string]bool
-	logger   *zap.Logger
 	// now is the verifier's clock; tests set it. Default: time.Now.
 	now func() time.Time
 }
@@ -103,7 +98,6 @@ type JWT struct {
 // provision checks the configuration, replaces placeholders in the keys
 // and builds the verifier. allowed are the operations the route serves.
 func (j *JWT) provision(logger *zap.Logger, allowed []string) error {
-	j.logger = logger
 	if j.Leeway < 0 {
 		return fmt.Errorf("jwt: leeway must not be negative")
 	}
@@ -168,63 +162,4 @@ func (j *JWT) loadKey() (token.Options, error) {
 		return token.Options{PublicKey: key}, nil
 	}
 	return token.Options{}, errors.New("no key: set key (HS256 secret) or public_key (RS256, ES256 PEM)")
-}
-
-// authorize checks the token of a request the handler is about to serve,
-// when this route has a jwt block that requires one for the request's
-// operation. It answers a refused request itself (403, in the reply format
-// of the path) and returns false; it returns true for everything else,
-// including requests that serveAPI refuses for other reasons (unknown
-// format, method or operation not allowed), so that those keep their own
-// errors.
-//
-// until is when the token it took stops being taken (exp plus leeway), or
-// zero when no token was asked for: a read held, or a stream open, must
-// not outlive what allowed it.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call apiCall) (until time.Time, ok bool) {
-	if h.JWT == nil || !call.formatOK || call.resource == resScript {
-		return time.Time{}, true
-	}
-	op := call.op
-	if !h.allowed[op] || !h.JWT.required[op] {
-		return time.Time{}, true // no operation, the health probe, or no token needed
-	}
-	g, err := h.JWT.verifier.Check(r, op, call.id)
-	if err == nil {
-		return g.Until, true
-	}
-	var apiErr *hub.Error
-	if !errors.As(err, &apiErr) {
-		return time.Time{}, false // the client left while its token waited to be verified
-	}
-	// Which check failed, never the token (nor the query that holds it).
-	h.JWT.logger.Debug("token refused", zap.String("method", r.Method), zap.String("path", r.URL.Path),
-		zap.String("operation", op), zap.String("reason", apiErr.Error()))
-	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.QuoteJSON}
-	h.replyErrorStatus(w, r, opts, http.StatusForbidden, apiErr)
-	return time.Time{}, false
-}
-
-// redactedURI is the request's URI for a log line, with the value of any
-// token parameter replaced: a token in a log is a credential anyone who
-// reads the log can use until it expires. It is a fmt.Stringer for
-// zap.Stringer, so that the URI is redacted only when a line is logged.
-func redactedURI(r *http.Request) fmt.Stringer { return logURI{r} }
-
-type logURI struct{ r *http.Request }
-
-func (u logURI) String() string {
-	uri := u.r.RequestURI
-	path, query, ok := strings.Cut(uri, "?")
-	if !ok {
-		return uri
-	}
-	pairs := strings.Split(query, "&")
-	for i, pair := range pairs {
-		name, _, _ := strings.Cut(pair, "=")
-		if n, err := url.QueryUnescape(name); err != nil || n == "token" {
-			pairs[i] = name + "=REDACTED"
-		}
-	}
-	return path + "?" + strings.Join(pairs, "&")
 }

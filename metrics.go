@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simple-comet/caddy-comet/hub"
 )
 
 // metricsCollector exports the hubs of one configuration. The numbers live
@@ -74,9 +76,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		cancel()
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(stats.Published.Load()), name)
 		ch <- prometheus.MustNewConstMetric(descReplayed, prometheus.CounterValue, float64(stats.Replayed.Load()), name)
-		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(h.replies.Load()), name)
-		for code := 1; code < len(h.errors); code++ {
-			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(h.errors[code].Load()), name, strconv.Itoa(-code))
+		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(h.http.Replies()), name)
+		for code := hub.CodeBadRequest; code >= hub.CodeOverloaded; code-- {
+			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(h.http.Errors(code)), name, strconv.Itoa(code))
 		}
 		count, sum, buckets := stats.StoreLatency.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(descStore, count, sum, buckets, name)

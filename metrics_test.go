@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/simple-comet/caddy-comet/hub"
 )
 
 // gatherCounter returns the value of the counter metric, with the labels
@@ -52,7 +50,7 @@ func TestRepliesTotal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := handlerOn(ph)
+	h := handlerOn(t, ph)
 	post := func(target, form string) {
 		r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(form))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -70,8 +68,6 @@ func TestRepliesTotal(t *testing.T) {
 	if got := gatherCounter(t, old, "caddy_comet_errors_total", map[string]string{"hub": name, "code": "-1"}); got != 1 {
 		t.Errorf("errors with code -1 after one: %v", got)
 	}
-	ph.countError(hub.CodeOK) // not an error: ignored
-	ph.countError(-99)        // unknown: ignored, no panic
 
 	reloaded := newTestApp(t)
 	if _, err := reloaded.hub(name, HubSettings{}, nil, memoryOpener); err != nil {

@@ -1,25 +1,31 @@
-// Package comet is a Caddy module that turns Caddy into an HTTP long-polling
-// (comet) publish/subscribe hub, wire-compatible with Simple-Comet-Server.
+// Package comet is the Caddy glue of caddy-comet, which turns Caddy into an
+// HTTP long-polling (comet) publish/subscribe hub, wire-compatible with
+// Simple-Comet-Server.
 //
-// The comet app owns hubs (package hub); the http.handlers.comet handler maps
-// the HTTP API onto a hub, and owns the configuration of its jwt block and
-// the token.Verifier it builds (package token checks the tokens). See
-// README.md and docs/ for the API and the Caddyfile.
+// It owns the Caddy configuration and its life cycle: the comet app keeps
+// hubs (package hub) across reloads, with the HTTP state of each
+// (comethttp.HubState); the http.handlers.comet handler reads its route's
+// Caddyfile and JSON, builds the token.Verifier of its jwt block, and
+// hands its requests to a comethttp.Handler, which owns the API's
+// protocol. It also holds the store modules, the metrics and the
+// comet-token command. See README.md and docs/ for the API and the
+// Caddyfile.
 package comet
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/comethttp"
 )
 
 func init() {
@@ -27,27 +33,19 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Operations a route can allow.
+// Operations a route can allow (comethttp's).
 const (
-	OpSubscribe = "subscribe" // reads and the client scripts
-	OpPublish   = "publish"   // publishing messages
-	OpManage    = "manage"    // registering and deleting channels, registering clients
-	OpStatus    = "status"    // the status call
+	OpSubscribe = comethttp.OpSubscribe // reads, event streams and the client scripts
+	OpPublish   = comethttp.OpPublish   // publishing messages
+	OpManage    = comethttp.OpManage    // registering and deleting channels, registering clients
+	OpStatus    = comethttp.OpStatus    // the status call
 )
 
-// allOps is the one list of the operations a route can allow.
-var allOps = []string{OpSubscribe, OpPublish, OpManage, OpStatus}
+// DefaultSSEHeartbeat is sse_heartbeat's default (comethttp's).
+const DefaultSSEHeartbeat = comethttp.DefaultSSEHeartbeat
 
-// checkOps refuses operations that are not in allOps, for Provision and for
-// the Caddyfile parser (which names the line).
-func checkOps(ops []string) error {
-	for _, op := range ops {
-		if !slices.Contains(allOps, op) {
-			return fmt.Errorf("allow: unknown operation %q (want %s)", op, strings.Join(allOps, ", "))
-		}
-	}
-	return nil
-}
+// allOps is the list of the operations a route can allow.
+var allOps = comethttp.Operations()
 
 // App is the comet app: it owns the hubs that comet handlers publish to and
 // read from. It needs no configuration; handlers create hubs through it.
@@ -203,7 +201,8 @@ type Handler struct {
 	// AllowCrossSite lists the operations, of publish, manage and status,
 	// that this route serves to requests a browser sends on behalf of a
 	// page of another site (Sec-Fetch-Site cross-site or same-site, or an
-	// Origin that is not the site's); others get 403 (see crossSite).
+	// Origin that is not the site's); others get 403 (see
+	// comethttp.Options.AllowCrossSite).
 	// Subscribe and the health probe are served to every site whatever it
 	// says. It is a route setting: it answers to who may reach the route.
 	// Default: none, so publish, manage and status only from the site
@@ -218,13 +217,9 @@ type Handler struct {
 	// requires (see JWT). Default: none, no token asked for.
 	JWT *JWT `json:"jwt,omitempty"`
 
-	hub         *pooledHub
-	allowed     map[string]bool
-	crossSiteOK map[string]bool // AllowCrossSite
-	heartbeat   time.Duration   // SSEHeartbeat, or its default
-	logger      *zap.Logger
-	stopping    chan struct{}
-	releaseHeld func() // closes stopping, once
+	hub    *pooledHub
+	api    *comethttp.Handler // serves the API from hub
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -235,42 +230,44 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision gets the handler's hub from the comet app and arranges for held
-// reads to be answered as soon as the server starts shutting down.
+// Provision gets the handler's hub from the comet app, builds the handler
+// that serves the API from it, and arranges for held reads to be answered
+// as soon as the server starts shutting down.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Hub == "" {
 		h.Hub = "default"
 	}
-	h.allowed = make(map[string]bool)
 	if len(h.Allow) == 0 {
 		h.Allow = allOps
 	}
-	if err := checkOps(h.Allow); err != nil {
+	if err := comethttp.CheckAllow(h.Allow); err != nil {
 		return err
 	}
-	for _, op := range h.Allow {
-		h.allowed[op] = true
-	}
-	if err := checkAllowCrossSite(h.AllowCrossSite, h.Allow); err != nil {
+	if err := comethttp.CheckAllowCrossSite(h.AllowCrossSite, h.Allow); err != nil {
 		return err
-	}
-	h.crossSiteOK = make(map[string]bool, len(h.AllowCrossSite))
-	for _, op := range h.AllowCrossSite {
-		h.crossSiteOK[op] = true
 	}
 	if err := h.HubSettings.validate(); err != nil {
 		return err
+	}
+	opts := comethttp.Options{
+		QuoteJSON:      h.QuoteJSON,
+		EnableStatus:   h.EnableStatus,
+		Allow:          h.Allow,
+		AllowCrossSite: h.AllowCrossSite,
+		SSEHeartbeat:   time.Duration(h.SSEHeartbeat),
+		ClientIP:       caddyClientIP,
+		Logger:         h.logger,
 	}
 	if h.JWT != nil {
 		if err := h.JWT.provision(h.logger, h.Allow); err != nil {
 			return err
 		}
+		opts.Verifier, opts.Require = h.JWT.verifier, slices.Sorted(maps.Keys(h.JWT.required))
 	}
 	if h.SSEHeartbeat < 0 {
 		return fmt.Errorf("sse_heartbeat must not be negative")
 	}
-	h.heartbeat = cmp.Or(time.Duration(h.SSEHeartbeat), DefaultSSEHeartbeat)
 
 	appIface, err := ctx.App("comet")
 	if err != nil {
@@ -289,14 +286,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.api, err = comethttp.New(h.hub.http, opts); err != nil {
+		return err
+	}
 
 	// Caddy's grace period is eternal by default and the hub outlives this
 	// configuration, so held reads must be answered when this server begins
 	// to shut down (stop or reload), not when they time out.
-	h.stopping = make(chan struct{})
-	h.releaseHeld = sync.OnceFunc(func() { close(h.stopping) })
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-		srv.RegisterOnShutdown(h.releaseHeld)
+		srv.RegisterOnShutdown(h.api.Stop)
 		h.warnShortWriteTimeouts(srv)
 	}
 	return nil
@@ -306,8 +304,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // unloaded (servers that never started, for one), and stops the goroutines
 // that verify this route's tokens.
 func (h *Handler) Cleanup() error {
-	if h.releaseHeld != nil {
-		h.releaseHeld()
+	if h.api != nil {
+		h.api.Stop()
 	}
 	if h.JWT != nil {
 		h.JWT.close()
@@ -315,35 +313,29 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler: the API's requests are
+// served by the route's comethttp.Handler, and the rest, OPTIONS requests
+// included, go to the next handler. It adds one small frame to the read
+// path, which keeps to the stack budget of a held read (docs/design.md).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.Method == http.MethodOptions {
-		return next.ServeHTTP(w, r)
-	}
-	call, ok := route(r.URL.Path, r.Method)
-	if !ok {
-		return next.ServeHTTP(w, r)
-	}
-	until, ok := h.authorize(w, r, call)
-	if !ok {
-		return nil // refused: no token, or one that does not cover the call
-	}
-	// Reads, the requests that are held, take the shortest way, and their
-	// replies are written from this frame (see serveRead). The reads left
-	// to serveAPI are those it refuses: in an unknown format, or on a
-	// route that does not allow subscribe.
-	if call.resource == resChannel && call.op == OpSubscribe && call.formatOK && h.allowed[OpSubscribe] {
-		if out, woken := h.serveRead(w, r, call.id, call.format, until); out != nil {
-			h.writeRead(w, r, out, woken)
-		}
+	if h.api.ServeAPI(w, r) {
 		return nil
 	}
-	if call.resource == resStream && call.op == OpSubscribe && h.allowed[OpSubscribe] {
-		h.serveStream(w, r, call.id, until)
-		return nil
+	return next.ServeHTTP(w, r)
+}
+
+// caddyClientIP is the request's client address as Caddy determined it (so
+// trusted_proxies apply), or its peer's address outside a Caddy server:
+// the address max_held_per_ip counts by.
+func caddyClientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
 	}
-	h.serveAPI(w, r, call)
-	return nil
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/simple-comet/caddy-comet/comethttp"
 	"github.com/simple-comet/caddy-comet/hub"
 )
 
@@ -112,7 +113,7 @@ type HubSettings struct {
 
 // DefaultIPv6PrefixPerIP is ipv6_prefix_per_ip's default: a /64 is one
 // IPv6 link (the subnet SLAAC needs), the least a subscriber is given.
-const DefaultIPv6PrefixPerIP = 64
+const DefaultIPv6PrefixPerIP = comethttp.DefaultIPv6PrefixPerIP
 
 // maxReplySize is the largest max_reply_size, in the Caddyfile and JSON
 // alike: hub.Config takes it as an int, which may have 32 bits.

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"cmp"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -36,7 +37,7 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 		}
 	}
 	warn("write_timeout", srv.WriteTimeout)
-	if srv.WriteTimeout > 0 && h.allowed[OpSubscribe] {
+	if srv.WriteTimeout > 0 && slices.Contains(h.Allow, OpSubscribe) {
 		// An event stream never ends on its own, so any write timeout
 		// ends it: its client reconnects with Last-Event-ID and loses
 		// nothing, but every stream reconnects once per timeout.

@@ -51,9 +51,9 @@ func TestTokenCommand(t *testing.T) {
 	}
 	t.Setenv(tokenKeyEnv, testSecret)
 	hs := &JWT{Key: testSecret, Issuer: "https://auth.example.com", Audience: "comet"}
-	provisionJWT(t, hs, nil)
-	rs := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &rsaKey.PublicKey)}, nil)
-	es := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &ecKey.PublicKey)}, nil)
+	provisionJWT(t, hs)
+	rs := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &rsaKey.PublicKey)})
+	es := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &ecKey.PublicKey)})
 
 	for _, c := range []struct {
 		name  string
@@ -89,12 +89,12 @@ func TestTokenCommand(t *testing.T) {
 		// Valid for the ttl, not a minute longer.
 		late := &JWT{Key: c.route.Key, PublicKey: c.route.PublicKey}
 		late.now = func() time.Time { return time.Now().Add(91 * time.Minute) }
-		if checkToken(provisionJWT(t, late, nil), minted, OpSubscribe, "news") == nil {
+		if checkToken(provisionJWT(t, late), minted, OpSubscribe, "news") == nil {
 			t.Errorf("%s: the token is taken after its ttl", c.name)
 		}
 		late = &JWT{Key: c.route.Key, PublicKey: c.route.PublicKey}
 		late.now = func() time.Time { return time.Now().Add(89 * time.Minute) }
-		if apiErr := checkToken(provisionJWT(t, late, nil), minted, OpSubscribe, "news"); apiErr != nil {
+		if apiErr := checkToken(provisionJWT(t, late), minted, OpSubscribe, "news"); apiErr != nil {
 			t.Errorf("%s: the token is refused within its ttl: %v", c.name, apiErr)
 		}
 	}

@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"net/http"
@@ -10,12 +10,6 @@ import (
 	"github.com/simple-comet/caddy-comet/hub"
 	"github.com/simple-comet/caddy-comet/jsonp"
 )
-
-// DefaultSSEHeartbeat is how long an event stream stays silent before it
-// gets a comment line (sse_heartbeat): under the idle timeouts of the
-// proxies and load balancers commonly in front (60s for nginx and AWS ALB,
-// 100s for Cloudflare), with room to spare.
-const DefaultSSEHeartbeat = 20 * time.Second
 
 // sseRetry is the reconnection delay a stream asks EventSource for, once,
 // in its first write: long enough that a reload or an outage does not bring
@@ -63,11 +57,11 @@ func (sc *streamCall) nextHold(heartbeat time.Duration) time.Duration {
 //
 // Its goroutine parks in the hub between events for as long as the stream
 // is open, so it keeps to the stack budget of a held read as serveRead
-// does (docs/design.md): ServeHTTP calls it straight away, the hub is called
+// does (docs/design.md): ServeAPI calls it straight away, the hub is called
 // from this frame, and opening the stream and writing events are sibling
 // calls.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, channels string, until time.Time) {
-	sc := h.openStream(w, r, channels, until)
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) {
+	sc := h.openStream(w, r, call.id, until)
 	if sc == nil {
 		return
 	}
@@ -181,7 +175,7 @@ func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
 // delivered once written.
 func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 	withMessages := sc.reply.Reason == hub.ReleasedMessages
-	h.hub.replies.Add(1)
+	h.state.replies.Add(1)
 	body := getReplyBuffer()
 	*body = readBody(&sc.reply, withMessages, *body)
 	out := getReplyBuffer()
@@ -206,7 +200,7 @@ func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 // flush off the stream's goroutine.
 func (h *Handler) write(sc *streamCall, p []byte) error {
 	sc.event = p
-	err := h.hub.writers.write(sc)
+	err := h.state.writers.write(sc)
 	sc.event = nil
 	return err
 }

@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"bufio"
@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/simple-comet/caddy-comet/hub"
 	"github.com/simple-comet/caddy-comet/jsonp"
@@ -169,50 +167,48 @@ func TestOperation(t *testing.T) {
 	}
 }
 
-// testHandler is a provisioned handler on a fresh memory hub, with status
-// enabled and every operation allowed. Its server is already stopping, so a
-// read that would be held is answered at once.
+// testHandler is a handler on a fresh memory hub, with status enabled and
+// every operation allowed. It is already stopped, so a read that would be
+// held is answered at once.
 func testHandler(t testing.TB, cfg hub.Config) *Handler {
 	t.Helper()
 	h, err := hub.New("test", cfg, func(o hub.StoreOptions) (hub.Store, error) { return hub.NewMemoryStore(o), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close() })
-	return handlerOn(&pooledHub{Hub: h, writers: newEventWriters()})
+	state := NewHubState(h)
+	t.Cleanup(func() {
+		state.Close()
+		h.Close()
+	})
+	return handlerOn(t, state, Options{EnableStatus: true})
 }
 
-// handlerOn is testHandler's handler on a hub that is already running.
-func handlerOn(ph *pooledHub) *Handler {
-	stopping := make(chan struct{})
-	close(stopping)
-	handler := &Handler{EnableStatus: true, hub: ph, logger: zap.NewNop(), stopping: stopping, allowed: make(map[string]bool)}
-	for _, op := range allOps {
-		handler.allowed[op] = true
+// handlerOn is a stopped handler with opts on a hub that is already
+// running.
+func handlerOn(t testing.TB, state *HubState, opts Options) *Handler {
+	t.Helper()
+	handler, err := New(state, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
+	handler.Stop()
 	return handler
 }
 
-var errNext = errors.New("next handler")
-
-// serve runs r through the handler and reports whether it went to the next
-// handler instead.
+// serve runs r through the handler's ServeAPI and reports whether it
+// passed it on (ServeAPI returned false) instead of answering it.
 func serve(t testing.TB, h *Handler, r *http.Request) (*httptest.ResponseRecorder, bool) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	err := h.ServeHTTP(rec, r, caddyhttpHandlerFunc(func(http.ResponseWriter, *http.Request) error { return errNext }))
-	if errors.Is(err, errNext) {
+	if !h.ServeAPI(rec, r) {
+		if rec.Code != http.StatusOK || rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+			t.Fatalf("%s %s: passed on, but wrote %d %q", r.Method, r.URL, rec.Code, rec.Body)
+		}
 		return rec, true
-	}
-	if err != nil {
-		t.Fatalf("%s %s: ServeHTTP: %v", r.Method, r.URL, err)
 	}
 	return rec, false
 }
-
-type caddyhttpHandlerFunc func(http.ResponseWriter, *http.Request) error
-
-func (f caddyhttpHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
 
 // A method a resource refuses gets 405 with the Allow header, in the reply
 // format the path asks for.
@@ -247,7 +243,7 @@ func TestMethodNotAllowedReply(t *testing.T) {
 // nothing but that the store answers.
 func TestHealth(t *testing.T) {
 	h := testHandler(t, hub.Config{})
-	for _, allow := range [][]string{allOps, {OpSubscribe}, {OpPublish}, {OpManage}} {
+	for _, allow := range [][]string{Operations(), {OpSubscribe}, {OpPublish}, {OpManage}} {
 		h.allowed = make(map[string]bool)
 		for _, op := range allow {
 			h.allowed[op] = true
@@ -436,7 +432,7 @@ func FuzzRequest(f *testing.F) {
 		h := testHandler(t, hub.Config{MaxChannelsPerRead: 4, MaxMessageSize: 256, MessagesPerChannel: 3})
 		// The method's top bit turns quote_json on, whose comment no reply
 		// may end early.
-		h.QuoteJSON = methodIndex&0x80 != 0
+		h.quoteJSON = methodIndex&0x80 != 0
 		ctx := context.Background()
 		for _, ch := range []string{"a", "b", "*/x/*"} {
 			if err := h.hub.RegisterChannel(ctx, ch, false, 0); err != nil {
@@ -465,7 +461,7 @@ func FuzzRequest(f *testing.F) {
 
 		call, isAPI := routeOf(r.URL.Path)
 		if isAPI && call.resource == resChannel && call.formatOK && method == http.MethodGet {
-			checkRead(t, h.hub.Hub, r.URL.Query(), call.id)
+			checkRead(t, h.hub, r.URL.Query(), call.id)
 		}
 
 		rec, next := serve(t, h, r)

@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"net/http"
@@ -34,18 +34,22 @@ type apiCall struct {
 	op, allow string
 }
 
-// route maps a request's path and method to its API call; ok is false for
-// paths outside the API, which go to the next handler.
-func route(path, method string) (call apiCall, ok bool) {
-	call, ok = routeOf(path)
+// route maps a request's path and method to its API call, into call;
+// false for paths outside the API, which the caller of ServeAPI answers.
+// It fills call in place rather than return it: an apiCall is returned on
+// the stack, in ServeAPI's frame, which a held read keeps (docs/design.md,
+// "The stack budget of a held read").
+func route(path, method string, call *apiCall) bool {
+	var ok bool
+	*call, ok = routeOf(path)
 	if ok {
 		call.op, call.allow = operation(call.resource, method)
 	}
-	return call, ok
+	return ok
 }
 
 // routeOf maps a path to its API call; ok is false for paths outside the
-// API, which go to the next handler.
+// API, which the caller of ServeAPI answers.
 func routeOf(path string) (call apiCall, ok bool) {
 	switch path {
 	case "/simple-comet.js", "/simple-comet.min.js", "/simple-comet-jsonp.min.js":

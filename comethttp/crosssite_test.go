@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"context"
@@ -259,17 +259,10 @@ func TestCrossSiteAfterAllow(t *testing.T) {
 	}
 }
 
-func TestAllowCrossSiteConfig(t *testing.T) {
-	site := func(lines ...string) string { return strings.Replace(siteWith(lines...), ":4080", ":0", 1) }
-	if err := validateCaddyfile(t, site("allow_cross_site publish manage status")); err != nil {
-		t.Fatal(err)
-	}
-	err := validateCaddyfile(t, site("allow subscribe publish", "allow_cross_site publish status"))
-	if err == nil || !strings.Contains(err.Error(), "allow_cross_site: status is not allowed on this route") {
-		t.Fatalf("got %v, want allow_cross_site refused for an operation the route does not allow", err)
-	}
+// allow_cross_site takes publish, manage and status, and nothing else.
+func TestCheckAllowCrossSite(t *testing.T) {
 	for _, ops := range [][]string{{"subscribe"}, {"read"}, {"publish", "health"}} {
-		if err := checkAllowCrossSite(ops, allOps); err == nil {
+		if err := CheckAllowCrossSite(ops, Operations()); err == nil {
 			t.Errorf("allow_cross_site %v taken", ops)
 		}
 	}
@@ -278,8 +271,7 @@ func TestAllowCrossSiteConfig(t *testing.T) {
 // A token that covers the call does not make a request from another site
 // one from this site: a token in the query can be put in a form's action.
 func TestCrossSiteWithToken(t *testing.T) {
-	h := crossSiteHandler(t)
-	h.JWT = provisionJWT(t, &JWT{Key: testSecret}, newTestClock())
+	h := tokenHandler(t, crossSiteHandler(t).state)
 	signed := hsToken(t, token.Grant{Publish: []string{"*"}, Manage: true, Status: true})
 	for _, cross := range []bool{true, false} {
 		r := httptest.NewRequest(http.MethodPost, "http://comet.example.com/channels/room.json?token="+signed,

@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/simple-comet/caddy-comet/client"
@@ -26,8 +24,8 @@ import (
 // be: URL-encoding can triple the content, plus the other fields.
 const formOverhead = 4096
 
-func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall) {
-	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.QuoteJSON}
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call *apiCall) {
+	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.quoteJSON}
 	if !call.formatOK {
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Unknown output format"})
 		return
@@ -67,7 +65,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 	case call.resource == resHealth:
 		h.health(w, r, opts)
 	// A channel's GET, a read, never gets here allowed and in a known
-	// format, nor an event stream's allowed GET: ServeHTTP answers those
+	// format, nor an event stream's allowed GET: ServeAPI answers those
 	// (see serveRead, serveStream).
 	case r.Method == http.MethodPost:
 		h.publish(w, r, opts, call.id)
@@ -184,17 +182,17 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 
 // serveRead answers a read (GET on a channel list, allowed on this route,
 // in a known format) and returns the body of its 200 reply, in a buffer of
-// replyBuffers, with the headers set, for ServeHTTP to write (writeRead
+// replyBuffers, with the headers set, for ServeAPI to write (writeRead
 // puts the buffer back), and the reply's Woken for the delivery latency;
 // nil when there is nothing left to write.
 //
 // A held read parks its goroutine in here and keeps to the stack budget of
 // a held read (docs/design.md, "The stack budget of a held read"): so
-// ServeHTTP calls this straight away, not through serveAPI, writes the
+// ServeAPI calls this straight away, not through serveAPI, writes the
 // reply itself rather than from one frame deeper, and this frame stays
 // small, with the read's state on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format, until time.Time) (*[]byte, hub.Moment) {
-	rd := h.newReadCall(w, r, channels, format, until)
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) (*[]byte, hub.Moment) {
+	rd := h.newReadCall(w, r, call.id, call.format, until)
 	if rd == nil {
 		return nil, 0
 	}
@@ -219,7 +217,7 @@ func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall
 // body, in a buffer of replyBuffers.
 func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 	withMessages := rd.reply.Reason == hub.ReleasedMessages
-	h.hub.replies.Add(1)
+	h.state.replies.Add(1)
 	body := getReplyBuffer()
 	*body = readBody(&rd.reply, withMessages, *body)
 	if rd.opts.Format == jsonp.JSON && !rd.opts.QuoteJSON {
@@ -286,7 +284,7 @@ type readCall struct {
 // returned it.
 func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format, until time.Time) *readCall {
 	form, err := url.ParseQuery(r.URL.RawQuery)
-	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.QuoteJSON}, until: until}
+	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.quoteJSON}, until: until}
 	if err != nil {
 		h.replyFormError(w, r, rd.opts, err)
 		return nil
@@ -299,7 +297,7 @@ func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels s
 	// A since that is not an integer counts as 0, as in the original.
 	rd.req.Since, _ = strconv.ParseInt(form.Get("since"), 10, 64)
 	if h.hub.Config().MaxHeldPerPeer > 0 {
-		rd.req.Peer = h.hub.peerOf(clientIP(r))
+		rd.req.Peer = h.state.peerOf(h.clientIP(r))
 	}
 	if !rd.until.IsZero() {
 		rd.req.Hold = holdUntil(rd.until, h.hub.Config().HTTPTimeout)
@@ -321,19 +319,6 @@ func holdUntil(until time.Time, timeout time.Duration) time.Duration {
 		return left
 	}
 	return timeout
-}
-
-// clientIP is the request's client address as Caddy determined it (so
-// trusted_proxies apply), or its peer's address outside a Caddy server.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // readBody encodes a read's reply into buf, from its start.
@@ -386,7 +371,7 @@ func appendMessages(dst []byte, chans []hub.ChannelMessages) []byte {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
-	if !h.EnableStatus {
+	if !h.enableStatus {
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Status disabled"})
 		return
 	}
@@ -438,7 +423,7 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name strin
 // reply answers with a 200 reply that carries no messages (only reads
 // carry messages, and prepareRead encodes those).
 func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte) {
-	h.hub.replies.Add(1)
+	h.state.replies.Add(1)
 	if err := jsonp.Write(w, http.StatusOK, opts, body, false); err != nil {
 		h.logWriteError(r, err)
 	}
@@ -469,10 +454,10 @@ func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.
 }
 
 func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts jsonp.Options, status int, e *hub.Error) {
-	h.hub.countError(e.Code)
+	h.state.countError(e.Code)
 	h.logger.Debug("api error", zap.String("method", r.Method), zap.Stringer("uri", redactedURI(r)),
 		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
-	h.hub.replies.Add(1)
+	h.state.replies.Add(1)
 	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
 	if err := jsonp.Write(w, status, opts, body, false); err != nil {
 		h.logWriteError(r, err)

@@ -1,4 +1,4 @@
-package comet
+package comethttp
 
 import (
 	"fmt"
@@ -96,9 +96,11 @@ func (h *Handler) refuseCrossSite(w http.ResponseWriter, r *http.Request, opts j
 	return true
 }
 
-// checkAllowCrossSite refuses an allow_cross_site that names an operation
-// that is always served across sites, or one the route does not allow.
-func checkAllowCrossSite(ops, allowed []string) error {
+// CheckAllowCrossSite refuses an allow_cross_site that names an operation
+// that is always served across sites, or one not in allowed (unless
+// allowed is nil); New checks Options.AllowCrossSite with it, and a
+// configuration parser may call it to name the line.
+func CheckAllowCrossSite(ops, allowed []string) error {
 	for _, op := range ops {
 		switch {
 		case op == OpSubscribe:
