@@ -17,6 +17,7 @@ import (
 
 	"github.com/simple-comet/caddy-comet/client"
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/internal/jsonstring"
 	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
@@ -357,7 +358,7 @@ func appendMessages(dst []byte, chans []hub.ChannelMessages) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = jsonp.AppendString(dst, c.ID)
+		dst = jsonstring.Append(dst, c.ID)
 		dst = append(dst, ':', '[')
 		for j, m := range c.Messages {
 			if j > 0 {

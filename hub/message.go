@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/simple-comet/caddy-comet/jsonp"
+	"github.com/simple-comet/caddy-comet/internal/jsonstring"
 )
 
 // Message is one published message. JSON is its encoded form,
@@ -35,14 +35,14 @@ func (m Message) Time() int64 {
 }
 
 // EncodeContent encodes content as a JSON string that is safe inside HTML and
-// JavaScript too, escaped as jsonp.AppendString escapes every string of a
+// JavaScript too, escaped as jsonstring.Append escapes every string of a
 // reply: no content can end a <script>, break out of a JSON-P reply or end
 // the comment of a quoted JSON one. Content must be valid UTF-8.
 func EncodeContent(content string) ([]byte, error) {
 	if !utf8.ValidString(content) {
 		return nil, ErrInvalidContent
 	}
-	return jsonp.AppendString(make([]byte, 0, len(content)+2), content), nil
+	return jsonstring.Append(make([]byte, 0, len(content)+2), content), nil
 }
 
 // AppendMessageJSON appends a message's JSON object to dst, given its content

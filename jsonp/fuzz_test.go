@@ -7,16 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-func FuzzAppendString(f *testing.F) {
-	for _, s := range hostileStrings {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		checkSafeString(t, s, AppendString(nil, s))
-	})
-}
+	"github.com/simple-comet/caddy-comet/internal/jsonstring"
+)
 
 // callbackRE is the callback grammar of SPEC section 2, prefix included.
 var callbackRE = regexp.MustCompile(`^_JSONP_[A-Za-z0-9_.]*$`)
@@ -64,11 +57,11 @@ func FuzzValidCallback(f *testing.F) {
 }
 
 // A quoted JSON reply is one comment, /*-secure- ... */: whatever strings
-// its object holds, encoded by AppendString or by encoding/json (as status
+// its object holds, encoded by jsonstring.Append or by encoding/json (as status
 // lists were, and as old messages kept by a store may be), the body holds
 // no "*/" but its last, and the object inside decodes to those strings.
 func FuzzQuotedReply(f *testing.F) {
-	for _, s := range hostileStrings {
+	for _, s := range jsonstring.Hostile {
 		f.Add(s, s)
 	}
 	f.Fuzz(func(t *testing.T, key, value string) {

@@ -158,7 +158,7 @@ func setHeaders(h http.Header, opts Options, withMessages bool, length int) {
 // escapeCommentEnds returns body, a JSON value, with every "*/" written
 // "*\/", so that it cannot end the /*-secure- ... */ comment of quoted
 // JSON. In JSON a '*' occurs only inside strings, where "\/" is '/', so the
-// value is unchanged. AppendString writes strings so already; this covers
+// value is unchanged. jsonstring.Append writes strings so already; this covers
 // the rest: values encoded by encoding/json, and messages that a store kept
 // from versions that did not escape.
 func escapeCommentEnds(body []byte) []byte {

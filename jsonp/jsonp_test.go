@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/simple-comet/caddy-comet/internal/jsonstring"
 )
 
 func TestSplitFormat(t *testing.T) {
@@ -266,7 +268,7 @@ func TestWriteCacheHeaders(t *testing.T) {
 // argument: nothing in the content may end the string, the call or the
 // surrounding <script> element.
 func TestWriteJSONPHostileContent(t *testing.T) {
-	for _, content := range hostileStrings {
+	for _, content := range jsonstring.Hostile {
 		body := NewObject(nil).String("content", content).Int("return_code", 1).Bytes()
 		rec := httptest.NewRecorder()
 		if err := Write(rec, http.StatusOK, Options{Format: JSONP, Callback: "_JSONP_cb"}, body, true); err != nil {

@@ -2,7 +2,8 @@ package jsonp
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/simple-comet/caddy-comet/internal/jsonstring"
 )
 
 // Object builds a JSON object field by field into a byte slice, so that a
@@ -26,14 +27,14 @@ func (o *Object) key(k string) {
 	if len(o.buf) > 1 {
 		o.buf = append(o.buf, ',')
 	}
-	o.buf = AppendString(o.buf, k)
+	o.buf = jsonstring.Append(o.buf, k)
 	o.buf = append(o.buf, ':')
 }
 
 // String adds a string field.
 func (o *Object) String(k, v string) *Object {
 	o.key(k)
-	o.buf = AppendString(o.buf, v)
+	o.buf = jsonstring.Append(o.buf, v)
 	return o
 }
 
@@ -69,54 +70,4 @@ func (o *Object) RawFunc(k string, appendValue func(dst []byte) []byte) *Object 
 // Bytes closes the object and returns its encoding.
 func (o *Object) Bytes() []byte {
 	return append(o.buf, '}')
-}
-
-const hex = "0123456789abcdef"
-
-// AppendString appends s to dst as a JSON string, escaped as Object says.
-func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' &&
-				(c != '/' || i == 0 || s[i-1] != '*') {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\', '/':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
