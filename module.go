@@ -321,6 +321,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.api.ServeAPI(w, r) {
 		return nil
 	}
+	return h.passOn(w, r, next)
+}
+
+// passOn hands a request that is not the API's to the next handler, and
+// says so at debug level: a route whose matcher does not strip its prefix
+// (comet /comet/* { ... }) passes every request on, which is otherwise
+// silent.
+func (h *Handler) passOn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if ce := h.logger.Check(zap.DebugLevel, "request passed on: not an API path"); ce != nil {
+		ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	}
 	return next.ServeHTTP(w, r)
 }
 

@@ -2,12 +2,15 @@ package comet
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/simple-comet/caddy-comet/comethttp"
 )
@@ -77,5 +80,31 @@ func TestAllowCrossSiteConfig(t *testing.T) {
 	err := validateCaddyfile(t, site("allow subscribe publish", "allow_cross_site publish status"))
 	if err == nil || !strings.Contains(err.Error(), "allow_cross_site: status is not allowed on this route") {
 		t.Fatalf("got %v, want allow_cross_site refused for an operation the route does not allow", err)
+	}
+}
+
+// A request the handler passes on is logged at debug level with its path,
+// so that a route whose matcher keeps its prefix (comet /comet/* { ... },
+// where the handler sees /comet/channels.json) shows why it serves nothing.
+func TestPassedOnIsLogged(t *testing.T) {
+	ph, err := newTestApp(t).hub(t.Name(), HubSettings{}, nil, memoryOpener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlerOn(t, ph)
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	if _, next := serve(t, h, httptest.NewRequest(http.MethodGet, "/comet/channels.json?token=secret", nil)); !next {
+		t.Fatal("a path with a prefix the handler does not strip was served")
+	}
+	if _, next := serve(t, h, httptest.NewRequest(http.MethodGet, "/health.json", nil)); next {
+		t.Fatal("the health probe was passed on")
+	}
+	entries := logs.FilterMessage("request passed on: not an API path").All()
+	if len(entries) != 1 || entries[0].ContextMap()["path"] != "/comet/channels.json" {
+		t.Fatalf("logged %+v, want one entry with the path /comet/channels.json", entries)
+	}
+	if strings.Contains(fmt.Sprint(entries[0].ContextMap()), "secret") {
+		t.Fatalf("the log line %+v holds the query", entries[0].ContextMap())
 	}
 }

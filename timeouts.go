@@ -32,8 +32,10 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 			h.logger.Warn("the server's timeout ends held reads before http_timeout, and their replies are lost; "+
 				"make it longer than http_timeout or http_timeout shorter (see docs/deployment.md: Timeouts and proxies)",
 				zap.String("server", srv.Name()),
-				zap.Duration(field, time.Duration(timeout)),
-				zap.Duration("http_timeout", held))
+				// Durations as text (10s): Caddy's encoder writes zap
+				// durations as bare seconds, which read as no unit.
+				zap.Stringer(field, time.Duration(timeout)),
+				zap.Stringer("http_timeout", held))
 		}
 	}
 	warn("write_timeout", srv.WriteTimeout)
@@ -44,7 +46,7 @@ func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
 		h.logger.Warn("the server's write timeout ends every event stream (.sse) when it passes, and its client must reconnect; "+
 			"remove it, or serve streams from a server without one (see docs/api.md: Server-Sent Events)",
 			zap.String("server", srv.Name()),
-			zap.Duration("write_timeout", time.Duration(srv.WriteTimeout)))
+			zap.Stringer("write_timeout", time.Duration(srv.WriteTimeout)))
 	}
 	if srv.WriteMinRate > 0 {
 		// Caddy sets its default after provisioning the handlers.

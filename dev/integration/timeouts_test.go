@@ -18,9 +18,9 @@ func TestShortWriteTimeoutWarns(t *testing.T) {
 		name, timeouts string
 		want           map[string]any // fields of the warning; nil: no warning
 	}{
-		{"write shorter", "write 10s", map[string]any{"write_timeout": 10.0, "http_timeout": 30.0}},
-		{"write within the margin", "write 32s", map[string]any{"write_timeout": 32.0, "http_timeout": 30.0}},
-		{"write_idle with a minimum rate", "write_idle 20s 100", map[string]any{"write_idle_timeout": 20.0, "http_timeout": 30.0}},
+		{"write shorter", "write 10s", map[string]any{"write_timeout": "10s", "http_timeout": "30s"}},
+		{"write within the margin", "write 32s", map[string]any{"write_timeout": "32s", "http_timeout": "30s"}},
+		{"write_idle with a minimum rate", "write_idle 20s 100", map[string]any{"write_idle_timeout": "20s", "http_timeout": "30s"}},
 		{"write longer", "write 40s", nil},
 		{"write_idle without a rate", "write_idle 5s", nil},
 		{"none", "", nil},
@@ -128,7 +128,7 @@ http://127.0.0.1:9080 {
 			switch {
 			case !tt.warn && len(warnings) > 0:
 				t.Fatalf("unexpected warning: %v", warnings)
-			case tt.warn && (len(warnings) != 1 || warnings[0]["write_timeout"] != 40.0 || warnings[0]["server"] != "srv0"):
+			case tt.warn && (len(warnings) != 1 || warnings[0]["write_timeout"] != "40s" || warnings[0]["server"] != "srv0"):
 				t.Fatalf("got %v, want one warning naming srv0 and write_timeout 40", warnings)
 			}
 		})
