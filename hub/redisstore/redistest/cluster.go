@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -219,22 +220,39 @@ func (c *Cluster) Replicas(primary *Server) []*Server {
 	return replicas
 }
 
-// Promoted waits until one of replicas says it is a primary (ROLE), and
-// returns it and when it was seen to. ROLE changes the moment the replica
-// takes its primary's slots, before it tells the other nodes; it is polled
-// every 2 ms, as nothing announces it.
-func (c *Cluster) Promoted(replicas []*Server, within time.Duration) (*Server, time.Time) {
+// Promoted waits until a node other than old that was not a primary
+// when it was called says it is one (ROLE), and returns it and when it was
+// seen to. ROLE changes the moment the replica takes its primary's slots,
+// before it tells the other nodes; it is polled every 2 ms, as nothing
+// announces it. Any replica may be the one: Redis Cluster moves a spare
+// replica of another primary to a primary whose replicas all failed
+// (replica migration).
+func (c *Cluster) Promoted(old *Server, within time.Duration) (*Server, time.Time) {
 	c.t.Helper()
+	var candidates []*Server
+	for _, node := range c.Nodes {
+		if node == old || !node.Running() {
+			continue
+		}
+		if out, err := node.Run("ROLE"); err != nil || !strings.HasPrefix(out, "master\n") {
+			candidates = append(candidates, node)
+		}
+	}
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		for _, r := range replicas {
-			if out, err := Command(r.Addr(), "ROLE"); err == nil && strings.HasPrefix(out, "master\n") {
+		for _, r := range candidates {
+			if out, err := r.Run("ROLE"); err == nil && strings.HasPrefix(out, "master\n") {
 				return r, time.Now()
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	c.t.Fatalf("none of %d replicas promoted within %v", len(replicas), within)
+	var views strings.Builder
+	for _, r := range candidates {
+		out, err := r.Run("CLUSTER", "NODES")
+		fmt.Fprintf(&views, "\n%s says (%v):\n%s", r.Addr(), err, out)
+	}
+	c.t.Fatalf("no replica promoted within %v:%s", within, views.String())
 	return nil, time.Time{}
 }
 
