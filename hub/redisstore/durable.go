@@ -58,8 +58,11 @@ func (s *Store) publishDurably(ctx context.Context, keys, args []string) (rueidi
 		msg, acked, err = s.publishAndWait(cctx, keys, args, true)
 	}
 	if err != nil {
-		if _, isRedis := rueidis.IsRedisErr(err); ctx.Err() == nil && !isRedis {
-			s.health.failed(err)
+		if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
+			s.suspect()
+			if ctx.Err() == nil {
+				s.health.failed(err)
+			}
 		}
 		return msg, err
 	}

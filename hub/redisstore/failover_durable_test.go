@@ -17,37 +17,131 @@ import (
 )
 
 // The failover suite: two nodes of one hub on a Sentinel deployment (one
-// primary, two replicas, three sentinels), a publisher that records every
+// primary, two replicas, three sentinels) or a Cluster (three primaries
+// with two replicas each), a publisher that records every
 // publish acknowledged to it, and readers on both nodes, both as long
 // polls and as streams (reads that belong to a hub.Stream), while a fault
-// makes Sentinel promote the replica. Afterwards every acknowledged
+// makes Sentinel or the Cluster promote a replica. Afterwards every acknowledged
 // message must be in the hub's history once, and every reader must have
 // got exactly that history, in id order.
+
+// failoverDeployment is a way to deploy Redis with replicas that fail over:
+// Sentinel, or Cluster.
+type failoverDeployment struct {
+	name string
+	// stall is how long a fault that stalls the primary lasts, long enough
+	// for the deployment to fail over surely.
+	stall time.Duration
+	// start starts the deployment, with args as extra arguments of the
+	// hub's primary (of every node on Cluster), once it is ready to fail
+	// over.
+	start func(t testing.TB, args []string) failoverSetup
+}
+
+// failoverSetup is a started deployment.
+type failoverSetup struct {
+	client rueidis.ClientOption
+	// primary serves the hub (its slot, on Cluster); replicas replicate it.
+	primary  *redistest.Server
+	replicas []*redistest.Server
+	// failedOver waits for the failover that follows a fault at failed,
+	// and returns when it happened (Sentinel's +switch-master, the
+	// replica's promotion on Cluster) and the primary after it.
+	failedOver func(t testing.TB, fault failoverFault, failed time.Time) (time.Time, *redistest.Server)
+}
+
+var failoverDeployments = []failoverDeployment{
+	{
+		// One primary, two replicas, three sentinels.
+		name: "Sentinel", stall: 3 * time.Second,
+		start: func(t testing.TB, args []string) failoverSetup {
+			primary := redistest.Start(t, args...)
+			servers := map[int]*redistest.Server{primary.Port: primary}
+			var replicas []*redistest.Server
+			for range 2 {
+				r := redistest.Replica(t, primary)
+				servers[r.Port] = r
+				replicas = append(replicas, r)
+			}
+			cfg := redistest.SentinelConfig{
+				Name: "cometdur", Master: primary, Replicas: replicas, Count: 3,
+				DownAfter: 500 * time.Millisecond, FailoverTimeout: 2 * time.Second,
+			}
+			sentinels := redistest.Sentinels(t, cfg)
+			var switches []<-chan redistest.Message
+			var addrs []string
+			for _, s := range sentinels {
+				switches = append(switches, redistest.Subscribe(t, s.Addr(), "+switch-master"))
+				addrs = append(addrs, s.Addr())
+			}
+			sentinelsAgree(t, sentinels, cfg.Name, servers)
+			return failoverSetup{
+				client:  rueidis.ClientOption{InitAddress: addrs, Sentinel: rueidis.SentinelOption{MasterSet: cfg.Name}},
+				primary: primary, replicas: replicas,
+				failedOver: func(t testing.TB, _ failoverFault, failed time.Time) (time.Time, *redistest.Server) {
+					switched := firstSwitch(t, switches, cfg.Name, primary.Addr(), failed)
+					return switched, promoted(t, sentinels, cfg.Name, primary, servers)
+				},
+			}
+		},
+	},
+	{
+		// Three primaries with two replicas each, so that the hub's new
+		// primary still has a replica for min_replicas 1; a node is failed
+		// after a second without an answer (cluster-node-timeout).
+		name: "Cluster", stall: 5 * time.Second,
+		start: func(t testing.TB, args []string) failoverSetup {
+			c := redistest.StartClusterWith(t, redistest.ClusterConfig{
+				Primaries: 3, Replicas: 2, NodeTimeout: time.Second, Args: args,
+			})
+			primary := c.Primary(c.Slot(newKeys(DefaultKeyPrefix, "failover").id()))
+			replicas := c.Replicas(primary)
+			return failoverSetup{
+				client:  rueidis.ClientOption{InitAddress: c.Addrs()},
+				primary: primary, replicas: replicas,
+				failedOver: func(t testing.TB, fault failoverFault, failed time.Time) (time.Time, *redistest.Server) {
+					if fault.clusterKeepsPrimary {
+						return failed, primary
+					}
+					newPrimary, at := c.Promoted(primary, 20*time.Second)
+					return at, newPrimary
+				},
+			}
+		},
+	},
+}
 
 // failoverFault is one way a primary fails.
 type failoverFault struct {
 	name string
 	// primaryArgs are extra arguments for the primary's redis-server.
 	primaryArgs []string
-	// inject makes the fault happen; Sentinel then fails over.
-	inject func(t testing.TB, primary *redistest.Server, replicas []*redistest.Server)
+	// inject makes the fault happen, on the deployment's primary and its
+	// replicas, stalls lasting stall; the deployment then fails over.
+	inject func(t testing.TB, primary *redistest.Server, replicas []*redistest.Server, stall time.Duration)
+	// clusterKeepsPrimary says that a Cluster does not fail over: the
+	// fault leaves the cluster bus answering.
+	clusterKeepsPrimary bool
 }
 
 var failoverFaults = []failoverFault{
-	{name: "primary killed", inject: func(_ testing.TB, primary *redistest.Server, _ []*redistest.Server) { primary.Kill() }},
+	{name: "primary killed", inject: func(_ testing.TB, primary *redistest.Server, _ []*redistest.Server, _ time.Duration) { primary.Kill() }},
 	{
-		// The primary's process stalls about as long as the failover takes,
+		// The primary's process stalls longer than the failover takes,
 		// then runs the writes queued meanwhile before it learns it has
 		// been demoted.
 		name: "primary stalled by DEBUG SLEEP", primaryArgs: []string{"--enable-debug-command", "local"},
-		inject: func(_ testing.TB, primary *redistest.Server, _ []*redistest.Server) {
-			go func() { _, _ = primary.Run("DEBUG", "SLEEP", "3") }()
+		inject: func(_ testing.TB, primary *redistest.Server, _ []*redistest.Server, stall time.Duration) {
+			go func() { _, _ = primary.Run("DEBUG", "SLEEP", fmt.Sprint(stall.Seconds())) }()
 		},
 	},
 	{
-		name: "primary paused by CLIENT PAUSE",
-		inject: func(t testing.TB, primary *redistest.Server, _ []*redistest.Server) {
-			if _, err := primary.Run("CLIENT", "PAUSE", "3000"); err != nil {
+		// Clients get no answers; on Sentinel its pings go unanswered too
+		// and it fails over, while a Cluster's nodes talk on their own bus
+		// and keep the primary.
+		name: "primary paused by CLIENT PAUSE", clusterKeepsPrimary: true,
+		inject: func(t testing.TB, primary *redistest.Server, _ []*redistest.Server, stall time.Duration) {
+			if _, err := primary.Run("CLIENT", "PAUSE", fmt.Sprint(stall.Milliseconds())); err != nil {
 				t.Errorf("CLIENT PAUSE: %v", err)
 			}
 		},
@@ -57,7 +151,7 @@ var failoverFaults = []failoverFault{
 		// them (repl-timeout) and go on alone, then the primary dies and a
 		// replica, lagging, is promoted.
 		name: "replicas stalled, then primary killed", primaryArgs: []string{"--repl-timeout", "1"},
-		inject: func(_ testing.TB, primary *redistest.Server, replicas []*redistest.Server) {
+		inject: func(_ testing.TB, primary *redistest.Server, replicas []*redistest.Server, _ time.Duration) {
 			for _, r := range replicas {
 				r.Freeze()
 			}
@@ -91,35 +185,13 @@ func (o failoverOutcome) clean() bool {
 	return o.lost == 0 && o.duplicated == 0 && o.phantom == 0 && o.repeatedOrBackwards == 0 && o.missed == 0
 }
 
-// runFailover runs the suite's scenario once for fault, with durable
-// publishes (min_replicas 1) or without.
-func runFailover(t testing.TB, fault failoverFault, durable bool) failoverOutcome {
-	primary := redistest.Start(t, fault.primaryArgs...)
-	servers := map[int]*redistest.Server{primary.Port: primary}
-	var replicas []*redistest.Server
-	for range 2 {
-		r := redistest.Replica(t, primary)
-		servers[r.Port] = r
-		replicas = append(replicas, r)
-	}
-	cfg := redistest.SentinelConfig{
-		Name: "cometdur", Master: primary, Replicas: replicas, Count: 3,
-		DownAfter: 500 * time.Millisecond, FailoverTimeout: 2 * time.Second,
-	}
-	sentinels := redistest.Sentinels(t, cfg)
-	var switches []<-chan redistest.Message
-	var addrs []string
-	for _, s := range sentinels {
-		switches = append(switches, redistest.Subscribe(t, s.Addr(), "+switch-master"))
-		addrs = append(addrs, s.Addr())
-	}
+// runFailover runs the suite's scenario once on deployment d for fault,
+// with durable publishes (min_replicas 1) or without.
+func runFailover(t testing.TB, d failoverDeployment, fault failoverFault, durable bool) failoverOutcome {
 	start := time.Now()
-	sentinelsAgree(t, sentinels, cfg.Name, servers)
-	t.Logf("sentinels ready in %v", time.Since(start).Round(time.Millisecond))
-	opts := Options{
-		Client:  rueidis.ClientOption{InitAddress: addrs, Sentinel: rueidis.SentinelOption{MasterSet: cfg.Name}},
-		Timeout: 2 * time.Second,
-	}
+	setup := d.start(t, fault.primaryArgs)
+	t.Logf("%s ready in %v", d.name, time.Since(start).Round(time.Millisecond))
+	opts := Options{Client: setup.client, Timeout: 2 * time.Second}
 	if durable {
 		opts.MinReplicas, opts.ReplicaTimeout = 1, 500*time.Millisecond
 	}
@@ -163,10 +235,10 @@ func runFailover(t testing.TB, fault failoverFault, durable bool) failoverOutcom
 
 	time.Sleep(time.Second) // traffic before the fault: part of the scenario
 	failed := time.Now()
-	fault.inject(t, primary, replicas)
-	switched := firstSwitch(t, switches, cfg.Name, primary.Addr(), failed)
-	newPrimary := promoted(t, sentinels, cfg.Name, primary, servers)
-	t.Logf("%s: Sentinel switched %v after the fault, to port %d", fault.name, switched.Sub(failed).Round(time.Millisecond), newPrimary.Port)
+	fault.inject(t, setup.primary, setup.replicas, d.stall)
+	switched, newPrimary := setup.failedOver(t, fault, failed)
+	t.Logf("%s, %s: failed over %v after the fault, from port %d to %d", d.name, fault.name,
+		switched.Sub(failed).Round(time.Millisecond), setup.primary.Port, newPrimary.Port)
 	time.Sleep(time.Until(switched.Add(2 * time.Second))) // traffic after the failover: part of the scenario
 	close(stopPublishing)
 	<-publishing
@@ -330,7 +402,7 @@ func contentOf(m hub.Message) string {
 }
 
 // failoverHistory reads every channel's whole history from the primary
-// Sentinel promoted.
+// after the failover.
 func failoverHistory(t testing.TB, primary *redistest.Server, durable bool) []failoverMessage {
 	t.Helper()
 	opts := Options{Client: rueidis.ClientOption{InitAddress: []string{primary.Addr()}}, Timeout: 2 * time.Second}
@@ -398,14 +470,16 @@ func TestFailoverLosesNothingWithMinReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover suite skipped in -short mode")
 	}
-	for _, fault := range failoverFaults {
-		t.Run(fault.name, func(t *testing.T) {
-			o := runFailover(t, fault, true)
-			t.Logf("%+v", o)
-			if o.acknowledged == 0 || !o.clean() {
-				t.Errorf("with min_replicas 1: %+v; want messages acknowledged, and none lost, duplicated, delivered then lost, repeated, out of order or missed", o)
-			}
-		})
+	for _, d := range failoverDeployments {
+		for _, fault := range failoverFaults {
+			t.Run(d.name+"/"+fault.name, func(t *testing.T) {
+				o := runFailover(t, d, fault, true)
+				t.Logf("%+v", o)
+				if o.acknowledged == 0 || !o.clean() {
+					t.Errorf("with min_replicas 1: %+v; want messages acknowledged, and none lost, duplicated, delivered then lost, repeated, out of order or missed", o)
+				}
+			})
+		}
 	}
 }
 
@@ -415,17 +489,19 @@ func TestFailoverLosesNothingWithMinReplicas(t *testing.T) {
 //
 //	CI=true go test -run '^$' -bench Failover -benchtime 1x ./hub/redisstore/
 func BenchmarkFailover(b *testing.B) {
-	for _, fault := range failoverFaults {
-		for _, durable := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/min_replicas=%d", fault.name, map[bool]int{false: 0, true: 1}[durable]), func(b *testing.B) {
-				o := runFailover(b, fault, durable)
-				b.ReportMetric(float64(o.acknowledged), "acked")
-				b.ReportMetric(float64(o.lost), "lost")
-				b.ReportMetric(float64(o.duplicated), "duplicated")
-				b.ReportMetric(float64(o.phantom), "delivered-then-lost")
-				b.ReportMetric(float64(o.repeatedOrBackwards), "repeated-or-backwards")
-				b.ReportMetric(float64(o.missed), "missed")
-			})
+	for _, d := range failoverDeployments {
+		for _, fault := range failoverFaults {
+			for _, durable := range []bool{false, true} {
+				b.Run(fmt.Sprintf("%s/%s/min_replicas=%d", d.name, fault.name, map[bool]int{false: 0, true: 1}[durable]), func(b *testing.B) {
+					o := runFailover(b, d, fault, durable)
+					b.ReportMetric(float64(o.acknowledged), "acked")
+					b.ReportMetric(float64(o.lost), "lost")
+					b.ReportMetric(float64(o.duplicated), "duplicated")
+					b.ReportMetric(float64(o.phantom), "delivered-then-lost")
+					b.ReportMetric(float64(o.repeatedOrBackwards), "repeated-or-backwards")
+					b.ReportMetric(float64(o.missed), "missed")
+				})
+			}
 		}
 	}
 }

@@ -12,15 +12,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// newClient connects to Redis as co says. For a Sentinel deployment it
-// returns a sentinelClient, which moves to a new master as soon as any
-// sentinel announces it; switched then receives a value (without
-// blocking), so that a subscription waiting to be retried is retried at
-// once.
-func newClient(co rueidis.ClientOption, log *zap.Logger, switched chan<- struct{}) (rueidis.Client, error) {
-	if co.Sentinel.MasterSet == "" {
-		return rueidis.NewClient(co)
-	}
+// newSentinelClient connects to the master co.Sentinel.MasterSet names
+// and watches every sentinel in co.InitAddress for a switch.
+func newSentinelClient(co rueidis.ClientOption, log *zap.Logger, switched chan<- struct{}) (rueidis.Client, error) {
 	if co.Sentinel.Dialer.Timeout <= 0 {
 		co.Sentinel.Dialer.Timeout = co.Dialer.Timeout
 	}
@@ -30,7 +24,7 @@ func newClient(co rueidis.ClientOption, log *zap.Logger, switched chan<- struct{
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c := &sentinelClient{opt: co, log: log, switched: switched, stop: stop}
-	c.cur.Store(&clientRef{first})
+	c.swap(first)
 	for _, addr := range co.InitAddress {
 		c.watchers.Go(func() { c.watch(ctx, addr) })
 	}
@@ -50,7 +44,7 @@ type sentinelClient struct {
 	opt      rueidis.ClientOption
 	log      *zap.Logger
 	switched chan<- struct{}
-	cur      atomic.Pointer[clientRef]
+	swappable
 
 	mu       sync.Mutex // serialises switches
 	closed   bool
@@ -58,12 +52,8 @@ type sentinelClient struct {
 	watchers sync.WaitGroup
 }
 
-type clientRef struct{ rueidis.Client }
-
 // Interface guard.
 var _ rueidis.Client = (*sentinelClient)(nil)
-
-func (c *sentinelClient) client() rueidis.Client { return c.cur.Load().Client }
 
 // watch holds a subscription to +switch-master on the sentinel at addr,
 // subscribing again (backing off up to a second) whenever it is lost,
@@ -141,19 +131,13 @@ func (c *sentinelClient) onSwitch(from, msg string) {
 			zap.String("master", to), zap.String("sentinel", from), zap.Error(err))
 		return
 	}
-	c.cur.Store(&clientRef{next})
-	old.Close()
+	c.swap(next).Close()
 	c.log.Info("redis failover: following the new master",
 		zap.String("from", f[1]+":"+f[2]), zap.String("master", to), zap.String("sentinel", from))
 	c.notifySwitched()
 }
 
-func (c *sentinelClient) notifySwitched() {
-	select {
-	case c.switched <- struct{}{}:
-	default:
-	}
-}
+func (c *sentinelClient) notifySwitched() { notify(c.switched) }
 
 // Close stops watching the sentinels and closes the connections.
 func (c *sentinelClient) Close() {
@@ -164,45 +148,3 @@ func (c *sentinelClient) Close() {
 	c.watchers.Wait()
 	c.client().Close()
 }
-
-// The rest of rueidis.Client goes to the current client.
-
-func (c *sentinelClient) B() rueidis.Builder { return c.client().B() }
-
-func (c *sentinelClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	return c.client().Do(ctx, cmd)
-}
-
-func (c *sentinelClient) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
-	return c.client().DoMulti(ctx, multi...)
-}
-
-func (c *sentinelClient) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	return c.client().DoCache(ctx, cmd, ttl)
-}
-
-func (c *sentinelClient) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) []rueidis.RedisResult {
-	return c.client().DoMultiCache(ctx, multi...)
-}
-
-func (c *sentinelClient) DoStream(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResultStream {
-	return c.client().DoStream(ctx, cmd)
-}
-
-func (c *sentinelClient) DoMultiStream(ctx context.Context, multi ...rueidis.Completed) rueidis.MultiRedisResultStream {
-	return c.client().DoMultiStream(ctx, multi...)
-}
-
-func (c *sentinelClient) Receive(ctx context.Context, subscribe rueidis.Completed, fn func(msg rueidis.PubSubMessage)) error {
-	return c.client().Receive(ctx, subscribe, fn)
-}
-
-func (c *sentinelClient) Dedicated(fn func(rueidis.DedicatedClient) error) error {
-	return c.client().Dedicated(fn)
-}
-
-func (c *sentinelClient) Dedicate() (rueidis.DedicatedClient, func()) { return c.client().Dedicate() }
-
-func (c *sentinelClient) Nodes() map[string]rueidis.Client { return c.client().Nodes() }
-
-func (c *sentinelClient) Mode() rueidis.ClientMode { return c.client().Mode() }

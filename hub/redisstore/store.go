@@ -45,6 +45,11 @@ type Store struct {
 	minReplicas    int
 	replicaTimeout time.Duration
 
+	// suspect is told of every call that failed for a reason other than a
+	// Redis error, the caller's giving up included: on a Cluster it makes
+	// the client look for a new primary (clusterClient).
+	suspect func()
+
 	stop      context.CancelFunc
 	listening chan struct{} // closed when the subscriber goroutine ends
 	switched  chan struct{} // receives when the client moved to a new master
@@ -104,15 +109,16 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 	co.AlwaysPipelining = true
 
 	switched := make(chan struct{}, 1)
-	client, err := newClient(co, opts.Logger, switched)
+	keys := newKeys(opts.KeyPrefix, hubName)
+	log := opts.Logger.With(zap.String("hub", hubName), zap.String("key_prefix", opts.KeyPrefix))
+	client, err := newClient(co, log, switched, keys.id(), opts.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to redis at %v: %w", co.InitAddress, err)
 	}
-	log := opts.Logger.With(zap.String("hub", hubName), zap.String("key_prefix", opts.KeyPrefix))
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Store{
 		client:         client,
-		keys:           newKeys(opts.KeyPrefix, hubName),
+		keys:           keys,
 		timeout:        opts.Timeout,
 		notify:         so.Notify,
 		log:            log,
@@ -124,12 +130,16 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 		stop:           stop,
 		listening:      make(chan struct{}),
 		switched:       switched,
+		suspect:        func() {},
 	}
 	if s.notify == nil {
 		s.notify = func(hub.Event) {}
 	}
 	if client.Mode() == rueidis.ClientModeCluster {
 		s.publishCmd, s.subscribeCmd = "SPUBLISH", "SSUBSCRIBE"
+	}
+	if cc, ok := client.(*clusterClient); ok {
+		s.suspect = cc.suspect
 	}
 
 	ready := make(chan struct{})
@@ -190,6 +200,9 @@ func (s *Store) run(ctx context.Context, probe bool, script *rueidis.Lua, keys, 
 	defer cancel()
 	msg, err := script.Exec(cctx, s.client, keys, args).ToMessage()
 	if err != nil {
+		if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
+			s.suspect()
+		}
 		if gaveUp := ctx.Err(); gaveUp == nil || (probe && errors.Is(gaveUp, context.DeadlineExceeded)) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("no answer from redis within %v: %w", within.Round(time.Millisecond), err)

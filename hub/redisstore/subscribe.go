@@ -69,6 +69,7 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 		err = fmt.Errorf("subscription to %s lost: %w", s.keys.events(), err)
 		lastErr.Store(&err)
 		s.health.failed(err)
+		s.suspect()
 		// Once per loss, not at every failed attempt to subscribe again:
 		// the hub's next EventResync must mean the subscription is back.
 		if lost {
