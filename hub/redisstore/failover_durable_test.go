@@ -1,17 +1,27 @@
 package redisstore
 
 import (
+	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 
+	"github.com/simple-comet/caddy-comet/comethttp"
 	"github.com/simple-comet/caddy-comet/hub"
 	"github.com/simple-comet/caddy-comet/hub/redisstore/redistest"
 )
@@ -20,7 +30,8 @@ import (
 // primary, two replicas, three sentinels) or a Cluster (three primaries
 // with two replicas each), a publisher that records every
 // publish acknowledged to it, and readers on both nodes, both as long
-// polls and as streams (reads that belong to a hub.Stream), while a fault
+// polls and as event streams, all over HTTP (each node's API served by
+// comethttp's plain handler, as Caddy serves it), while a fault
 // makes Sentinel or the Cluster promote a replica. Afterwards every acknowledged
 // message must be in the hub's history once, and every reader must have
 // got exactly that history, in id order.
@@ -196,30 +207,47 @@ func runFailover(t testing.TB, d failoverDeployment, fault failoverFault, durabl
 		opts.MinReplicas, opts.ReplicaTimeout = 1, 500*time.Millisecond
 	}
 	hubCfg := hub.Config{HTTPTimeout: time.Second, MessagesPerChannel: 1000, MaxRetainedMessages: 1000}
-	var nodes [2]*hub.Hub
+	// Each node is a hub on its own store (its own connections and
+	// subscription, as a Caddy process has) served over HTTP by the API's
+	// plain handler.
+	var nodes [2]string
 	for i := range nodes {
 		h, err := hub.New("failover", hubCfg, func(so hub.StoreOptions) (hub.Store, error) { return Open(opts, so) })
 		if err != nil {
 			t.Fatalf("opening node %d: %v", i, err)
 		}
-		t.Cleanup(func() { _ = h.Close() })
-		nodes[i] = h
-	}
-	ctx := context.Background()
-	for _, c := range failoverChannels {
-		if err := nodes[0].RegisterChannel(ctx, c, false, 1000); err != nil {
+		state := comethttp.NewHubState(h)
+		api, err := comethttp.New(state, comethttp.Options{SSEHeartbeat: 500 * time.Millisecond, Logger: zap.NewNop()})
+		if err != nil {
 			t.Fatal(err)
+		}
+		srv := httptest.NewServer(api)
+		t.Cleanup(func() {
+			api.Stop()
+			srv.Close()
+			state.Close()
+			_ = h.Close()
+		})
+		nodes[i] = srv.URL
+		if i == 0 {
+			for _, c := range failoverChannels {
+				if err := h.RegisterChannel(context.Background(), c, false, 1000); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 
-	stopReaders := make(chan struct{})
+	// On each node a long-poll reader and an event stream.
+	readCtx, stopReaders := context.WithCancel(context.Background())
+	defer stopReaders()
 	var readers []*failoverReader
 	var readersDone sync.WaitGroup
 	for _, n := range nodes {
 		for _, stream := range []bool{false, true} {
 			r := &failoverReader{node: n, stream: stream}
 			readers = append(readers, r)
-			readersDone.Go(func() { r.run(stopReaders) })
+			readersDone.Go(func() { r.run(readCtx) })
 		}
 	}
 
@@ -256,7 +284,7 @@ func runFailover(t testing.TB, d failoverDeployment, fault failoverFault, durabl
 			time.Sleep(20 * time.Millisecond) // polling a reader's progress, which it does not announce
 		}
 	}
-	close(stopReaders)
+	stopReaders()
 	readersDone.Wait()
 
 	return p.outcome(history, readers)
@@ -296,7 +324,7 @@ type failoverMessage struct {
 }
 
 type failoverPublisher struct {
-	nodes  [2]*hub.Hub
+	nodes  [2]string // the nodes' base URLs
 	giveUp time.Time
 
 	wg    sync.WaitGroup
@@ -323,14 +351,12 @@ func (p *failoverPublisher) run(stop <-chan struct{}) {
 	}
 }
 
-// publish publishes m until a node acknowledges it, alternating nodes.
+// publish publishes m until a node acknowledges it (HTTP 200, return_code
+// 1), alternating nodes, with its key as Idempotency-Key.
 func (p *failoverPublisher) publish(m failoverMessage, i int) {
 	for attempt := 0; time.Now().Before(p.giveUp); attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		res, err := p.nodes[(i+attempt)%2].PublishOnce(ctx, m.channel, m.key, m.key)
-		cancel()
-		if err == nil {
-			m.id = res.ID
+		if id, ok := publishOverHTTP(p.nodes[(i+attempt)%2], m); ok {
+			m.id = id
 			p.mu.Lock()
 			p.acked[m.key] = m
 			p.mu.Unlock()
@@ -340,12 +366,40 @@ func (p *failoverPublisher) publish(m failoverMessage, i int) {
 	}
 }
 
+// publishOverHTTP makes one publish of m to the node at base, and returns
+// its message id when the node acknowledged it.
+func publishOverHTTP(base string, m failoverMessage) (int64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/channels/"+m.channel+".json",
+		strings.NewReader(url.Values{"content": {m.key}}.Encode()))
+	if err != nil {
+		return 0, false
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Idempotency-Key", m.key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	var rep struct {
+		MessageID  int64 `json:"message_id"`
+		ReturnCode int   `json:"return_code"`
+	}
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&rep) != nil || rep.ReturnCode != 1 {
+		return 0, false
+	}
+	return rep.MessageID, true
+}
+
 func (p *failoverPublisher) wait() { p.wg.Wait() }
 
-// failoverReader reads every channel on one node, from its last id on, as
-// a long poll or as a stream's reads, and keeps what it got.
+// failoverReader reads every channel on one node over HTTP, from its last
+// id on, as a long poll (.json?since=) or as an event stream (.sse, with
+// Last-Event-ID when it reconnects), and keeps what it got.
 type failoverReader struct {
-	node   *hub.Hub
+	node   string // the node's base URL
 	stream bool
 
 	mu   sync.Mutex
@@ -359,37 +413,109 @@ func (r *failoverReader) lastID() int64 {
 	return r.last
 }
 
-func (r *failoverReader) run(stop <-chan struct{}) {
-	req := hub.ReadRequest{Channels: strings.Join(failoverChannels, "|")}
-	if r.stream {
-		s, err := r.node.OpenStream("")
-		if err != nil {
-			panic(err)
+// failoverReply is what the readers need of a read's reply.
+type failoverReply struct {
+	Messages map[string][]struct {
+		Content string `json:"content"`
+		ID      int64  `json:"id"`
+	} `json:"messages"`
+	LastID     int64 `json:"last_id"`
+	ReturnCode int   `json:"return_code"`
+}
+
+// take records a reply's messages, in id order, and its last id.
+func (r *failoverReader) take(rep failoverReply) {
+	var got []failoverMessage
+	for c, msgs := range rep.Messages {
+		for _, m := range msgs {
+			got = append(got, failoverMessage{channel: c, key: m.Content, id: m.ID})
 		}
-		defer s.Close()
-		req.Stream, req.Hold = s, 200*time.Millisecond
 	}
-	for {
-		select {
-		case <-stop:
-			return
-		default:
+	slices.SortFunc(got, func(a, b failoverMessage) int { return cmp.Compare(a.id, b.id) })
+	r.mu.Lock()
+	r.got = append(r.got, got...)
+	r.last = max(r.last, rep.LastID)
+	r.mu.Unlock()
+}
+
+func (r *failoverReader) run(ctx context.Context) {
+	path := r.node + "/channels/" + url.PathEscape(strings.Join(failoverChannels, "|"))
+	for ctx.Err() == nil {
+		var err error
+		if r.stream {
+			err = r.readStream(ctx, path+".sse")
+		} else {
+			err = r.poll(ctx, path+".json")
 		}
-		reply, err := r.node.Read(context.Background(), req, stop)
 		if err != nil {
-			time.Sleep(20 * time.Millisecond) // a client's retry delay
-			continue
-		}
-		r.mu.Lock()
-		for _, c := range reply.Channels {
-			for _, m := range c.Messages {
-				r.got = append(r.got, failoverMessage{channel: c.ID, key: contentOf(m), id: m.ID})
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond): // a client's retry delay
 			}
 		}
-		r.last = max(r.last, reply.LastID)
-		r.mu.Unlock()
-		req.Since = reply.LastID
 	}
+}
+
+// poll makes one long-poll read.
+func (r *failoverReader) poll(ctx context.Context, rawURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?since=%d", rawURL, r.lastID()), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var rep failoverReply
+	if err := json.NewDecoder(res.Body).Decode(&rep); err != nil {
+		return err
+	}
+	if rep.ReturnCode != 1 {
+		return fmt.Errorf("return code %d", rep.ReturnCode)
+	}
+	r.take(rep)
+	return nil
+}
+
+// readStream reads one event stream until it ends; each event's data is a
+// read's reply.
+func (r *failoverReader) readStream(ctx context.Context, rawURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if last := r.lastID(); last > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var rep failoverReply
+		if err := json.Unmarshal([]byte(data), &rep); err != nil {
+			return err
+		}
+		if rep.ReturnCode != 1 {
+			return fmt.Errorf("return code %d", rep.ReturnCode)
+		}
+		r.take(rep)
+	}
+	return errors.New("stream ended")
 }
 
 // contentOf is a message's content, which the suite's publisher makes a
