@@ -109,7 +109,7 @@ type hubUse struct {
 	// settings are the merged settings of the configuration's routes of
 	// the hub, which it applies when it starts.
 	settings HubSettings
-	hub      *pooledHub
+	pooled   *pooledHub
 	// created: this configuration opened the hub, so no running
 	// configuration uses it and it can take the settings at once.
 	created bool
@@ -122,7 +122,7 @@ type hubUse struct {
 // setting both of them set; a setting only one of them sets applies to both.
 // The settings take effect when the configuration starts (App.Start): a
 // hub that a running configuration uses keeps its settings until then.
-func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*pooledHub, error) {
+func (a *App) useHub(name string, s HubSettings, storeRaw json.RawMessage, store func() (StoreOpener, error)) (*pooledHub, error) {
 	if use, ok := a.configHubs[name]; ok {
 		if !bytes.Equal(storeKey(use.storeRaw), storeKey(storeRaw)) {
 			return nil, fmt.Errorf("hub %q: routes name different stores (%s and %s); give them different hub names or the same store",
@@ -137,9 +137,9 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 		}
 		use.settings = merged
 		if use.created {
-			use.hub.setSettings(merged.running())
+			use.pooled.setSettings(merged.running())
 		}
-		return use.hub, nil
+		return use.pooled, nil
 	}
 
 	if err := s.check(); err != nil {
@@ -164,7 +164,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 	}
 	h := val.(*pooledHub)
 	a.logger.Info("hub ready", zap.String("hub", name), zap.String("store", storeLabel(storeRaw)), zap.Bool("reused", loaded))
-	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, hub: h, created: !loaded}
+	a.configHubs[name] = &hubUse{poolKey: key, storeRaw: storeRaw, settings: s, pooled: h, created: !loaded}
 	a.metrics.add(name, h)
 	return h, nil
 }
@@ -173,7 +173,7 @@ func (a *App) hub(name string, s HubSettings, storeRaw json.RawMessage, store fu
 // its routes; a reload's hubs keep their state and take the new settings.
 func (a *App) applyHubSettings() {
 	for _, use := range a.configHubs {
-		applied := use.hub.applySettings(use.settings.running())
+		applied := use.pooled.applySettings(use.settings.running())
 		use.applied = &applied
 	}
 }
@@ -183,7 +183,7 @@ func (a *App) applyHubSettings() {
 func (a *App) revertHubSettings() {
 	for _, use := range a.configHubs {
 		if use.applied != nil {
-			use.hub.revertSettings(*use.applied)
+			use.pooled.revertSettings(*use.applied)
 			use.applied = nil
 		}
 	}

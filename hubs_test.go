@@ -73,11 +73,11 @@ func TestAppHubSettingFromOneRoute(t *testing.T) {
 			if order == "set second" {
 				first, second = second, first
 			}
-			h1, err := a.hub(name, first, nil, memoryOpener)
+			h1, err := a.useHub(name, first, nil, memoryOpener)
 			if err != nil {
 				t.Fatal(err)
 			}
-			h2, err := a.hub(name, second, nil, memoryOpener)
+			h2, err := a.useHub(name, second, nil, memoryOpener)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,10 +95,10 @@ func TestAppHubSettingFromOneRoute(t *testing.T) {
 func TestAppHubConflictingSetting(t *testing.T) {
 	a := newTestApp(t)
 	name := t.Name()
-	if _, err := a.hub(name, HubSettings{HTTPTimeout: caddy.Duration(10 * time.Second)}, nil, memoryOpener); err != nil {
+	if _, err := a.useHub(name, HubSettings{HTTPTimeout: caddy.Duration(10 * time.Second)}, nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
-	_, err := a.hub(name, HubSettings{HTTPTimeout: caddy.Duration(20 * time.Second)}, nil, memoryOpener)
+	_, err := a.useHub(name, HubSettings{HTTPTimeout: caddy.Duration(20 * time.Second)}, nil, memoryOpener)
 	if err == nil {
 		t.Fatal("no error for two routes with different http_timeout")
 	}
@@ -106,7 +106,7 @@ func TestAppHubConflictingSetting(t *testing.T) {
 		t.Errorf("error %q, want %q", err, want)
 	}
 	// Another hub name is another hub, with its own settings.
-	if _, err := a.hub(name+"-other", HubSettings{HTTPTimeout: caddy.Duration(20 * time.Second)}, nil, memoryOpener); err != nil {
+	if _, err := a.useHub(name+"-other", HubSettings{HTTPTimeout: caddy.Duration(20 * time.Second)}, nil, memoryOpener); err != nil {
 		t.Errorf("a different hub name: %v", err)
 	}
 }
@@ -117,11 +117,11 @@ func TestAppHubExplicitMemoryStoreIsTheDefault(t *testing.T) {
 	explicit := json.RawMessage(`{"store": "memory"}`)
 	a := newTestApp(t)
 	name := t.Name()
-	h1, err := a.hub(name, HubSettings{}, nil, memoryOpener)
+	h1, err := a.useHub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, err := a.hub(name, HubSettings{}, explicit, memoryOpener)
+	h2, err := a.useHub(name, HubSettings{}, explicit, memoryOpener)
 	if err != nil {
 		t.Fatalf("route with store memory beside a route without a store: %v", err)
 	}
@@ -132,7 +132,7 @@ func TestAppHubExplicitMemoryStoreIsTheDefault(t *testing.T) {
 	// A reload: the new configuration's app finds the same hub while the
 	// old one still holds it.
 	reloaded := newTestApp(t)
-	h3, err := reloaded.hub(name, HubSettings{}, explicit, memoryOpener)
+	h3, err := reloaded.useHub(name, HubSettings{}, explicit, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +144,11 @@ func TestAppHubExplicitMemoryStoreIsTheDefault(t *testing.T) {
 func TestAppHubDifferentStores(t *testing.T) {
 	a := newTestApp(t)
 	name := t.Name()
-	if _, err := a.hub(name, HubSettings{}, nil, memoryOpener); err != nil {
+	if _, err := a.useHub(name, HubSettings{}, nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
 	other := json.RawMessage(`{"store":"redis","address":"redis://127.0.0.1:1/0"}`)
-	_, err := a.hub(name, HubSettings{}, other, func() (StoreOpener, error) {
+	_, err := a.useHub(name, HubSettings{}, other, func() (StoreOpener, error) {
 		t.Error("opened a store for a hub that exists")
 		return nil, nil
 	})
@@ -162,7 +162,7 @@ func TestAppHubDifferentStores(t *testing.T) {
 func TestAppHubSurvivesReload(t *testing.T) {
 	name := t.Name()
 	old := newAppWithoutCleanup()
-	h1, err := old.hub(name, HubSettings{}, nil, memoryOpener)
+	h1, err := old.useHub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestAppHubSurvivesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloaded := newTestApp(t)
-	h2, err := reloaded.hub(name, HubSettings{MessagesPerChannel: 3}, nil, memoryOpener)
+	h2, err := reloaded.useHub(name, HubSettings{MessagesPerChannel: 3}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 	}
 
 	running := newAppWithoutCleanup()
-	h, err := running.hub(name, settings(5), nil, memoryOpener)
+	h, err := running.useHub(name, settings(5), nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 
 	// Provisioned, then thrown away before it starts.
 	refused := newAppWithoutCleanup()
-	if _, err := refused.hub(name, settings(1), nil, memoryOpener); err != nil {
+	if _, err := refused.useHub(name, settings(1), nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
 	if got := perChannel(h); got != 5 {
@@ -240,7 +240,7 @@ func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 
 	// Started, then stopped because another app of it failed to start.
 	aborted := newAppWithoutCleanup()
-	if _, err := aborted.hub(name, settings(2), nil, memoryOpener); err != nil {
+	if _, err := aborted.useHub(name, settings(2), nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
 	if err := aborted.Start(); err != nil {
@@ -262,7 +262,7 @@ func TestAppHubSettingsTakeEffectAtStart(t *testing.T) {
 	// A reload that succeeds: the old configuration stops after the new
 	// one started, and leaves the new settings.
 	next := newTestApp(t)
-	if _, err := next.hub(name, settings(3), nil, memoryOpener); err != nil {
+	if _, err := next.useHub(name, settings(3), nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
 	if err := next.Start(); err != nil {

@@ -46,7 +46,7 @@ func gatherCounter(t *testing.T, a *App, metric string, want map[string]string) 
 func TestRepliesTotal(t *testing.T) {
 	name := t.Name()
 	old := newAppWithoutCleanup()
-	ph, err := old.hub(name, HubSettings{}, nil, memoryOpener)
+	ph, err := old.useHub(name, HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestRepliesTotal(t *testing.T) {
 	}
 
 	reloaded := newTestApp(t)
-	if _, err := reloaded.hub(name, HubSettings{}, nil, memoryOpener); err != nil {
+	if _, err := reloaded.useHub(name, HubSettings{}, nil, memoryOpener); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.Cleanup(); err != nil {

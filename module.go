@@ -84,7 +84,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // Start implements caddy.App. Hubs open when handlers ask for them, in
 // Provision; their settings take effect now, when the configuration starts
-// (see App.hub).
+// (see App.useHub).
 func (a *App) Start() error {
 	a.applyHubSettings()
 	return nil
@@ -217,7 +217,7 @@ type Handler struct {
 	// requires (see JWT). Default: none, no token asked for.
 	JWT *JWT `json:"jwt,omitempty"`
 
-	hub    *pooledHub
+	pooled *pooledHub
 	api    *comethttp.Handler // serves the API from hub
 	logger *zap.Logger
 }
@@ -273,7 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("getting comet app: %w", err)
 	}
-	h.hub, err = appIface.(*App).hub(h.Hub, h.HubSettings, h.StoreRaw, func() (StoreOpener, error) {
+	h.pooled, err = appIface.(*App).useHub(h.Hub, h.HubSettings, h.StoreRaw, func() (StoreOpener, error) {
 		if len(h.StoreRaw) == 0 {
 			return MemoryStore{}, nil
 		}
@@ -286,7 +286,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.api, err = comethttp.New(h.hub.http, opts); err != nil {
+	if h.api, err = comethttp.New(h.pooled.http, opts); err != nil {
 		return err
 	}
 

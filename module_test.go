@@ -25,7 +25,7 @@ func handlerOn(t testing.TB, ph *pooledHub) *Handler {
 		t.Fatal(err)
 	}
 	api.Stop()
-	return &Handler{EnableStatus: true, hub: ph, api: api, logger: zap.NewNop()}
+	return &Handler{EnableStatus: true, pooled: ph, api: api, logger: zap.NewNop()}
 }
 
 var errNext = errors.New("next handler")
@@ -52,7 +52,7 @@ func (f caddyhttpHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 // OPTIONS requests and paths outside the API go to the next handler; the
 // API's requests do not.
 func TestOptionsAndOtherPathsGoToNext(t *testing.T) {
-	ph, err := newTestApp(t).hub(t.Name(), HubSettings{}, nil, memoryOpener)
+	ph, err := newTestApp(t).useHub(t.Name(), HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestAllowCrossSiteConfig(t *testing.T) {
 // so that a route whose matcher keeps its prefix (comet /comet/* { ... },
 // where the handler sees /comet/channels.json) shows why it serves nothing.
 func TestPassedOnIsLogged(t *testing.T) {
-	ph, err := newTestApp(t).hub(t.Name(), HubSettings{}, nil, memoryOpener)
+	ph, err := newTestApp(t).useHub(t.Name(), HubSettings{}, nil, memoryOpener)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ const caddyDefaultWriteIdleTimeout = caddy.Duration(time.Minute)
 // the request, not from the last write). It also warns of any write
 // timeout on a route that serves event streams, which it ends.
 func (h *Handler) warnShortWriteTimeouts(srv *caddyhttp.Server) {
-	held := h.hub.Config().HTTPTimeout
+	held := h.pooled.Config().HTTPTimeout
 	warn := func(field string, timeout caddy.Duration) {
 		if timeout > 0 && time.Duration(timeout) < held+writeMargin {
 			h.logger.Warn("the server's timeout ends held reads before http_timeout, and their replies are lost; "+
