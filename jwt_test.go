@@ -14,13 +14,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/token/tokentest"
 )
 
 // testSecret is an HS256 key of the shortest length taken.
@@ -57,39 +58,8 @@ func pemFile(t *testing.T, blockType string, der []byte) string {
 	return path
 }
 
-func publicPEM(t testing.TB, pub any) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
-var (
-	testKeysOnce sync.Once
-	testRSAKey   *rsa.PrivateKey
-	testECKey    *ecdsa.PrivateKey
-)
-
-// testKeys returns an RSA and an ECDSA P-256 key, generated once per test
-// binary (RSA keys take a while).
-func testKeys(t testing.TB) (*rsa.PrivateKey, *ecdsa.PrivateKey) {
-	t.Helper()
-	testKeysOnce.Do(func() {
-		var err error
-		if testRSAKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		if testECKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			panic(err)
-		}
-	})
-	return testRSAKey, testECKey
-}
-
 func TestJWTConfig(t *testing.T) {
-	rsaKey, ecKey := testKeys(t)
+	rsaKey, ecKey := tokentest.Keys(t)
 	smallRSA, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +71,7 @@ func TestJWTConfig(t *testing.T) {
 	rsaDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	ecPrivDER, _ := x509.MarshalECPrivateKey(ecKey)
 	t.Setenv("COMET_TEST_JWT_KEY", testSecret)
-	t.Setenv("COMET_TEST_JWT_PEM", publicPEM(t, &ecKey.PublicKey))
+	t.Setenv("COMET_TEST_JWT_PEM", tokentest.PublicPEM(t, &ecKey.PublicKey))
 
 	for _, c := range []struct {
 		name    string
@@ -116,15 +86,15 @@ func TestJWTConfig(t *testing.T) {
 		{name: "env unset", jwt: JWT{Key: "{env.COMET_TEST_UNSET}"}, wantErr: "key: 0 bytes"},
 		{name: "rs256 file", jwt: JWT{PublicKey: pemFile(t, "PUBLIC KEY", rsaDER)}, wantAlg: "RS256"},
 		{name: "rs256 pkcs1", jwt: JWT{PublicKey: pemFile(t, "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))}, wantAlg: "RS256"},
-		{name: "es256 inline", jwt: JWT{PublicKey: publicPEM(t, &ecKey.PublicKey)}, wantAlg: "ES256"},
+		{name: "es256 inline", jwt: JWT{PublicKey: tokentest.PublicPEM(t, &ecKey.PublicKey)}, wantAlg: "ES256"},
 		{name: "es256 from env", jwt: JWT{PublicKey: "{env.COMET_TEST_JWT_PEM}"}, wantAlg: "ES256"},
-		{name: "rsa 1024", jwt: JWT{PublicKey: publicPEM(t, &smallRSA.PublicKey)}, wantErr: "an RSA key of 1024 bits, want at least 2048"},
-		{name: "p-384", jwt: JWT{PublicKey: publicPEM(t, &p384.PublicKey)}, wantErr: "ES256 wants P-256"},
+		{name: "rsa 1024", jwt: JWT{PublicKey: tokentest.PublicPEM(t, &smallRSA.PublicKey)}, wantErr: "an RSA key of 1024 bits, want at least 2048"},
+		{name: "p-384", jwt: JWT{PublicKey: tokentest.PublicPEM(t, &p384.PublicKey)}, wantErr: "ES256 wants P-256"},
 		{name: "private key", jwt: JWT{PublicKey: pemFile(t, "EC PRIVATE KEY", ecPrivDER)}, wantErr: "a private key does not belong on the server"},
 		{name: "missing file", jwt: JWT{PublicKey: filepath.Join(t.TempDir(), "none.pem")}, wantErr: "reading the PEM file"},
 		{name: "not pem", jwt: JWT{PublicKey: "-----BEGIN nonsense"}, wantErr: "no PEM block found"},
 		{name: "no key", jwt: JWT{}, wantErr: "no key"},
-		{name: "both keys", jwt: JWT{Key: testSecret, PublicKey: publicPEM(t, &ecKey.PublicKey)}, wantErr: "not both"},
+		{name: "both keys", jwt: JWT{Key: testSecret, PublicKey: tokentest.PublicPEM(t, &ecKey.PublicKey)}, wantErr: "not both"},
 		{name: "negative leeway", jwt: JWT{Key: testSecret, Leeway: caddy.Duration(-time.Second)}, wantErr: "leeway must not be negative"},
 		{name: "unknown op", jwt: JWT{Key: testSecret, Require: []string{"read"}}, wantErr: `unknown operation "read"`},
 		{name: "op not allowed", jwt: JWT{Key: testSecret, Require: []string{OpPublish}}, allowed: []string{OpSubscribe}, wantErr: "publish is not allowed on this route"},

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/simple-comet/caddy-comet/token"
+	"github.com/simple-comet/caddy-comet/token/tokentest"
 )
 
 // runTokenCommand runs `caddy comet-token args...` as Caddy's command line
@@ -36,7 +37,7 @@ func runTokenCommand(t *testing.T, args ...string) (string, error) {
 // The tokens comet-token mints are taken by a route with the same key, and
 // grant what the flags say, for the ttl they say.
 func TestTokenCommand(t *testing.T) {
-	rsaKey, ecKey := testKeys(t)
+	rsaKey, ecKey := tokentest.Keys(t)
 	rsaDER, err := x509.MarshalPKCS8PrivateKey(rsaKey)
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +53,8 @@ func TestTokenCommand(t *testing.T) {
 	t.Setenv(tokenKeyEnv, testSecret)
 	hs := &JWT{Key: testSecret, Issuer: "https://auth.example.com", Audience: "comet"}
 	provisionJWT(t, hs)
-	rs := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &rsaKey.PublicKey)})
-	es := provisionJWT(t, &JWT{PublicKey: publicPEM(t, &ecKey.PublicKey)})
+	rs := provisionJWT(t, &JWT{PublicKey: tokentest.PublicPEM(t, &rsaKey.PublicKey)})
+	es := provisionJWT(t, &JWT{PublicKey: tokentest.PublicPEM(t, &ecKey.PublicKey)})
 
 	for _, c := range []struct {
 		name  string

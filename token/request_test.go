@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/token/tokentest"
 )
 
 // Where a token may come from, and what is refused before it is decoded.
@@ -109,7 +110,7 @@ func FuzzJWTCheck(f *testing.F) {
 	}
 	good := valid(Grant{Subscribe: []string{"news"}, Publish: []string{"*"}, Manage: true})
 	parts := strings.Split(good, ".")
-	rsaKey, _ := testKeys(f)
+	rsaKey, _ := tokentest.Keys(f)
 	for _, seed := range []string{
 		good,
 		valid(Grant{Subscribe: []string{"other"}}),

@@ -4,17 +4,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/token/tokentest"
 )
 
 // testSecret is an HS256 key of the shortest length taken.
@@ -121,37 +118,6 @@ func wantRefused(t *testing.T, what string, err, want *hub.Error) {
 	}
 }
 
-func publicPEM(t testing.TB, pub any) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
-var (
-	testKeysOnce sync.Once
-	testRSAKey   *rsa.PrivateKey
-	testECKey    *ecdsa.PrivateKey
-)
-
-// testKeys returns an RSA and an ECDSA P-256 key, generated once per test
-// binary (RSA keys take a while).
-func testKeys(t testing.TB) (*rsa.PrivateKey, *ecdsa.PrivateKey) {
-	t.Helper()
-	testKeysOnce.Do(func() {
-		var err error
-		if testRSAKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		if testECKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			panic(err)
-		}
-	})
-	return testRSAKey, testECKey
-}
-
 // exp is taken up to the second before it, and leeway moves that edge;
 // nbf likewise. Each edge is checked one second either side, first on a
 // cold cache and then on a token cached earlier, which must stop being
@@ -210,7 +176,7 @@ func TestJWTTimeEdges(t *testing.T) {
 // token signed by another key, with another algorithm, with none, or with
 // the route's public key used as an HMAC secret, is refused.
 func TestJWTAlgorithms(t *testing.T) {
-	rsaKey, ecKey := testKeys(t)
+	rsaKey, ecKey := tokentest.Keys(t)
 	otherEC, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +193,7 @@ func TestJWTAlgorithms(t *testing.T) {
 	otherES := sign(t, jwt.SigningMethodES256, otherEC, claims)
 	// Algorithm confusion: the public key, which is no secret, as the
 	// HMAC key of an HS256 token.
-	rsaPEM, ecPEM := publicPEM(t, &rsaKey.PublicKey), publicPEM(t, &ecKey.PublicKey)
+	rsaPEM, ecPEM := tokentest.PublicPEM(t, &rsaKey.PublicKey), tokentest.PublicPEM(t, &ecKey.PublicKey)
 	confusedRSA := sign(t, jwt.SigningMethodHS256, []byte(rsaPEM), claims)
 	confusedEC := sign(t, jwt.SigningMethodHS256, []byte(ecPEM), claims)
 	// An HS256 header on an RS256 signature, and the other way round.
@@ -351,7 +317,7 @@ func benchmarkCheck(b *testing.B, o Options, method jwt.SigningMethod, key any, 
 // BenchmarkJWTCheck is the cost of the token check per read: verified
 // (HS256, RS256, ES256) and from the cache.
 func BenchmarkJWTCheck(b *testing.B) {
-	rsaKey, ecKey := testKeys(b)
+	rsaKey, ecKey := tokentest.Keys(b)
 	b.Run("HS256/cached", func(b *testing.B) {
 		benchmarkCheck(b, Options{Secret: []byte(testSecret)}, jwt.SigningMethodHS256, []byte(testSecret), true)
 	})

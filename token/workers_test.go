@@ -11,6 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/token/tokentest"
 )
 
 // deepCall calls f under n frames of some 280 bytes each, as a request is
@@ -32,7 +34,7 @@ func deepCall(n int, f func()) byte {
 // stack, which under the ~5 KiB of frames above a handler would double a
 // held read's goroutine stack, for as long as the read is held.
 func TestJWTVerifyKeepsTheStackSmall(t *testing.T) {
-	rsaKey, _ := testKeys(t)
+	rsaKey, _ := tokentest.Keys(t)
 	v := newTestVerifier(t, Options{PublicKey: &rsaKey.PublicKey}, nil)
 	v.cache = newCache(0, 0) // every token verified
 	token := sign(t, jwt.SigningMethodRS256, rsaKey, tokenClaims{

@@ -14,7 +14,7 @@ import (
 
 // fakeCometSSE is an httptest handler with as much of comet's API as a
 // fan-out over SSE uses: registering channels, publishing (hub-wide message
-// ids), and GET /channels/IDS.sse?since=N as issue 10 specifies it:
+// ids), and GET /channels/IDS.sse?since=N as docs/api.md ("Server-Sent Events") specifies it:
 // text/event-stream, a first event with the catch-up, then one event per
 // publish, each event's data the .json read reply and its id the reply's
 // last_id; comment heartbeats; Last-Event-ID wins over since. It ends each
