@@ -66,32 +66,14 @@ var failoverDeployments = []failoverDeployment{
 		// One primary, two replicas, three sentinels.
 		name: "Sentinel", stall: 3 * time.Second,
 		start: func(t testing.TB, args []string) failoverSetup {
-			primary := redistest.Start(t, args...)
-			servers := map[int]*redistest.Server{primary.Port: primary}
-			var replicas []*redistest.Server
-			for range 2 {
-				r := redistest.Replica(t, primary)
-				servers[r.Port] = r
-				replicas = append(replicas, r)
-			}
-			cfg := redistest.SentinelConfig{
-				Name: "cometdur", Master: primary, Replicas: replicas, Count: 3,
-				DownAfter: 500 * time.Millisecond, FailoverTimeout: 2 * time.Second,
-			}
-			sentinels := redistest.Sentinels(t, cfg)
-			var switches []<-chan redistest.Message
-			var addrs []string
-			for _, s := range sentinels {
-				switches = append(switches, redistest.Subscribe(t, s.Addr(), "+switch-master"))
-				addrs = append(addrs, s.Addr())
-			}
-			sentinelsAgree(t, sentinels, cfg.Name, servers)
+			g := startSentinelGroup(t, "cometdur", 2, args...)
+			primary, name := g.config.Master, g.config.Name
+			sentinelsAgree(t, g.sentinels, name, g.servers)
 			return failoverSetup{
-				client:  rueidis.ClientOption{InitAddress: addrs, Sentinel: rueidis.SentinelOption{MasterSet: cfg.Name}},
-				primary: primary, replicas: replicas,
+				client: g.client, primary: primary, replicas: g.config.Replicas,
 				failedOver: func(t testing.TB, _ failoverFault, failed time.Time) (time.Time, *redistest.Server) {
-					switched := firstSwitch(t, switches, cfg.Name, primary.Addr(), failed)
-					return switched, promoted(t, sentinels, cfg.Name, primary, servers)
+					switched := firstSwitch(t, g.switches, name, primary.Addr(), failed)
+					return switched, promoted(t, g.sentinels, name, primary, g.servers)
 				},
 			}
 		},

@@ -177,6 +177,47 @@ func firstSwitch(t testing.TB, switches []<-chan redistest.Message, name, oldMas
 	}
 }
 
+// sentinelGroup is a Sentinel deployment for the failover tests: a
+// primary, its replicas, three sentinels that fail over fast, and what the
+// sentinels announce.
+type sentinelGroup struct {
+	config    redistest.SentinelConfig
+	servers   map[int]*redistest.Server // the primary and replicas, by port
+	sentinels []*redistest.Server
+	// switches are the sentinels' +switch-master announcements, one
+	// subscription each.
+	switches []<-chan redistest.Message
+	// client reaches the primary through the sentinels.
+	client rueidis.ClientOption
+}
+
+// startSentinelGroup starts a primary (with primaryArgs) and n replicas of
+// it, and three sentinels that monitor them as name, told of the replicas
+// up front, with down-after-milliseconds 500 and failover-timeout 2s.
+func startSentinelGroup(t testing.TB, name string, n int, primaryArgs ...string) *sentinelGroup {
+	t.Helper()
+	primary := redistest.Start(t, primaryArgs...)
+	g := &sentinelGroup{servers: map[int]*redistest.Server{primary.Port: primary}}
+	var replicas []*redistest.Server
+	for range n {
+		r := redistest.Replica(t, primary)
+		g.servers[r.Port] = r
+		replicas = append(replicas, r)
+	}
+	g.config = redistest.SentinelConfig{
+		Name: name, Master: primary, Replicas: replicas, Count: 3,
+		DownAfter: 500 * time.Millisecond, FailoverTimeout: 2 * time.Second,
+	}
+	g.sentinels = redistest.Sentinels(t, g.config)
+	var addrs []string
+	for _, s := range g.sentinels {
+		g.switches = append(g.switches, redistest.Subscribe(t, s.Addr(), "+switch-master"))
+		addrs = append(addrs, s.Addr())
+	}
+	g.client = rueidis.ClientOption{InitAddress: addrs, Sentinel: rueidis.SentinelOption{MasterSet: name}}
+	return g
+}
+
 // The master of a Sentinel deployment fails three times in a row: first its
 // host hangs with the sentinel the store asked first (frozen: connections
 // neither answer nor close), then it crashes (kill -9), twice. After each
@@ -184,28 +225,12 @@ func firstSwitch(t testing.TB, switches []<-chan redistest.Message, name, oldMas
 // work within failoverBound, and so does the store's subscription (held
 // reads are woken again).
 func TestSentinelFailoverIsFollowedAtOnce(t *testing.T) {
-	a := startRedis(t)
-	servers := map[int]*redistest.Server{a.Port: a}
-	var replicas []*redistest.Server
-	for range 3 {
-		r := redistest.Replica(t, a)
-		servers[r.Port] = r
-		replicas = append(replicas, r)
-	}
-	cfg := redistest.SentinelConfig{
-		Name: "cometfo", Master: a, Replicas: replicas, Count: 3,
-		DownAfter: 500 * time.Millisecond, FailoverTimeout: 2 * time.Second,
-	}
-	sentinels := redistest.Sentinels(t, cfg)
-	var switches []<-chan redistest.Message
-	var addrs []string
-	for _, s := range sentinels {
-		switches = append(switches, redistest.Subscribe(t, s.Addr(), "+switch-master"))
-		addrs = append(addrs, s.Addr())
-	}
+	g := startSentinelGroup(t, "cometfo", 3)
+	servers, sentinels, switches := g.servers, g.sentinels, g.switches
+	cfg := g.config
 	var evs timedEvents
 	s, err := Open(Options{
-		Client:  rueidis.ClientOption{InitAddress: addrs, Sentinel: rueidis.SentinelOption{MasterSet: cfg.Name}},
+		Client:  g.client,
 		Timeout: time.Second,
 		Logger:  zaptest.NewLogger(t),
 	}, hub.StoreOptions{Hub: "failover", Notify: evs.notify})
