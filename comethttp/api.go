@@ -31,6 +31,9 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call *apiCall
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Unknown output format"})
 		return
 	}
+	if h.refuseCallback(w, r, opts) {
+		return
+	}
 	op := call.op
 	if op == "" {
 		w.Header().Set("Allow", call.allow)
@@ -290,6 +293,9 @@ func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels s
 		h.replyFormError(w, r, rd.opts, err)
 		return nil
 	}
+	if h.refuseCallback(w, r, rd.opts) {
+		return nil
+	}
 	rd.req.Channels = channels
 	if ids, ok := form["client_id"]; ok {
 		rd.req.HasClientID = true
@@ -476,3 +482,24 @@ func parseBool(v string) (value, ok bool) {
 	}
 	return false, false
 }
+
+// refuseCallback answers a JSON-P request whose callback name is refused
+// (jsonp.ValidCallback) with 400 and the original's reply,
+// jsonp.InvalidCallbackBody, before anything is done: a publish is not
+// made, a read is not held. The body runs as nothing; the status is what a
+// curl user sees and what makes a <script> element fail (its onerror),
+// where a 200 left a hand-written client waiting for a call that never
+// came.
+func (h *Handler) refuseCallback(w http.ResponseWriter, r *http.Request, opts jsonp.Options) bool {
+	if !opts.CallbackRefused() {
+		return false
+	}
+	// jsonp writes the original's comment in place of the error's object.
+	h.replyErrorStatus(w, r, opts, http.StatusBadRequest, errInvalidCallback)
+	return true
+}
+
+// errInvalidCallback is the refusal of a JSON-P callback name, as logged and
+// counted; its reply's body is jsonp.InvalidCallbackBody.
+var errInvalidCallback = &hub.Error{Code: hub.CodeBadRequest, Message: "Invalid JSONP callback name",
+	Detail: fmt.Sprintf("it must start with %s, hold only letters, digits, '_' and '.', and be at most %d bytes", jsonp.CallbackPrefix, jsonp.MaxCallbackLength)}

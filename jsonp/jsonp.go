@@ -81,6 +81,12 @@ type Options struct {
 	QuoteJSON bool
 }
 
+// CallbackRefused reports whether o is a JSON-P reply whose callback name
+// ValidCallback refuses: its body can only be InvalidCallbackBody.
+func (o Options) CallbackRefused() bool {
+	return o.Format == JSONP && !ValidCallback(cmp.Or(o.Callback, DefaultCallback))
+}
+
 // Cache-Control values: replies that carry messages may be cached for a
 // second, as the original server allowed; anything else must not be.
 const (
@@ -123,7 +129,7 @@ func PrepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessage
 func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessages bool) []byte {
 	body = escapeCommentEnds(body)
 	switch {
-	case opts.Format == JSONP && !ValidCallback(cmp.Or(opts.Callback, DefaultCallback)):
+	case opts.CallbackRefused():
 		dst = append(dst, InvalidCallbackBody...)
 	case opts.Format == JSONP:
 		dst = append(append(append(append(dst, cmp.Or(opts.Callback, DefaultCallback)...), '('), body...), ");"...)

@@ -112,11 +112,24 @@ func TestAPIJSONP(t *testing.T) {
 	if !strings.HasPrefix(r.body, "_JSONP_7({") {
 		t.Fatalf("named callback: %q", r.body)
 	}
+	// A refused callback name gets the original's body with 400, before
+	// anything is done: a curl user sees the error, a <script> fails.
 	for _, cb := range []string{"alert", "_JSONP_x;alert(1)", "_JSONP_" + strings.Repeat("a", 122)} {
 		r = get(t, base+"/channels/jp.jsonp?since=0&cb="+url.QueryEscape(cb))
-		if r.body != "/* invalid JSONP callback name */" {
-			t.Fatalf("callback %q: %q", cb, r.body)
+		if r.status != 400 || r.body != "/* invalid JSONP callback name */" {
+			t.Fatalf("callback %q: HTTP %d %q, want 400 and the original's comment", cb, r.status, r.body)
 		}
+	}
+	r = post(t, base+"/channels/jp.jsonp?cb=alert", url.Values{"content": {"not published"}})
+	if r.status != 400 || r.body != "/* invalid JSONP callback name */" {
+		t.Fatalf("publish with a refused callback: HTTP %d %q", r.status, r.body)
+	}
+	if m := mustCode(t, read(t, base, "jp", 0), 200, 1, "").Messages["jp"]; len(m) != 1 || m[0].Content != "hello" {
+		t.Fatalf("a publish refused for its callback name published: %+v", m)
+	}
+	// The longest name accepted.
+	if r = get(t, base+"/channels/jp.jsonp?since=0&cb=_JSONP_"+strings.Repeat("a", 121)); r.status != 200 || !strings.HasPrefix(r.body, "_JSONP_aaa") {
+		t.Fatalf("a callback name of 128 bytes: HTTP %d %q", r.status, r.body)
 	}
 	// Errors come through the callback too, with status 200 for <script>.
 	r = get(t, base+"/channels/nope-jp.jsonp?cb=_JSONP_e")
