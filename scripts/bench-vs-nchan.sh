@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side by side with Nchan (issues 10 and 14): the same comet-bench fan-out,
+# Side by side with Nchan (docs/performance.md): the same comet-bench fan-out,
 # same client and flags, against caddy-comet and against nginx with Nchan, in
 # one run. Each round runs both servers, each started afresh (for its memory
 # figures), the first of the two alternating from round to round; before each
