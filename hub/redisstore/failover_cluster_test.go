@@ -47,15 +47,7 @@ func TestClusterFailoverIsFollowedAtOnce(t *testing.T) {
 		} else {
 			primary.Kill()
 		}
-		type result struct {
-			at  time.Time
-			err error
-		}
-		recovered := make(chan result, 1)
-		go func() {
-			at, err := publishAndReadBack(s, "c", failed.Add(30*time.Second))
-			recovered <- result{at, err}
-		}()
+		recovered := recoverInBackground(s, "c", failed.Add(30*time.Second))
 		_, promoted := c.Promoted(primary, 20*time.Second)
 		r := <-recovered
 		if r.err != nil {

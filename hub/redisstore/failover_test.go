@@ -99,6 +99,23 @@ func publishAndReadBack(s *Store, channel string, deadline time.Time) (time.Time
 	return time.Time{}, fmt.Errorf("no publish and read back by the deadline: %w", last)
 }
 
+// recovery is when publishAndReadBack first worked, or why it never did.
+type recovery struct {
+	at  time.Time
+	err error
+}
+
+// recoverInBackground runs publishAndReadBack on its own goroutine, so that
+// the test can watch for the failover meanwhile, and hands back its result.
+func recoverInBackground(s *Store, channel string, deadline time.Time) <-chan recovery {
+	recovered := make(chan recovery, 1)
+	go func() {
+		at, err := publishAndReadBack(s, channel, deadline)
+		recovered <- recovery{at, err}
+	}()
+	return recovered
+}
+
 // sentinelsAgree waits until every sentinel names the same master and sees
 // a healthy replica of it, one a failover can promote, and returns that
 // master. Sentinel announces neither, so this polls.
@@ -262,15 +279,7 @@ func TestSentinelFailoverIsFollowedAtOnce(t *testing.T) {
 		} else {
 			primary.Kill()
 		}
-		type result struct {
-			at  time.Time
-			err error
-		}
-		recovered := make(chan result, 1)
-		go func() {
-			at, err := publishAndReadBack(s, "c", killed.Add(30*time.Second))
-			recovered <- result{at, err}
-		}()
+		recovered := recoverInBackground(s, "c", killed.Add(30*time.Second))
 		switched := firstSwitch(t, switches, cfg.Name, primary.Addr(), killed)
 		r := <-recovered
 		if r.err != nil {
