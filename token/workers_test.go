@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -93,13 +94,16 @@ func TestJWTVerifyPanicRefuses(t *testing.T) {
 	wantRefused(t, "after a panic", checkToken(v, hsToken(t, Grant{Subscribe: []string{"news"}}), "subscribe", "news"), nil)
 }
 
-// workerStacks counts the goroutines that are a verifier's workers.
-func workerStacks() int {
+// workerStacks counts the goroutines that are v's workers: those whose
+// stack shows work called on v. Other tests' verifiers may still have
+// workers leaving (Close waits for them to be done, and a goroutine leaves
+// the list a moment after), so they are not counted.
+func workerStacks(v *Verifier) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "token.(*Verifier).work(")
+			return strings.Count(string(buf[:n]), fmt.Sprintf("token.(*Verifier).work(%p", v))
 		}
 		buf = make([]byte, 2*len(buf))
 	}
@@ -109,32 +113,35 @@ func workerStacks() int {
 // once it is closed; a verifier closed still verifies, on the caller's
 // goroutine.
 func TestVerifierCloseStopsWorkers(t *testing.T) {
-	before := workerStacks()
 	v := newTestVerifier(t, Options{Secret: []byte(testSecret)}, newTestClock())
-	if n := workerStacks(); n != before {
-		t.Fatalf("%d workers before the first verification, want none", n-before)
+	if n := workerStacks(v); n != 0 {
+		t.Fatalf("%d workers before the first verification, want none", n)
 	}
 	tok := hsToken(t, Grant{Subscribe: []string{"news"}})
 	wantRefused(t, "with its workers", checkToken(v, tok, "subscribe", "news"), nil)
-	if n, want := workerStacks()-before, max(runtime.GOMAXPROCS(0), 2); n != want {
-		t.Fatalf("%d workers verifying, want %d", n, want)
-	}
-	v.Close()
-	// Close has waited for each worker to return; a goroutine that has
-	// returned leaves the list of goroutines a moment later, and nothing
-	// signals that moment.
-	deadline := time.Now().Add(10 * time.Second)
-	for workerStacks() != before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers left after Close", workerStacks()-before)
+	// A worker goroutine shows in the list of goroutines once it has run
+	// (one started but not yet scheduled shows only as the go statement's
+	// wrapper), and after Close, which waits for each to return, it leaves
+	// the list a moment later: nothing signals either moment, so both are
+	// polled, with a deadline.
+	awaitWorkers := func(want int, when string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for n := workerStacks(v); n != want; n = workerStacks(v) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d workers %s, want %d", n, when, want)
+			}
+			runtime.Gosched()
 		}
-		runtime.Gosched()
 	}
+	awaitWorkers(max(runtime.GOMAXPROCS(0), 2), "verifying")
+	v.Close()
+	awaitWorkers(0, "left after Close")
 	v.cache = newCache(0, 0) // so that the token is verified again
 	wantRefused(t, "closed", checkToken(v, tok, "subscribe", "news"), nil)
 	v.Close() // twice is fine
-	if n := workerStacks(); n != before {
-		t.Fatalf("%d workers after verifying on a closed verifier, want none", n-before)
+	if n := workerStacks(v); n != 0 {
+		t.Fatalf("%d workers after verifying on a closed verifier, want none", n)
 	}
 }
 
