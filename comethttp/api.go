@@ -187,7 +187,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // serveRead answers a read (GET on a channel list, allowed on this route,
 // in a known format) and returns the body of its 200 reply, in a buffer of
 // replyBuffers, with the headers set, for ServeAPI to write (writeRead
-// puts the buffer back), and the reply's Woken for the delivery latency;
+// puts the buffer back), and the reply's NotifiedAt for the delivery latency;
 // nil when there is nothing left to write.
 //
 // A held read parks its goroutine in here and keeps to the stack budget of
@@ -195,7 +195,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 // ServeAPI calls this straight away, not through serveAPI, writes the
 // reply itself rather than from one frame deeper, and this frame stays
 // small, with the read's state on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) (*[]byte, hub.Moment) {
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) (*[]byte, hub.Instant) {
 	rd := h.newReadCall(w, r, call.id, call.format, until)
 	if rd == nil {
 		return nil, 0
@@ -207,7 +207,7 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCal
 	if rd.reply.Reason == hub.ReleasedCanceled {
 		return nil, 0 // the client has gone
 	}
-	return h.prepareRead(w, rd), rd.reply.Woken
+	return h.prepareRead(w, rd), rd.reply.NotifiedAt
 }
 
 // readError answers a read that failed. It takes rd by pointer, as
@@ -236,14 +236,14 @@ func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 
 // writeRead writes the 200 reply of a read, whose headers are set, puts
 // its buffer back and, once the reply is written, records the delivery of a
-// read that a publish released (woken, see hub.Reply.Woken). A reply that
-// could not be written delivered nothing and is not recorded.
-func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte, woken hub.Moment) {
+// read that a publish released (see hub.Reply.NotifiedAt). A reply that could
+// not be written delivered nothing and is not recorded.
+func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte, notifiedAt hub.Instant) {
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(*out); err != nil {
 		h.logWriteError(r, err)
 	} else {
-		h.hub.Stats().ObserveDelivery(woken)
+		h.hub.Stats().ObserveDelivery(notifiedAt)
 	}
 	putReplyBuffer(out)
 }

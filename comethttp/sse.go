@@ -189,7 +189,7 @@ func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 	err := h.write(sc, *out)
 	putReplyBuffer(out)
 	if err == nil && withMessages {
-		h.hub.Stats().ObserveDelivery(sc.reply.Woken)
+		h.hub.Stats().ObserveDelivery(sc.reply.NotifiedAt)
 	}
 	return err
 }

@@ -17,8 +17,8 @@ type remoteStore struct {
 // The whole store suite holds with store reads run aside, as they are for
 // every store but memory.
 func TestMemoryStoreReadAside(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, opts hub.StoreOptions) hub.Store {
+	storetest.RunWith(t, func(t *testing.T, opts hub.StoreOptions) hub.Store {
 		s := hub.NewMemoryStore(opts)
 		return remoteStore{Store: s, Sweeper: s}
-	})
+	}, storetest.Options{FakeClock: true})
 }

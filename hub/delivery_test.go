@@ -6,9 +6,9 @@ import (
 )
 
 // A reply that carries the messages of several publishes is timed from the
-// earliest of them, and the moment of an event that arrives while the
+// earliest of them, and the instant of an event that arrives while the
 // reader looks is kept for its next look, not lost or merged into this one.
-func TestWokenIsEarliestEventSinceLastLook(t *testing.T) {
+func TestNotifiedAtIsEarliestEventSinceLastLook(t *testing.T) {
 	h := NewMemory(Config{})
 	defer h.Close()
 	ctx := context.Background()
@@ -16,13 +16,13 @@ func TestWokenIsEarliestEventSinceLastLook(t *testing.T) {
 
 	w.wake(wakePublished, 1, 5)
 	w.wake(wakePublished, 2, 9)
-	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.lookedFor != 5 {
-		t.Fatalf("after events at 5 and 9: %v, looked for %d, want to look again for 5", r, w.lookedFor)
+	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.notifiedAt != 5 {
+		t.Fatalf("after events at 5 and 9: %v, notified at %d, want to look again for 5", r, w.notifiedAt)
 	}
 	// The reader is looking now; an event meanwhile signals it again.
 	w.wake(wakePublished, 3, 12)
-	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.lookedFor != 12 {
-		t.Fatalf("after an event at 12 during the look: %v, looked for %d, want to look again for 12", r, w.lookedFor)
+	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.notifiedAt != 12 {
+		t.Fatalf("after an event at 12 during the look: %v, notified at %d, want to look again for 12", r, w.notifiedAt)
 	}
 }
 

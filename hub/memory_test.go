@@ -13,9 +13,9 @@ import (
 )
 
 func TestMemoryStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, opts hub.StoreOptions) hub.Store {
+	storetest.RunWith(t, func(t *testing.T, opts hub.StoreOptions) hub.Store {
 		return hub.NewMemoryStore(opts)
-	})
+	}, storetest.Options{FakeClock: true})
 }
 
 // recorder collects a store's notifications.

@@ -40,11 +40,11 @@ type Reply struct {
 	ReadResult
 	// Reason says why a read without messages was answered.
 	Reason ReleaseReason
-	// Woken is when the hub learned of the earliest publish that woke the
+	// NotifiedAt is when the hub learned of the earliest publish that woke the
 	// read (or, after a store outage, that the store may have missed
 	// some), for Stats.ObserveDelivery: set when a held read is released
 	// by a publish (Reason ReleasedMessages after waiting), zero otherwise.
-	Woken Moment
+	NotifiedAt Instant
 }
 
 // ReleaseReason says why a held read was answered.
@@ -176,7 +176,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		switch {
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
-			reply.Woken = w.lookedFor
+			reply.NotifiedAt = w.notifiedAt
 			return nil
 		case err == nil:
 		case ctx.Err() != nil:
@@ -345,7 +345,7 @@ func (h *Hub) HeldBy(peer string) int { return h.heldBy.count(peer) }
 // reset zeroes r field by field, which takes no temporary on the stack as
 // *r = Reply{} does.
 func (r *Reply) reset() {
-	r.Since, r.LastID, r.Channels, r.Reason, r.Woken = 0, 0, nil, 0, 0
+	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt = 0, 0, nil, 0, 0
 }
 
 // unavailable reports whether err is a store failure. It is not inlined:
@@ -366,7 +366,7 @@ func (h *Hub) wait(ctx context.Context, w *waiter, timeout, stop <-chan struct{}
 		// Taken with the signal, so that an event arriving during the
 		// snapshot counts towards the next one, should this one come
 		// back empty.
-		w.lookedFor = Moment(w.wokeAt.Swap(0))
+		w.notifiedAt = Instant(w.pendingNotifiedAt.Swap(0))
 		if w.events.Swap(0)&wakeDeleted != 0 {
 			return ReleasedDeleted
 		}

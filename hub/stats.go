@@ -26,30 +26,30 @@ type Stats struct {
 	DeliveryLatency LatencyHistogram
 }
 
-// ObserveDelivery records the delivery of a reply whose Woken is woken, now
-// that it has been written. Replies of reads that were not released by a
-// publish (zero Woken) are not deliveries and are ignored.
-func (s *Stats) ObserveDelivery(woken Moment) {
-	if woken != 0 {
-		s.DeliveryLatency.Observe(woken.Elapsed())
+// ObserveDelivery records the delivery of a reply whose NotifiedAt is
+// notifiedAt, now that it has been written. Replies of reads that were not
+// released by a publish (zero NotifiedAt) are not deliveries and are ignored.
+func (s *Stats) ObserveDelivery(notifiedAt Instant) {
+	if notifiedAt != 0 {
+		s.DeliveryLatency.Observe(notifiedAt.Elapsed())
 	}
 }
 
-// Moment is a reading of the hub's monotonic clock, in nanoseconds since the
+// Instant is a reading of the hub's monotonic clock, in nanoseconds since the
 // process started: an int64 rather than a time.Time, so that a waiter can
-// hold one in an atomic and a reply carry one in a word. The zero Moment is
+// hold one in an atomic and a reply carry one in a word. The zero Instant is
 // no reading.
-type Moment int64
+type Instant int64
 
-// clockStart anchors Moments; its monotonic reading makes time.Since immune
+// clockStart anchors Instants; its monotonic reading makes time.Since immune
 // to wall clock steps.
 var clockStart = time.Now()
 
-// now returns the current Moment, never zero.
-func now() Moment { return Moment(max(time.Since(clockStart), 1)) }
+// now returns the current Instant, never zero.
+func now() Instant { return Instant(max(time.Since(clockStart), 1)) }
 
-// Elapsed returns the time since m.
-func (m Moment) Elapsed() time.Duration { return time.Duration(now() - m) }
+// Elapsed returns the time since i.
+func (i Instant) Elapsed() time.Duration { return time.Duration(now() - i) }
 
 // latencyBuckets are the upper bounds, in seconds, of LatencyHistogram.
 var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}

@@ -19,12 +19,12 @@ type waiter struct {
 	// eventTick is the tick of the latest event that woke it: its next
 	// snapshot must follow it (see sharedReads).
 	eventTick atomic.Uint64
-	// wokeAt is when the hub learned of the earliest event that signalled
-	// the waiter since the reader last took the signal (0: none since);
-	// the reader moves it to lookedFor as it takes the signal, for the
-	// delivery latency of the reply its next snapshot makes.
-	wokeAt    atomic.Int64
-	lookedFor Moment
+	// pendingNotifiedAt is when the hub learned of the earliest event that
+	// signalled the waiter since the reader last took the signal (0: none
+	// since); the reader moves it to notifiedAt as it takes the signal, and
+	// the reply its next snapshot makes carries it (Reply.NotifiedAt).
+	pendingNotifiedAt atomic.Int64
+	notifiedAt        Instant
 	// q's channels and client are also what the maintenance loop keeps
 	// alive.
 	q    ReadQuery
@@ -40,11 +40,11 @@ const (
 )
 
 // wake records an event with the given tick, of which the hub learned at
-// the moment at, and signals the waiter. The tick and the moment are stored
+// notifiedAt, and signals the waiter. The tick and the instant are stored
 // before the signal is sent, so a reader that received the signal and then
-// loads eventTick sees a tick no older than the event's, and wokeAt a moment
-// no later.
-func (w *waiter) wake(bits uint32, tick uint64, at Moment) {
+// loads eventTick sees a tick no older than the event's, and
+// pendingNotifiedAt an instant no later.
+func (w *waiter) wake(bits uint32, tick uint64, notifiedAt Instant) {
 	for {
 		old := w.eventTick.Load()
 		if tick <= old || w.eventTick.CompareAndSwap(old, tick) {
@@ -54,7 +54,7 @@ func (w *waiter) wake(bits uint32, tick uint64, at Moment) {
 	w.events.Or(bits)
 	// The earliest event counts: a reply that carries the messages of
 	// several publishes was as late as its oldest.
-	w.wokeAt.CompareAndSwap(0, int64(at))
+	w.pendingNotifiedAt.CompareAndSwap(0, int64(notifiedAt))
 	select {
 	case w.signal <- struct{}{}:
 	default:
@@ -122,14 +122,14 @@ func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 	s.mu.Unlock()
 	// The clock is read only when there is someone to wake, so that
 	// publishes nobody waits for do not pay for it.
-	var at Moment
+	var notifiedAt Instant
 	if len(*list) > 0 {
-		at = now()
+		notifiedAt = now()
 	}
 	// A waiter that unregisters meanwhile gets a wake-up it will not
 	// read, which does no harm: its signal channel has a slot to spare.
 	for i, w := range *list {
-		w.wake(bits, tick, at)
+		w.wake(bits, tick, notifiedAt)
 		(*list)[i] = nil
 	}
 	*list = (*list)[:0]
@@ -139,11 +139,11 @@ func (ws *waiters) wake(channel string, bits uint32, tick uint64) {
 // wakeAll wakes every waiter; used when a store may have missed
 // notifications.
 func (ws *waiters) wakeAll(bits uint32, tick uint64) {
-	at := now()
+	notifiedAt := now()
 	ws.byChannel.each(func(m map[string]map[*waiter]struct{}) {
 		for _, set := range m {
 			for w := range set {
-				w.wake(bits, tick, at)
+				w.wake(bits, tick, notifiedAt)
 			}
 		}
 	})

@@ -81,8 +81,8 @@ func (s *suite) testDeleteReleasesHeldReads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read on %s: %v", name, err)
 		}
-		if r.Reason != hub.ReleasedDeleted || r.HasMessages() || r.Woken != 0 {
-			t.Fatalf("read on %s released by %s with messages %v (Woken %d), want deletion and none, and no delivery", name, r.Reason, r.HasMessages(), r.Woken)
+		if r.Reason != hub.ReleasedDeleted || r.HasMessages() || r.NotifiedAt != 0 {
+			t.Fatalf("read on %s released by %s with messages %v (NotifiedAt %d), want deletion and none, and no delivery", name, r.Reason, r.HasMessages(), r.NotifiedAt)
 		}
 		last = r.LastID
 	}
@@ -135,14 +135,14 @@ func (s *suite) testHeldReadReleasedByPublish(t *testing.T) {
 		}
 		// The delivery latency runs from the hub learning of the publish,
 		// not from the read's start, which came before the publish.
-		woken := r.Woken.Elapsed()
-		if sincePublish := time.Since(publishing); r.Woken == 0 || woken > sincePublish {
-			t.Fatalf("reader %d: woken %v ago (Woken %d), but the publish began %v ago", i, woken, r.Woken, sincePublish)
+		notified := r.NotifiedAt.Elapsed()
+		if sincePublish := time.Since(publishing); r.NotifiedAt == 0 || notified > sincePublish {
+			t.Fatalf("reader %d: notified %v ago (NotifiedAt %d), but the publish began %v ago", i, notified, r.NotifiedAt, sincePublish)
 		}
 	}
 	// A read answered at once was not held, so it is no delivery.
-	if r := mustRead(t, h, hub.ReadRequest{Channels: "a", Since: old.ID}); r.Woken != 0 {
-		t.Fatalf("read answered at once: Woken %d, want 0", r.Woken)
+	if r := mustRead(t, h, hub.ReadRequest{Channels: "a", Since: old.ID}); r.NotifiedAt != 0 {
+		t.Fatalf("read answered at once: NotifiedAt %d, want 0", r.NotifiedAt)
 	}
 	waitHeld(t, h, 1)
 	mb := mustPublish(t, h, "b", "for b")
@@ -172,8 +172,8 @@ func (s *suite) testHeldReadTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Reason != hub.ReleasedTimeout || r.HasMessages() || r.Woken != 0 {
-		t.Fatalf("released by %s with messages %v (Woken %d), want a timeout without, and no delivery", r.Reason, r.HasMessages(), r.Woken)
+	if r.Reason != hub.ReleasedTimeout || r.HasMessages() || r.NotifiedAt != 0 {
+		t.Fatalf("released by %s with messages %v (NotifiedAt %d), want a timeout without, and no delivery", r.Reason, r.HasMessages(), r.NotifiedAt)
 	}
 	if elapsed := time.Since(start); elapsed < shortHold {
 		t.Fatalf("answered after %v, before http_timeout %v", elapsed, shortHold)

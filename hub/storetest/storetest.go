@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub"
@@ -58,6 +59,15 @@ type Options struct {
 	// so it must stay well above the longest stall the machine may impose
 	// on a goroutine or a store round trip. Default: 1s.
 	Expiry time.Duration
+	// FakeClock runs the tests that wait for time to pass (expiry, held
+	// reads' timeouts, the idempotency window) in a testing/synctest
+	// bubble, whose clock is fake: the hub's timers, its maintenance loop
+	// and the store's time.Now then advance only when every goroutine of the
+	// test waits, so those tests take no real time and their timing is
+	// exact. Only a store that keeps its state in the process and does no
+	// I/O can run in a bubble (the memory store); a network store keeps
+	// time by its server's clock. Default: false (real time).
+	FakeClock bool
 }
 
 func (o Options) normalize() Options {
@@ -100,6 +110,12 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 	t.Run("Stress", s.testStress)
 	t.Run("PublishDuringHeldRead", s.testPublishDuringHeldRead)
 
+	// The tests that wait for time to pass (see Options.FakeClock).
+	timed := map[string]bool{
+		"SessionExpiry": true, "HeldReadKeepsSession": true, "ChannelExpiry": true,
+		"HeldReadKeepsChannel": true, "ChannelExpiryOff": true, "HeldReadTimeout": true,
+		"MaxClients": true, "IdempotencyWindow": true,
+	}
 	for _, tc := range []struct {
 		name string
 		fn   func(*testing.T)
@@ -147,6 +163,10 @@ func RunWith(t *testing.T, open func(t *testing.T, opts hub.StoreOptions) hub.St
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if timed[tc.name] && s.opts.FakeClock {
+				synctest.Test(t, tc.fn)
+				return
+			}
 			tc.fn(t)
 		})
 	}
