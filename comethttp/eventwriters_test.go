@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,27 +16,24 @@ import (
 // up no other client's events, however many writers they stall, and that
 // the writers they held end or go idle once those clients are gone.
 func TestEventWritersStalledClients(t *testing.T) {
-	p := newEventWriters()
-	defer p.close()
-	stalled := int(p.maxIdle) + 2
+	state := &HubState{writers: newEventWriters()}
+	defer state.Close()
+	h := &Handler{state: state}
+	maxIdle := max(4, 2*runtime.GOMAXPROCS(0)) // newEventWriters'
+	stalled := maxIdle + 2
 	chunk := bytes.Repeat([]byte("x"), 256<<10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sc := &streamCall{w: w, rc: http.NewResponseController(w), written: make(chan error, 1)}
+		sc := newStreamCall(nil, nil, w)
 		w.Header().Set("Content-Type", "text/event-stream")
 		if r.URL.Path == "/live" {
-			sc.event = []byte("data: live\n\n")
-			if err := p.write(sc); err != nil {
+			if err := h.write(sc, []byte("data: live\n\n")); err != nil {
 				t.Errorf("writing to a client that reads: %v", err)
 			}
 			return
 		}
 		// Until the client is gone: once the connection's buffers are
 		// full, a write blocks, and holds its writer.
-		for {
-			sc.event = chunk
-			if p.write(sc) != nil {
-				return
-			}
+		for h.write(sc, chunk) == nil {
 		}
 	}))
 	defer srv.Close()
@@ -53,7 +51,8 @@ func TestEventWritersStalledClients(t *testing.T) {
 		conns = append(conns, c)
 	}
 	waitFor(t, "every stalled client to hold a writer", func() bool {
-		return int(p.running.Load()-p.idle.Load()) >= stalled
+		running, idle := state.writers.Goroutines()
+		return running-idle >= stalled
 	})
 
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -71,10 +70,14 @@ func TestEventWritersStalledClients(t *testing.T) {
 		c.Close()
 	}
 	waitFor(t, "the stalled writers to end or go idle", func() bool {
-		return p.running.Load() <= p.maxIdle && p.running.Load() == p.idle.Load()
+		running, idle := state.writers.Goroutines()
+		return running <= maxIdle && running == idle
 	})
-	p.close()
-	waitFor(t, "every writer to end after close", func() bool { return p.running.Load() == 0 })
+	state.Close()
+	state.writers.Wait()
+	if running, _ := state.writers.Goroutines(); running != 0 {
+		t.Fatalf("%d writers after Close", running)
+	}
 }
 
 // waitFor waits up to 10 s for cond, which tests the outcome of work on

@@ -2,9 +2,11 @@ package comethttp
 
 import (
 	"cmp"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/internal/offstack"
 )
 
 // DefaultIPv6PrefixPerIP is ipv6_prefix_per_ip's default: a /64 is one
@@ -26,8 +28,8 @@ type HubState struct {
 	errors  [-hub.CodeOverloaded + 1]atomic.Int64
 
 	// writers write the events of the hub's event streams, whichever
-	// handler opened them.
-	writers *eventWriters
+	// handler opened them (see newEventWriters).
+	writers *offstack.Runner
 
 	// ipv6PrefixPerIP is the hub's ipv6_prefix_per_ip (0: its default).
 	// The engine takes peers as opaque keys, so the HTTP layer keeps it.
@@ -77,7 +79,22 @@ func (s *HubState) peerOf(ip string) string {
 	return peerKey(ip, cmp.Or(int(s.ipv6PrefixPerIP.Load()), DefaultIPv6PrefixPerIP))
 }
 
-// Close ends the goroutines that write the hub's event streams; a stream
-// that writes after Close gets a writer of its own, which ends after that
-// write. It does not close the hub.
-func (s *HubState) Close() { s.writers.close() }
+// Close ends the goroutines that write the hub's event streams, each busy
+// one once its write returns, without waiting for them; a stream that
+// writes after Close gets a writer of its own, which ends after that write.
+// It does not close the hub.
+func (s *HubState) Close() { s.writers.Close() }
+
+// newEventWriters returns the goroutines that write a hub's event streams
+// (docs/design.md, "Event streams: shared writers"). A stream cannot write
+// from its own goroutine: flushing in the middle of a response goes through
+// net/http's chunked writer deep enough to double the goroutine's stack,
+// which the stream would keep for as long as it is open. The runner is
+// unbounded, so a write that blocks (a client that stopped reading, until
+// Caddy's write_idle_timeout ends it) holds only its own writer, and it
+// keeps a couple of idle writers per CPU: writes are CPU work on a
+// connection that is ready, and that keeps every CPU writing while others
+// switch.
+func newEventWriters() *offstack.Runner {
+	return offstack.New(max(4, 2*runtime.GOMAXPROCS(0)), 0)
+}

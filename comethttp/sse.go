@@ -1,6 +1,7 @@
 package comethttp
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -31,10 +32,12 @@ type streamCall struct {
 	stream *hub.Stream
 	w      http.ResponseWriter
 	rc     *http.ResponseController
-	// event is what the stream's writer is to write (see eventWriters),
-	// and written hands back the outcome.
+	// event is what the stream's writer is to write (see
+	// newEventWriters), and written hands back the outcome.
 	event   []byte
 	written chan error
+	// writeFn is sc.writeNow, made once per stream rather than per event.
+	writeFn func()
 }
 
 // nextHold is how long the stream's next read may wait for messages:
@@ -143,8 +146,14 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return &streamCall{readCall: rd, stream: stream, w: w, rc: http.NewResponseController(w),
+	return newStreamCall(rd, stream, w)
+}
+
+func newStreamCall(rd *readCall, stream *hub.Stream, w http.ResponseWriter) *streamCall {
+	sc := &streamCall{readCall: rd, stream: stream, w: w, rc: http.NewResponseController(w),
 		written: make(chan error, 1)}
+	sc.writeFn = sc.writeNow
+	return sc
 }
 
 // refuseStream answers a stream whose first read failed with the API's
@@ -196,11 +205,14 @@ func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 
 // write writes p to the stream and flushes it through whatever wraps the
 // response (encode, HTTP/2), so that it reaches the client now. A writer
-// of the hub's does it (see eventWriters), which keeps the depth of a
-// flush off the stream's goroutine.
+// of the hub's does it (see newEventWriters), which keeps the depth of a
+// flush off the stream's goroutine. The response is never used by two
+// goroutines at once: the stream's waits here while a writer uses it.
 func (h *Handler) write(sc *streamCall, p []byte) error {
 	sc.event = p
-	err := h.state.writers.write(sc)
+	// The writers are unbounded: Go does not wait, and cannot fail.
+	_ = h.state.writers.Go(context.Background(), sc.writeFn)
+	err := <-sc.written
 	sc.event = nil
 	return err
 }

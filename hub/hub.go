@@ -10,9 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/simple-comet/caddy-comet/internal/offstack"
 )
 
 // Config holds a hub's settings, as the engine takes them; the Caddy module
@@ -180,9 +183,12 @@ type Hub struct {
 	// sharedReads'.
 	ticks     atomic.Uint64
 	deadlines *deadlines
-	stats     Stats
-	held      atomic.Int64
-	heldBy    *heldByPeer
+	// storeReaders run the store reads of a store that is not an
+	// InlineReader (see Hub.snapshot).
+	storeReaders *offstack.Runner
+	stats        Stats
+	held         atomic.Int64
+	heldBy       *heldByPeer
 
 	stopMaintenance chan struct{}
 	maintenanceDone chan struct{}
@@ -193,10 +199,14 @@ type Hub struct {
 // open returns.
 func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub, error) {
 	h := &Hub{
-		waiters:         newWaiters(),
-		sharedReads:     newSharedReads(),
-		heldBy:          newHeldByPeer(),
-		deadlines:       newDeadlines(100 * time.Millisecond),
+		waiters:     newWaiters(),
+		sharedReads: newSharedReads(),
+		heldBy:      newHeldByPeer(),
+		deadlines:   newDeadlines(100 * time.Millisecond),
+		// Store reads wait on the network: a few idle readers per CPU
+		// keep a burst of them (one per share key a publish wakes) from
+		// starting goroutines.
+		storeReaders:    offstack.New(2*runtime.GOMAXPROCS(0), 0),
 		stopMaintenance: make(chan struct{}),
 		maintenanceDone: make(chan struct{}),
 	}
@@ -415,6 +425,7 @@ func (h *Hub) Close() error {
 		close(h.stopMaintenance)
 		<-h.maintenanceDone
 		h.deadlines.stop()
+		h.storeReaders.Close()
 		err = h.store.Close()
 	})
 	return err

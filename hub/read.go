@@ -195,10 +195,9 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 // snapshot takes a snapshot for w from a store read that began after tick
 // after, into *res; on error it leaves *res as it was. It leads a store read
 // or follows one (see sharedReads). A leader runs the store read on its own
-// goroutine when the store reads inline (InlineReader), and on a goroutine
-// of its own otherwise: a network client's calls are deep enough to double a
-// held read's stack, and a goroutine costs a microsecond against a round trip
-// of a hundred.
+// goroutine when the store reads inline (InlineReader), and on one of the
+// hub's store readers otherwise (an offstack.Runner): a network client's
+// calls are deep enough to double a held read's stack.
 //
 // It runs under every held read's goroutine (see Hub.ReadInto), within the
 // stack budget of a held read (docs/design.md).
@@ -210,7 +209,9 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 			h.readStore(ctx, w, r)
 			return r.result(res)
 		case lead:
-			go h.readStore(ctx, w, r)
+			// The readers are unbounded: Go does not wait, and cannot
+			// fail.
+			_ = h.storeReaders.Go(ctx, func() { h.readStore(ctx, w, r) })
 		case testHookFollowed != nil:
 			testHookFollowed()
 		}

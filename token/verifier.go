@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/simple-comet/caddy-comet/hub"
+	"github.com/simple-comet/caddy-comet/internal/offstack"
 )
 
 // Options configure a Verifier.
@@ -60,12 +61,12 @@ type Verifier struct {
 	now     func() time.Time
 	logger  *zap.Logger
 	cache   *cache
-	workers workers
+	workers *offstack.Runner
 }
 
 // NewVerifier returns a verifier of the tokens that o describes.
 func NewVerifier(o Options) (*Verifier, error) {
-	v := &Verifier{leeway: o.Leeway, now: o.Now, logger: o.Logger}
+	v := &Verifier{leeway: o.Leeway, now: o.Now, logger: o.Logger, workers: newWorkers()}
 	if v.now == nil {
 		v.now = time.Now
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/simple-comet/caddy-comet/internal/offstack"
 )
 
 // Tokens the cache does not hold are verified on a few long-lived worker
@@ -15,92 +17,60 @@ import (
 // signature take some 4 KiB of stack beyond the cached path: on the
 // request's goroutine, under Caddy's and net/http's frames, that would
 // double its stack (8 KiB to 16 KiB), and the read that follows would keep
-// it doubled for as long as it is held (docs/design.md, "The stack budget
-// of a held read"). A goroutine per verification would grow a fresh stack
-// each time, which costs as much as an HS256 verification itself; the
-// workers' stacks have grown once and stay.
+// it doubled for as long as it is held (docs/design.md, "Verifying tokens
+// off the request's stack").
 //
-// Each Verifier has workers of its own, as many as the CPUs Go uses, since
-// verifying is pure computation: they start with its first verification
-// and stop when it is closed (the handler closes its verifier when its
-// configuration is unloaded). When all are busy, requests wait their turn,
-// which also bounds how much CPU a flood of tokens can take from the rest
-// of the server; a request that ends while it waits stops waiting.
+// Each Verifier has workers of its own (an offstack.Runner), at most as
+// many as the CPUs Go uses, since verifying is pure computation: they
+// start with its verifications and stop when it is closed (the handler
+// closes its verifier when its configuration is unloaded). When all are
+// busy, requests wait their turn, which also bounds how much CPU a flood
+// of tokens can take from the rest of the server; a request that ends
+// while it waits stops waiting.
 
-// workers are a Verifier's worker goroutines.
-type workers struct {
-	mu     sync.Mutex
-	jobs   chan *job     // nil until the first job
-	stop   chan struct{} // closed by Close
-	closed bool
-	wg     sync.WaitGroup
+// newWorkers returns a verifier's workers; they start with its first
+// verification.
+func newWorkers() *offstack.Runner {
+	return offstack.New(0, max(runtime.GOMAXPROCS(0), 2))
 }
 
 // job is one verification handed to a worker.
 type job struct {
+	v     *Verifier
 	token string
 	now   time.Time
 	done  chan verdict // room for one: a worker never waits on it
+	run   func()       // j.verify, made once per job rather than per use
 }
 
-var jobPool = sync.Pool{New: func() any { return &job{done: make(chan verdict, 1)} }}
+var jobPool = sync.Pool{New: func() any {
+	j := &job{done: make(chan verdict, 1)}
+	j.run = j.verify
+	return j
+}}
 
-// start returns the workers' queue and their stop channel, starting the
-// workers on the first call; nil once the verifier is closed.
-func (w *workers) start(v *Verifier) (chan<- *job, <-chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil, nil
-	}
-	if w.jobs == nil {
-		w.jobs, w.stop = make(chan *job), make(chan struct{})
-		n := max(runtime.GOMAXPROCS(0), 2)
-		w.wg.Add(n)
-		for range n {
-			go v.work(w.jobs, w.stop)
-		}
-	}
-	return w.jobs, w.stop
-}
+func (j *job) verify() { j.done <- j.v.run(j.token, j.now) }
 
 // Close stops the verifier's workers and waits for them to finish the
 // verifications they have begun. The cache stays: a token it holds is
-// still taken. A token it does not hold is verified on the goroutine that
-// asks from then on, which only a request that outlives its handler's
+// still taken. A token it does not hold is verified on a goroutine of its
+// own from then on, which only a request that outlives its handler's
 // configuration does, as held reads are answered when the server shuts
 // down. Close may be called more than once.
 func (v *Verifier) Close() {
-	w := &v.workers
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		if w.stop != nil {
-			close(w.stop)
-		}
-	}
-	w.mu.Unlock()
-	w.wg.Wait()
+	v.workers.Close()
+	v.workers.Wait()
 }
 
 // verifyOffStack verifies a token on a worker and returns what it found,
 // or ctx's error when ctx ends first: while the token waits for a worker,
 // or for its verdict (the worker then finishes it for no one).
 func (v *Verifier) verifyOffStack(ctx context.Context, token string, now time.Time) (*Grant, error) {
-	jobs, stop := v.workers.start(v)
-	if jobs == nil {
-		return v.run(token, now).result() // closed
-	}
 	j := jobPool.Get().(*job)
-	j.token, j.now = token, now
-	select {
-	case jobs <- j:
-	case <-ctx.Done():
+	j.v, j.token, j.now = v, token, now
+	if err := v.workers.Go(ctx, j.run); err != nil {
 		j.release()
-		return nil, ctx.Err()
-	case <-stop:
-		j.release()
-		return v.run(token, now).result()
+		return nil, err
 	}
 	select {
 	case d := <-j.done:
@@ -116,21 +86,8 @@ func (v *Verifier) verifyOffStack(ctx context.Context, token string, now time.Ti
 // release puts a job whose verdict has been taken back in the pool,
 // keeping no token there.
 func (j *job) release() {
-	*j = job{done: j.done}
+	j.v, j.token, j.now = nil, "", time.Time{}
 	jobPool.Put(j)
-}
-
-// work runs verifications until stop is closed.
-func (v *Verifier) work(jobs <-chan *job, stop <-chan struct{}) {
-	defer v.workers.wg.Done()
-	for {
-		select {
-		case j := <-jobs:
-			j.done <- v.run(j.token, j.now)
-		case <-stop:
-			return
-		}
-	}
 }
 
 // run verifies a token. A panic on the request's goroutine would cost

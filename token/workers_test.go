@@ -3,9 +3,7 @@ package token
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,7 +79,7 @@ func TestJWTVerifyKeepsTheStackSmall(t *testing.T) {
 // A panic while verifying, on a worker goroutine where Caddy cannot
 // recover it, refuses the token instead of ending the process.
 func TestJWTVerifyPanicRefuses(t *testing.T) {
-	v := &Verifier{logger: zap.NewNop(), cache: newCache(1, 1), now: time.Now} // no parser: verifying panics
+	v := &Verifier{logger: zap.NewNop(), cache: newCache(1, 1), now: time.Now, workers: newWorkers()} // no parser: verifying panics
 	t.Cleanup(v.Close)
 	g, err := v.verifyOffStack(context.Background(), "a.b.c", time.Now())
 	if g != nil || !errors.Is(err, ErrMalformed) {
@@ -94,53 +92,26 @@ func TestJWTVerifyPanicRefuses(t *testing.T) {
 	wantRefused(t, "after a panic", checkToken(v, hsToken(t, Grant{Subscribe: []string{"news"}}), "subscribe", "news"), nil)
 }
 
-// workerStacks counts the goroutines that are v's workers: those whose
-// stack shows work called on v. Other tests' verifiers may still have
-// workers leaving (Close waits for them to be done, and a goroutine leaves
-// the list a moment after), so they are not counted.
-func workerStacks(v *Verifier) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Count(string(buf[:n]), fmt.Sprintf("token.(*Verifier).work(%p", v))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-// A verifier's workers start with its first verification and are gone
-// once it is closed; a verifier closed still verifies, on the caller's
-// goroutine.
+// A verifier's workers start with its verifications and are gone once it
+// is closed; a verifier closed still verifies, off the caller's goroutine.
 func TestVerifierCloseStopsWorkers(t *testing.T) {
 	v := newTestVerifier(t, Options{Secret: []byte(testSecret)}, newTestClock())
-	if n := workerStacks(v); n != 0 {
+	if n, _ := v.workers.Goroutines(); n != 0 {
 		t.Fatalf("%d workers before the first verification, want none", n)
 	}
 	tok := hsToken(t, Grant{Subscribe: []string{"news"}})
 	wantRefused(t, "with its workers", checkToken(v, tok, "subscribe", "news"), nil)
-	// A worker goroutine shows in the list of goroutines once it has run
-	// (one started but not yet scheduled shows only as the go statement's
-	// wrapper), and after Close, which waits for each to return, it leaves
-	// the list a moment later: nothing signals either moment, so both are
-	// polled, with a deadline.
-	awaitWorkers := func(want int, when string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for n := workerStacks(v); n != want; n = workerStacks(v) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d workers %s, want %d", n, when, want)
-			}
-			runtime.Gosched()
-		}
+	if n, _ := v.workers.Goroutines(); n != 1 {
+		t.Fatalf("%d workers after one verification, want 1", n)
 	}
-	awaitWorkers(max(runtime.GOMAXPROCS(0), 2), "verifying")
-	v.Close()
-	awaitWorkers(0, "left after Close")
+	v.Close() // waits for the workers to end
+	if n, _ := v.workers.Goroutines(); n != 0 {
+		t.Fatalf("%d workers after Close, want none", n)
+	}
 	v.cache = newCache(0, 0) // so that the token is verified again
 	wantRefused(t, "closed", checkToken(v, tok, "subscribe", "news"), nil)
 	v.Close() // twice is fine
-	if n := workerStacks(v); n != 0 {
+	if n, _ := v.workers.Goroutines(); n != 0 {
 		t.Fatalf("%d workers after verifying on a closed verifier, want none", n)
 	}
 }
@@ -153,13 +124,12 @@ func TestVerifyQueuedGivesUpWithItsContext(t *testing.T) {
 	tok := hsToken(t, Grant{Subscribe: []string{"news"}})
 	v.cache = newCache(0, 0) // every token verified
 
-	// Keep every worker busy: each takes a job whose verdict it cannot
-	// hand back until the test reads it.
-	jobs, _ := v.workers.start(v)
-	busy := make([]*job, max(runtime.GOMAXPROCS(0), 2))
-	for i := range busy {
-		busy[i] = &job{token: tok, now: testEpoch, done: make(chan verdict)}
-		jobs <- busy[i]
+	// Keep every worker busy until the test lets them go.
+	release := make(chan struct{})
+	for range max(runtime.GOMAXPROCS(0), 2) {
+		if err := v.workers.Go(context.Background(), func() { <-release }); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -173,10 +143,6 @@ func TestVerifyQueuedGivesUpWithItsContext(t *testing.T) {
 		t.Fatalf("a verification queued behind busy workers returned %v once its context ended, want %v", err, context.Canceled)
 	}
 
-	for _, j := range busy {
-		if d := <-j.done; d.err != nil {
-			t.Fatalf("a busy worker's verification: %v", d.err)
-		}
-	}
+	close(release)
 	wantRefused(t, "after the workers are free", checkToken(v, tok, "subscribe", "news"), nil)
 }
