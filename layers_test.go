@@ -17,12 +17,12 @@ func TestPackagesKeepToTheirConcern(t *testing.T) {
 	imports := func(pkg string) []string {
 		return strings.Fields(string(goCmd(t, ".", nil, "list", "-f", `{{join .Imports " "}}`, pkg)))
 	}
-	for _, forbidden := range []string{"net/http", module + "/jsonp", module + "/comethttp", module + "/token"} {
+	for _, forbidden := range []string{"net/http", module + "/comethttp", module + "/comethttp/wire", module + "/token"} {
 		if slices.Contains(deps("./hub"), forbidden) {
 			t.Errorf("the hub package depends on %s", forbidden)
 		}
 	}
-	for _, pkg := range []string{".", "./comethttp", "./hub", "./hub/redisstore", "./jsonp"} {
+	for _, pkg := range []string{".", "./comethttp", "./hub", "./hub/redisstore", "./comethttp/wire"} {
 		if slices.Contains(imports(pkg), "github.com/golang-jwt/jwt/v5") {
 			t.Errorf("%s imports the JWT library; only the token package may", pkg)
 		}

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/simple-comet/caddy-comet/client"
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
 	"github.com/simple-comet/caddy-comet/internal/jsonstring"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // formOverhead is how much larger than max_message_size a publish body may
@@ -26,7 +26,7 @@ import (
 const formOverhead = 4096
 
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call *apiCall) {
-	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.quoteJSON}
+	opts := wire.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.quoteJSON}
 	if !call.formatOK {
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Unknown output format"})
 		return
@@ -79,7 +79,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, call *apiCall
 }
 
 // replyFormError answers a request whose form could not be parsed.
-func (h *Handler) replyFormError(w http.ResponseWriter, r *http.Request, opts jsonp.Options, err error) {
+func (h *Handler) replyFormError(w http.ResponseWriter, r *http.Request, opts wire.Options, err error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		h.replyErrorStatus(w, r, opts, http.StatusRequestEntityTooLarge,
@@ -98,7 +98,7 @@ func maxBodySize(maxMessageSize int) int64 {
 	return 3*int64(maxMessageSize) + formOverhead
 }
 
-func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts wire.Options) {
 	id := r.Form.Get("channel_id")
 	useSessions, ok := parseBool(r.Form.Get("use_sessions"))
 	if !ok {
@@ -118,10 +118,10 @@ func (h *Handler) registerChannel(w http.ResponseWriter, r *http.Request, opts j
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
+	h.reply(w, r, opts, wire.NewObject(nil).String("channel_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
-func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Options, channel string) {
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts wire.Options, channel string) {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		h.replyError(w, r, opts, err)
@@ -132,7 +132,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, opts jsonp.Opt
 		h.replyError(w, r, opts, err)
 		return
 	}
-	reply := jsonp.NewObject(nil).Int("message_id", p.ID)
+	reply := wire.NewObject(nil).Int("message_id", p.ID)
 	if p.Replayed {
 		// A retry of a publish that was stored: tell the publisher, who
 		// may want to know, without changing the reply it relies on.
@@ -162,16 +162,16 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return "", nil
 }
 
-func (h *Handler) registerClient(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+func (h *Handler) registerClient(w http.ResponseWriter, r *http.Request, opts wire.Options) {
 	id := r.Form.Get("client_id")
 	if err := h.hub.RegisterClient(r.Context(), id); err != nil {
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("client_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
+	h.reply(w, r, opts, wire.NewObject(nil).String("client_id", id).Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
-func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jsonp.Options, id string) {
+func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts wire.Options, id string) {
 	removed, err := h.hub.DeleteChannel(r.Context(), id)
 	if err != nil {
 		h.replyError(w, r, opts, err)
@@ -181,7 +181,7 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts jso
 	if removed {
 		code = hub.CodeRemoved
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes())
+	h.reply(w, r, opts, wire.NewObject(nil).String("channel_id", id).Bool("removed", removed).Int("return_code", int64(code)).String("error_message", "").Bytes())
 }
 
 // serveRead answers a read (GET on a channel list, allowed on this route,
@@ -224,12 +224,12 @@ func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
 	h.state.replies.Add(1)
 	body := getReplyBuffer()
 	*body = readBody(&rd.reply, withMessages, *body)
-	if rd.opts.Format == jsonp.JSON && !rd.opts.QuoteJSON {
-		*body = jsonp.Prepare(w.Header(), rd.opts, *body, withMessages) // the body itself
+	if rd.opts.Format == wire.JSON && !rd.opts.QuoteJSON {
+		*body = wire.Prepare(w.Header(), rd.opts, *body, withMessages) // the body itself
 		return body
 	}
 	out := getReplyBuffer()
-	*out = jsonp.PrepareTo(*out, w.Header(), rd.opts, *body, withMessages)
+	*out = wire.PrepareTo(*out, w.Header(), rd.opts, *body, withMessages)
 	putReplyBuffer(body)
 	return out
 }
@@ -274,7 +274,7 @@ func putReplyBuffer(b *[]byte) {
 type readCall struct {
 	req   hub.ReadRequest
 	reply hub.Reply
-	opts  jsonp.Options
+	opts  wire.Options
 	// until is when the read's token stops being taken (exp plus leeway),
 	// or zero when it needs none (see authorize).
 	until time.Time
@@ -286,9 +286,9 @@ type readCall struct {
 // r.ParseForm, it does not keep the parsed form on the request, which a
 // held read would carry for as long as it is held. until is as authorize
 // returned it.
-func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format jsonp.Format, until time.Time) *readCall {
+func (h *Handler) newReadCall(w http.ResponseWriter, r *http.Request, channels string, format wire.Format, until time.Time) *readCall {
 	form, err := url.ParseQuery(r.URL.RawQuery)
-	rd := &readCall{opts: jsonp.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.quoteJSON}, until: until}
+	rd := &readCall{opts: wire.Options{Format: format, Callback: form.Get("cb"), QuoteJSON: h.quoteJSON}, until: until}
 	if err != nil {
 		h.replyFormError(w, r, rd.opts, err)
 		return nil
@@ -342,7 +342,7 @@ func readBody(reply *hub.Reply, withMessages bool, buf []byte) []byte {
 	if cap(buf) < size {
 		buf = make([]byte, 0, size)
 	}
-	o := jsonp.NewObject(buf).Int("since", reply.Since)
+	o := wire.NewObject(buf).Int("since", reply.Since)
 	if withMessages {
 		o.RawFunc("messages", func(dst []byte) []byte { return appendMessages(dst, reply.Channels) })
 	} else {
@@ -377,7 +377,7 @@ func appendMessages(dst []byte, chans []hub.ChannelMessages) []byte {
 	return append(dst, '}')
 }
 
-func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts wire.Options) {
 	if !h.enableStatus {
 		h.replyError(w, r, opts, &hub.Error{Code: hub.CodeBadRequest, Message: "Status disabled"})
 		return
@@ -396,7 +396,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 		h.replyError(w, r, opts, fmt.Errorf("encoding status: %w", err))
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).
+	h.reply(w, r, opts, wire.NewObject(nil).
 		Raw("status", inner).
 		Int("channels_count", int64(st.Counts.Channels)).
 		Int("clients_count", int64(st.Counts.Clients)).
@@ -410,12 +410,12 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, opts jsonp.Opti
 // hub's store answers within hub.PingTimeout, and otherwise the API's error
 // for it, 503 with -4 "Store unavailable". Nothing about the hub or its
 // store is in the reply, so any route may serve it.
-func (h *Handler) health(w http.ResponseWriter, r *http.Request, opts jsonp.Options) {
+func (h *Handler) health(w http.ResponseWriter, r *http.Request, opts wire.Options) {
 	if err := h.hub.Ping(r.Context()); err != nil {
 		h.replyError(w, r, opts, err)
 		return
 	}
-	h.reply(w, r, opts, jsonp.NewObject(nil).String("status", "ok").Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
+	h.reply(w, r, opts, wire.NewObject(nil).String("status", "ok").Int("return_code", hub.CodeOK).String("error_message", "").Bytes())
 }
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name string) {
@@ -429,9 +429,9 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, name strin
 
 // reply answers with a 200 reply that carries no messages (only reads
 // carry messages, and prepareRead encodes those).
-func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts jsonp.Options, body []byte) {
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, opts wire.Options, body []byte) {
 	h.state.replies.Add(1)
-	if err := jsonp.Write(w, http.StatusOK, opts, body, false); err != nil {
+	if err := wire.Write(w, http.StatusOK, opts, body, false); err != nil {
 		h.logWriteError(r, err)
 	}
 }
@@ -444,7 +444,7 @@ func (h *Handler) logWriteError(r *http.Request, err error) {
 
 // replyError answers with an API error, with the HTTP status its code calls
 // for.
-func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.Options, err error) {
+func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts wire.Options, err error) {
 	apiErr := hub.AsError(err)
 	status := http.StatusOK
 	switch {
@@ -460,13 +460,13 @@ func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, opts jsonp.
 	h.replyErrorStatus(w, r, opts, status, apiErr)
 }
 
-func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts jsonp.Options, status int, e *hub.Error) {
+func (h *Handler) replyErrorStatus(w http.ResponseWriter, r *http.Request, opts wire.Options, status int, e *hub.Error) {
 	h.state.countError(e.Code)
 	h.logger.Debug("api error", zap.String("method", r.Method), zap.Stringer("uri", redactedURI(r)),
 		zap.Int("return_code", e.Code), zap.String("error_message", e.Error()))
 	h.state.replies.Add(1)
-	body := jsonp.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
-	if err := jsonp.Write(w, status, opts, body, false); err != nil {
+	body := wire.NewObject(nil).Int("return_code", int64(e.Code)).String("error_message", e.Error()).Bytes()
+	if err := wire.Write(w, status, opts, body, false); err != nil {
 		h.logWriteError(r, err)
 	}
 }
@@ -484,13 +484,13 @@ func parseBool(v string) (value, ok bool) {
 }
 
 // refuseCallback answers a JSON-P request whose callback name is refused
-// (jsonp.ValidCallback) with 400 and the original's reply,
-// jsonp.InvalidCallbackBody, before anything is done: a publish is not
+// (wire.ValidCallback) with 400 and the original's reply,
+// wire.InvalidCallbackBody, before anything is done: a publish is not
 // made, a read is not held. The body runs as nothing; the status is what a
 // curl user sees and what makes a <script> element fail (its onerror),
 // where a 200 left a hand-written client waiting for a call that never
 // came.
-func (h *Handler) refuseCallback(w http.ResponseWriter, r *http.Request, opts jsonp.Options) bool {
+func (h *Handler) refuseCallback(w http.ResponseWriter, r *http.Request, opts wire.Options) bool {
 	if !opts.CallbackRefused() {
 		return false
 	}
@@ -500,6 +500,6 @@ func (h *Handler) refuseCallback(w http.ResponseWriter, r *http.Request, opts js
 }
 
 // errInvalidCallback is the refusal of a JSON-P callback name, as logged and
-// counted; its reply's body is jsonp.InvalidCallbackBody.
+// counted; its reply's body is wire.InvalidCallbackBody.
 var errInvalidCallback = &hub.Error{Code: hub.CodeBadRequest, Message: "Invalid JSONP callback name",
-	Detail: fmt.Sprintf("it must start with %s, hold only letters, digits, '_' and '.', and be at most %d bytes", jsonp.CallbackPrefix, jsonp.MaxCallbackLength)}
+	Detail: fmt.Sprintf("it must start with %s, hold only letters, digits, '_' and '.', and be at most %d bytes", wire.CallbackPrefix, wire.MaxCallbackLength)}

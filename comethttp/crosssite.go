@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // sameSiteOps are the operations a route serves only to requests that a
@@ -80,7 +80,7 @@ func crossSite(r *http.Request) (refused bool, why string) {
 // refuseCrossSite answers a request for op that a browser sent from another
 // site with 403, unless the route takes op from other sites, and reports
 // whether it did.
-func (h *Handler) refuseCrossSite(w http.ResponseWriter, r *http.Request, opts jsonp.Options, op string) bool {
+func (h *Handler) refuseCrossSite(w http.ResponseWriter, r *http.Request, opts wire.Options, op string) bool {
 	if !slices.Contains(sameSiteOps, op) || h.crossSiteOK[op] {
 		return false
 	}

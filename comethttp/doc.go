@@ -1,6 +1,6 @@
 // Package comethttp is the comet API over HTTP (Simple-Comet-Server's REST
 // API, docs/api.md): it maps requests onto a hub (package hub), writes the
-// replies in JSON and JSON-P (package jsonp), streams Server-Sent Events,
+// replies in JSON and JSON-P (package wire), streams Server-Sent Events,
 // refuses cross-site requests for the operations that need it and asks a
 // token.Verifier for the operations that need a token.
 //

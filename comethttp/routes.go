@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/simple-comet/caddy-comet/jsonp"
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 )
 
 // resource is what an API path names.
@@ -26,7 +26,7 @@ const (
 type apiCall struct {
 	resource resource
 	id       string // channel id(s), for resChannel; script name for resScript
-	format   jsonp.Format
+	format   wire.Format
 	formatOK bool
 	// op is the operation the request's method performs on the resource,
 	// or empty when the resource does not answer the method; allow then
@@ -58,21 +58,21 @@ func routeOf(path string) (call apiCall, ok bool) {
 	if rest, found := strings.CutPrefix(path, "/channels/"); found {
 		// An event stream's errors are .json replies.
 		if id, ok := strings.CutSuffix(rest, ".sse"); ok {
-			return apiCall{resource: resStream, id: id, format: jsonp.JSON, formatOK: true}, true
+			return apiCall{resource: resStream, id: id, format: wire.JSON, formatOK: true}, true
 		}
-		id, format, fok := jsonp.SplitFormat(rest)
+		id, format, fok := wire.SplitFormat(rest)
 		return apiCall{resource: resChannel, id: id, format: format, formatOK: fok}, true
 	}
 	name, rooted := strings.CutPrefix(path, "/")
 	if !rooted {
 		return apiCall{}, false
 	}
-	base, format, fok := jsonp.SplitFormat(name)
+	base, format, fok := wire.SplitFormat(name)
 	stem, _, _ := strings.Cut(name, ".")
 	if base != stem {
 		// "/channels.xml", "/channels.json.json" and the like: part of the
 		// API, in an unknown format.
-		format, fok = jsonp.JSON, false
+		format, fok = wire.JSON, false
 	}
 	switch stem {
 	case "channels":

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 func TestRouteOf(t *testing.T) {
@@ -25,46 +25,46 @@ func TestRouteOf(t *testing.T) {
 		ok       bool
 		resource resource
 		id       string
-		format   jsonp.Format
+		format   wire.Format
 		formatOK bool
 	}{
-		{"/channels.json", true, resChannels, "", jsonp.JSON, true},
-		{"/channels.jsonp", true, resChannels, "", jsonp.JSONP, true},
-		{"/clients.json", true, resClients, "", jsonp.JSON, true},
-		{"/clients.jsonp", true, resClients, "", jsonp.JSONP, true},
-		{"/status.json", true, resStatus, "", jsonp.JSON, true},
-		{"/status.jsonp", true, resStatus, "", jsonp.JSONP, true},
-		{"/health.json", true, resHealth, "", jsonp.JSON, true},
-		{"/health.jsonp", true, resHealth, "", jsonp.JSONP, true},
-		{"/channels/news.json", true, resChannel, "news", jsonp.JSON, true},
-		{"/channels/news.jsonp", true, resChannel, "news", jsonp.JSONP, true},
-		{"/channels/a|b.json", true, resChannel, "a|b", jsonp.JSON, true},
-		{"/channels/a.b.c.jsonp", true, resChannel, "a.b.c", jsonp.JSONP, true},
-		{"/channels/a/b.json", true, resChannel, "a/b", jsonp.JSON, true},
-		{"/channels/日本.json", true, resChannel, "日本", jsonp.JSON, true},
-		{"/channels/.json", true, resChannel, "", jsonp.JSON, true},
-		{"/channels/news.sse", true, resStream, "news", jsonp.JSON, true},
-		{"/channels/a|b.sse", true, resStream, "a|b", jsonp.JSON, true},
-		{"/channels/a.sse.json", true, resChannel, "a.sse", jsonp.JSON, true},
-		{"/simple-comet.js", true, resScript, "simple-comet.js", jsonp.JSON, true},
-		{"/simple-comet.min.js", true, resScript, "simple-comet.min.js", jsonp.JSON, true},
-		{"/simple-comet-jsonp.min.js", true, resScript, "simple-comet-jsonp.min.js", jsonp.JSON, true},
+		{"/channels.json", true, resChannels, "", wire.JSON, true},
+		{"/channels.jsonp", true, resChannels, "", wire.JSONP, true},
+		{"/clients.json", true, resClients, "", wire.JSON, true},
+		{"/clients.jsonp", true, resClients, "", wire.JSONP, true},
+		{"/status.json", true, resStatus, "", wire.JSON, true},
+		{"/status.jsonp", true, resStatus, "", wire.JSONP, true},
+		{"/health.json", true, resHealth, "", wire.JSON, true},
+		{"/health.jsonp", true, resHealth, "", wire.JSONP, true},
+		{"/channels/news.json", true, resChannel, "news", wire.JSON, true},
+		{"/channels/news.jsonp", true, resChannel, "news", wire.JSONP, true},
+		{"/channels/a|b.json", true, resChannel, "a|b", wire.JSON, true},
+		{"/channels/a.b.c.jsonp", true, resChannel, "a.b.c", wire.JSONP, true},
+		{"/channels/a/b.json", true, resChannel, "a/b", wire.JSON, true},
+		{"/channels/日本.json", true, resChannel, "日本", wire.JSON, true},
+		{"/channels/.json", true, resChannel, "", wire.JSON, true},
+		{"/channels/news.sse", true, resStream, "news", wire.JSON, true},
+		{"/channels/a|b.sse", true, resStream, "a|b", wire.JSON, true},
+		{"/channels/a.sse.json", true, resChannel, "a.sse", wire.JSON, true},
+		{"/simple-comet.js", true, resScript, "simple-comet.js", wire.JSON, true},
+		{"/simple-comet.min.js", true, resScript, "simple-comet.min.js", wire.JSON, true},
+		{"/simple-comet-jsonp.min.js", true, resScript, "simple-comet-jsonp.min.js", wire.JSON, true},
 
 		// Part of the API, in a format it does not speak: answered with
 		// "Unknown output format" rather than passed on.
-		{"/channels.xml", true, resChannels, "", jsonp.JSON, false},
-		{"/channels", true, resChannels, "", jsonp.JSON, false},
-		{"/clients.html", true, resClients, "", jsonp.JSON, false},
-		{"/status", true, resStatus, "", jsonp.JSON, false},
-		{"/status.JSON", true, resStatus, "", jsonp.JSON, false},
-		{"/health", true, resHealth, "", jsonp.JSON, false},
-		{"/health.txt", true, resHealth, "", jsonp.JSON, false},
-		{"/channels/news", true, resChannel, "news", jsonp.JSON, false},
-		{"/channels/news.xml", true, resChannel, "news.xml", jsonp.JSON, false},
-		{"/channels/", true, resChannel, "", jsonp.JSON, false},
-		{"/channels.json.json", true, resChannels, "", jsonp.JSON, false},
-		{"/status.jsonp.json", true, resStatus, "", jsonp.JSON, false},
-		{"/clients.json.jsonp", true, resClients, "", jsonp.JSON, false},
+		{"/channels.xml", true, resChannels, "", wire.JSON, false},
+		{"/channels", true, resChannels, "", wire.JSON, false},
+		{"/clients.html", true, resClients, "", wire.JSON, false},
+		{"/status", true, resStatus, "", wire.JSON, false},
+		{"/status.JSON", true, resStatus, "", wire.JSON, false},
+		{"/health", true, resHealth, "", wire.JSON, false},
+		{"/health.txt", true, resHealth, "", wire.JSON, false},
+		{"/channels/news", true, resChannel, "news", wire.JSON, false},
+		{"/channels/news.xml", true, resChannel, "news.xml", wire.JSON, false},
+		{"/channels/", true, resChannel, "", wire.JSON, false},
+		{"/channels.json.json", true, resChannels, "", wire.JSON, false},
+		{"/status.jsonp.json", true, resStatus, "", wire.JSON, false},
+		{"/clients.json.jsonp", true, resClients, "", wire.JSON, false},
 
 		// Not the API: the next handler answers.
 		{"/statusx", false, 0, "", 0, false},
@@ -290,11 +290,11 @@ func replyCode(t testing.TB, rec *httptest.ResponseRecorder) int {
 	t.Helper()
 	body := rec.Body.Bytes()
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/javascript") {
-		if string(body) == jsonp.InvalidCallbackBody {
+		if string(body) == wire.InvalidCallbackBody {
 			return 0
 		}
 		open := bytes.IndexByte(body, '(')
-		if open < 0 || !bytes.HasSuffix(body, []byte(");")) || !jsonp.ValidCallback(string(body[:open])) {
+		if open < 0 || !bytes.HasSuffix(body, []byte(");")) || !wire.ValidCallback(string(body[:open])) {
 			t.Fatalf("JSON-P reply %q is not CALLBACK(...);", body)
 		}
 		body = body[open+1 : len(body)-2]
@@ -336,7 +336,7 @@ func FuzzRouteOf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, path string) {
 		call, ok := routeOf(path)
-		suffix := map[jsonp.Format]string{jsonp.JSON: ".json", jsonp.JSONP: ".jsonp"}[call.format]
+		suffix := map[wire.Format]string{wire.JSON: ".json", wire.JSONP: ".jsonp"}[call.format]
 		if !ok {
 			// Nothing the API answers may go to the next handler.
 			if strings.HasPrefix(path, "/channels/") || path == "/simple-comet.js" || path == "/simple-comet.min.js" || path == "/simple-comet-jsonp.min.js" {
@@ -477,7 +477,7 @@ func FuzzRequest(f *testing.F) {
 		switch rec.Code {
 		case http.StatusBadRequest:
 			// Only a refused JSON-P callback name, answered as the original.
-			if rec.Body.String() != jsonp.InvalidCallbackBody {
+			if rec.Body.String() != wire.InvalidCallbackBody {
 				t.Fatalf("%s %q: status 400 with %q", method, target, rec.Body)
 			}
 			return

@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // sseRetry is the reconnection delay a stream asks EventSource for, once,
@@ -126,7 +126,7 @@ func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
 // succeeds (serveStream), so every refusal is an ordinary API reply with
 // its HTTP status, which EventSource does not retry.
 func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels string, until time.Time) *streamCall {
-	rd := h.newReadCall(w, r, channels, jsonp.JSON, until)
+	rd := h.newReadCall(w, r, channels, wire.JSON, until)
 	if rd == nil {
 		return nil
 	}

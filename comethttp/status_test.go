@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // maxStatusReply bounds a status reply's body whatever the hub holds, as
@@ -21,7 +21,7 @@ import (
 const maxStatusReply = (2*hub.StatusListLimit+hub.StatusReadersLimit)*(6*hub.MaxIDLength+len(`"",`)) +
 	hub.StatusListLimit*(len(`{"channel_id":,"use_sessions":false,"max_messages":,"messages_count":,"clients":[],"clients_count":},`)+3*20) +
 	len(`{"status":{"channels":[],"clients":[],"held_connections_count":},"channels_count":,"clients_count":,"messages_count":,"return_code":1,"error_message":""}`) + 4*20 +
-	jsonp.MaxCallbackLength + len(`();`)
+	wire.MaxCallbackLength + len(`();`)
 
 // A status at the worst case of its caps: more channels and clients than
 // it lists, every id of the longest length and of characters that JSON
@@ -62,7 +62,7 @@ func TestStatusReplyBoundedAtTheCaps(t *testing.T) {
 		}
 	}
 
-	rec, _ := serve(t, h, httptest.NewRequest(http.MethodGet, "/status.jsonp?cb=_JSONP_"+strings.Repeat("x", jsonp.MaxCallbackLength-len("_JSONP_")), nil))
+	rec, _ := serve(t, h, httptest.NewRequest(http.MethodGet, "/status.jsonp?cb=_JSONP_"+strings.Repeat("x", wire.MaxCallbackLength-len("_JSONP_")), nil))
 	body := rec.Body.String()
 	t.Logf("status reply at the caps: %d bytes, bound %d", len(body), maxStatusReply)
 	if len(body) > maxStatusReply {

@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 	"github.com/simple-comet/caddy-comet/hub"
-	"github.com/simple-comet/caddy-comet/jsonp"
 )
 
 // authorize checks the token of a request the handler is about to serve,
@@ -43,7 +43,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, call *apiCal
 	// Which check failed, never the token (nor the query that holds it).
 	h.logger.Debug("token refused", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.String("operation", op), zap.String("reason", apiErr.Error()))
-	opts := jsonp.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.quoteJSON}
+	opts := wire.Options{Format: call.format, Callback: r.URL.Query().Get("cb"), QuoteJSON: h.quoteJSON}
 	h.replyErrorStatus(w, r, opts, http.StatusForbidden, apiErr)
 	return time.Time{}, false
 }

@@ -1,6 +1,6 @@
-// Package jsonp encodes the comet API's replies: JSON, JSON-P with a checked
+// Package wire encodes the comet API's replies: JSON, JSON-P with a checked
 // callback name, the original server's "quoted" JSON, and its cache headers.
-package jsonp
+package wire
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package jsonp
+package wire
 
 import (
 	"net/http"

@@ -1,7 +1,7 @@
-// Package jsonp_test checks with a JavaScript parser, esbuild, which the
-// plugin's module does not require, that package jsonp's JSON-P replies
+// Package wire_test checks with a JavaScript parser, esbuild, which the
+// plugin's module does not require, that package wire's JSON-P replies
 // parse as a call to the callback the request names.
-package jsonp_test
+package wire_test
 
 import (
 	"net/http"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/evanw/esbuild/pkg/api"
 
-	"github.com/simple-comet/caddy-comet/jsonp"
+	"github.com/simple-comet/caddy-comet/comethttp/wire"
 )
 
 const testBody = `{"return_code":1,"error_message":""}`
@@ -37,15 +37,15 @@ func jsErrors(src string) []api.Message {
 func jsonpBody(t testing.TB, cb string, body []byte) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	if err := jsonp.Write(rec, http.StatusOK, jsonp.Options{Format: jsonp.JSONP, Callback: cb}, body, false); err != nil {
+	if err := wire.Write(rec, http.StatusOK, wire.Options{Format: wire.JSONP, Callback: cb}, body, false); err != nil {
 		t.Fatal(err)
 	}
 	return rec.Body.String()
 }
 
 func TestJSONPParsesAsCall(t *testing.T) {
-	for _, cb := range []string{jsonp.DefaultCallback, "_JSONP_a.b.c", "_JSONP_", "_JSONP_a.if"} {
-		body := jsonpBody(t, cb, jsonp.NewObject(nil).String("content", "</script>\u2028").Bytes())
+	for _, cb := range []string{wire.DefaultCallback, "_JSONP_a.b.c", "_JSONP_", "_JSONP_a.if"} {
+		body := jsonpBody(t, cb, wire.NewObject(nil).String("content", "</script>\u2028").Bytes())
 		if errs := jsErrors(body); len(errs) > 0 {
 			t.Errorf("callback %q: %q does not parse: %v", cb, body, errs[0].Text)
 		}
@@ -60,20 +60,20 @@ func TestJSONPParsesAsCall(t *testing.T) {
 	}
 }
 
-// Every callback that jsonp.ValidCallback accepts gives a reply that parses
+// Every callback that wire.ValidCallback accepts gives a reply that parses
 // as a call when the name is a member chain, and as nothing otherwise. The
 // grammar itself is fuzzed by jsonp's FuzzValidCallback; this corpus starts
 // from that one.
 func FuzzCallbackParses(f *testing.F) {
 	for _, s := range []string{
-		jsonp.DefaultCallback, "_JSONP_", "_JSONP_a.b", "_JSONP_a..b", "_JSONP_.1", "_JSONP_a.if",
-		jsonp.CallbackPrefix + strings.Repeat("x", jsonp.MaxCallbackLength-len(jsonp.CallbackPrefix)),
+		wire.DefaultCallback, "_JSONP_", "_JSONP_a.b", "_JSONP_a..b", "_JSONP_.1", "_JSONP_a.if",
+		wire.CallbackPrefix + strings.Repeat("x", wire.MaxCallbackLength-len(wire.CallbackPrefix)),
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, cb string) {
-		if cb == "" || !jsonp.ValidCallback(cb) {
-			return // the default callback, or a refused one: tested by package jsonp
+		if cb == "" || !wire.ValidCallback(cb) {
+			return // the default callback, or a refused one: tested by package wire
 		}
 		body := jsonpBody(t, cb, []byte(testBody))
 		errs := jsErrors(body)
