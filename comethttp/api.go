@@ -201,20 +201,13 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCal
 		return nil, 0
 	}
 	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
-		h.readError(w, r, rd, err)
+		h.replyError(w, r, rd.opts, err)
 		return nil, 0
 	}
 	if rd.reply.Reason == hub.ReleasedCanceled {
 		return nil, 0 // the client has gone
 	}
 	return h.prepareRead(w, rd), rd.reply.NotifiedAt
-}
-
-// readError answers a read that failed. It takes rd by pointer, as
-// prepareRead does, to keep serveRead's frame small (the stack budget,
-// docs/design.md).
-func (h *Handler) readError(w http.ResponseWriter, r *http.Request, rd *readCall, err error) {
-	h.replyError(w, r, rd.opts, err)
 }
 
 // prepareRead encodes a read's reply, sets its headers and returns its

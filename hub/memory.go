@@ -281,8 +281,6 @@ func (c *memChannel) read(clientID string, since, last, now int64) (msgs []Messa
 
 // addReader records a client as a reader of the channel. The id may be a
 // view of the whole request line: the channel keeps a copy of its bytes.
-//
-//go:noinline
 func (c *memChannel) addReader(clientID string) {
 	c.mu.Lock()
 	c.clients[strings.Clone(clientID)] = struct{}{}

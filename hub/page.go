@@ -55,8 +55,6 @@ func messageBudget(maxReplySize int, channels []string) int {
 // each, fits maxBytes, keeping at least one. It reports whether it cut, and
 // then the id of the last message kept; every channel keeps exactly its
 // messages up to that id.
-//
-//go:noinline
 func cutToPage(chans []ChannelMessages, maxBytes int) (last int64, cut bool) {
 	total := 0
 	for i := range chans {

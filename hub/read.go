@@ -305,11 +305,7 @@ func (h *Hub) release(w *waiter) {
 // (Config.MaxHeldConnections, and Config.MaxHeldPerPeer under peer), or
 // refuses it with the limit's error and counts nothing. It returns the peer
 // it counted the read under ("" when not counted by peer), for dismiss. It
-// is the one admission of held reads and streams, and a call of its own, so
-// that a held read's parked frame holds none of it (docs/design.md, "The
-// stack budget of a held read").
-//
-//go:noinline
+// is the one admission of held reads and streams.
 func (h *Hub) admit(cfg *Config, peer string) (countedPeer string, err error) {
 	if n := h.held.Add(1); cfg.MaxHeldConnections > 0 && n > int64(cfg.MaxHeldConnections) {
 		h.held.Add(-1)

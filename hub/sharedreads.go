@@ -68,10 +68,7 @@ func appendUint(b []byte, v uint64) []byte {
 	return b
 }
 
-// canceled reports whether err is a context's end. Not inlined, to keep
-// errors.Is out of snapshot's frame.
-//
-//go:noinline
+// canceled reports whether err is a context's end.
 func canceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
