@@ -11,9 +11,13 @@ import (
 // Simple-Comet client was 486 bytes, JSON-P alone with one subscription per
 // page: the JSON-P client stays under 500, and the one with event streams
 // too may take up to 600.
+// The client that shares its reads across tabs is for pages that need it
+// (docs/client.md, "Sharing across tabs"): its budget only keeps it from
+// growing unnoticed.
 const (
-	maxGzipped      = 600
-	maxGzippedJSONP = 500
+	maxGzipped       = 600
+	maxGzippedJSONP  = 500
+	maxGzippedShared = 1100
 )
 
 // The checks that need esbuild (the committed min files are the generator's
@@ -45,6 +49,7 @@ func TestMinifiedSize(t *testing.T) {
 	}{
 		{"simple-comet.min.js", minified, maxGzipped},
 		{"simple-comet-jsonp.min.js", minifiedJSONP, maxGzippedJSONP},
+		{"simple-comet-shared.min.js", minifiedShared, maxGzippedShared},
 	} {
 		n := gzipped(t, tc.body)
 		t.Logf("%s: %d bytes, %d gzipped", tc.file, len(tc.body), n)
@@ -69,9 +74,10 @@ func TestJSONPClientHasNoStreams(t *testing.T) {
 
 func TestScript(t *testing.T) {
 	for name, want := range map[string][]byte{
-		"simple-comet.js":           source,
-		"simple-comet.min.js":       minified,
-		"simple-comet-jsonp.min.js": minifiedJSONP,
+		"simple-comet.js":            source,
+		"simple-comet.min.js":        minified,
+		"simple-comet-jsonp.min.js":  minifiedJSONP,
+		"simple-comet-shared.min.js": minifiedShared,
 	} {
 		body, etag, ok := Script(name)
 		if !ok {

@@ -8,7 +8,9 @@
  *   var sub = SimpleComet.subscribe(
  *       'https://comet.example.com/channels/news%7Csport.jsonp',
  *       function (reply) { ... reply.messages.news[0].content ... },
- *       'client id');            // optional: needed for session channels
+ *       'client id',             // optional: needed for session channels
+ *       function (error) { ... error.return_code ... },   // optional
+ *       since);                  // optional: the last message id already seen
  *   window.onload = SimpleComet.start;
  *   ...
  *   sub.unsubscribe();
@@ -33,9 +35,13 @@
  * message. After a failure (the script did not load or did not call back, no
  * reply within SimpleComet.timeout, return_code <= 0) it waits half a second,
  * then twice as long after each further failure, up to 32 seconds, and goes
- * back to polling at once after the next good reply.
+ * back to polling at once after the next good reply. The error callback, if
+ * any, hears of each failure: it gets the error reply (return_code < 0, such
+ * as -2 Nonexistent channel), or {return_code: 0} for a request that failed
+ * without one (a page cannot see the status of a script or stream the
+ * server refused). The subscription goes on retrying until unsubscribed.
  *
- * Like the original, each request carries t=<milliseconds>.<sequence>, which
+ * Like the original, each request carries t=<milliseconds><sequence>, which
  * the server ignores, so that no cache between the page and the server can
  * answer it with an earlier reply.
  */
@@ -55,32 +61,42 @@
         counter = 0;
 
     SimpleComet.start = function () {
-        while (waiting && waiting.length) {
+        // waiting.length is undefined once waiting is 0: a second call
+        // finds nothing to start.
+        while (waiting.length) {
             waiting.shift()();
         }
         waiting = 0;
     };
 
-    SimpleComet.subscribe = function (url, callback, client_id) {
-        var since = 0,
-            delay = 500,
+    SimpleComet.subscribe = function (url, callback, client_id, error, since) {
+        var delay = 500,
             name = '_JSONP_' + ++counter,
             stopped,
             // The subscription's event stream, while one is open.
             source;
 
+        since = since || 0;
         // The parameters go after the url's own query string, if it has
         // one; since comes last, as it changes.
-        url += (url.indexOf('?') < 0 ? '?' : '&') +
+        url += (/[?]/.test(url) ? '&' : '?') +
             (client_id ? 'client_id=' + encodeURIComponent(client_id) + '&' : '') + 'since=';
 
         // retry makes the next request after delay, which doubles after
-        // each further failure.
-        function retry() {
+        // each further failure, and then, unless quiet, tells the page why:
+        // the error reply (return_code <= 0) or, when the request failed
+        // without one (a script or stream that did not load, a refusal whose
+        // status a page cannot see, no reply in time), an object that says
+        // so. The request is scheduled first, so that an error callback
+        // that throws cannot stop the subscription.
+        function retry(reply, quiet) {
             setTimeout(poll, delay);
             if (delay < 30000) {
                 delay *= 2;
             }
+            // Only an error reply has a return_code here (<= 0); an event
+            // or nothing stands for a failed request.
+            quiet || error && error(reply && reply.return_code ? reply : {return_code: 0});
         }
 
         // poll makes the next request, by the transport SimpleComet.transport
@@ -117,7 +133,7 @@
                         // keeps it from passing for the reply to the next
                         // request (it calls this done, which ignores it).
                         name = '_JSONP_' + ++counter;
-                        retry();
+                        retry(reply);
                     }
                 }
             }
@@ -130,8 +146,9 @@
                 // per batch of messages whose data is the reply a read
                 // gives. On an error the client closes the stream and
                 // opens the next one itself, with its since, so that it
-                // chooses the transport again and backs off.
-                source = new EventSource(url.replace('.jsonp?', '.sse?') + since);
+                // chooses the transport again and backs off. The url's
+                // first '?' follows its path, which ends in .jsonp.
+                source = new EventSource(url.replace('jsonp?', 'sse?') + since);
                 source.onmessage = function (event) {
                     var reply = JSON.parse(event.data);
                     opened = delay = 500;
@@ -140,19 +157,22 @@
                 };
                 source.onerror = function () {
                     this.close();
-                    // A stream that fails before its first event (no CORS
-                    // for this page, an error reply) will fail again:
-                    // unless told to keep to streams, the page goes over
-                    // to JSON-P, which works there and sees the error.
-                    opened || SimpleComet.transport || (SimpleComet.transport = 'jsonp');
-                    retry();
+                    // A stream that ends after its first event (a reload,
+                    // a dropped connection) is reopened without a word,
+                    // as a poll that the server answered. One that fails
+                    // before (no CORS for this page, an error reply) will
+                    // fail again: unless told to keep to streams, the page
+                    // goes over to JSON-P, which works there and tells the
+                    // error callback what the error is; kept to streams,
+                    // the error callback hears of the failure.
+                    retry(0, opened || SimpleComet.transport != 'sse' && (SimpleComet.transport = 'jsonp'));
                 };
             } else {
                 node = document.createElement('script');
                 setTimeout(done, SimpleComet.timeout);
                 window[name] = node.onload = node.onerror = done;
                 node.src = url + since + '&cb=' + name +
-                    '&t=' + new Date().getTime() + '.' + ++counter;
+                    '&t=' + +new Date() + ++counter;
                 root.appendChild(node);
             }
         }

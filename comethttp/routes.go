@@ -15,7 +15,7 @@ const (
 	resChannel                      // /channels/ID.json (ids joined by '|' for reads)
 	resClients                      // /clients.json
 	resStatus                       // /status.json
-	resScript                       // /simple-comet.js, /simple-comet.min.js, /simple-comet-jsonp.min.js
+	resScript                       // /simple-comet.js, /simple-comet.min.js, /simple-comet-jsonp.min.js, /simple-comet-shared.min.js
 	resHealth                       // /health.json
 	resStream                       // /channels/ID.sse (ids joined by '|')
 )
@@ -52,7 +52,7 @@ func route(path, method string, call *apiCall) bool {
 // API, which the caller of ServeAPI answers.
 func routeOf(path string) (call apiCall, ok bool) {
 	switch path {
-	case "/simple-comet.js", "/simple-comet.min.js", "/simple-comet-jsonp.min.js":
+	case "/simple-comet.js", "/simple-comet.min.js", "/simple-comet-jsonp.min.js", "/simple-comet-shared.min.js":
 		return apiCall{resource: resScript, id: path[1:], formatOK: true}, true
 	}
 	if rest, found := strings.CutPrefix(path, "/channels/"); found {

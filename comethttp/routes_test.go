@@ -49,6 +49,7 @@ func TestRouteOf(t *testing.T) {
 		{"/simple-comet.js", true, resScript, "simple-comet.js", wire.JSON, true},
 		{"/simple-comet.min.js", true, resScript, "simple-comet.min.js", wire.JSON, true},
 		{"/simple-comet-jsonp.min.js", true, resScript, "simple-comet-jsonp.min.js", wire.JSON, true},
+		{"/simple-comet-shared.min.js", true, resScript, "simple-comet-shared.min.js", wire.JSON, true},
 
 		// Part of the API, in a format it does not speak: answered with
 		// "Unknown output format" rather than passed on.
@@ -339,7 +340,7 @@ func FuzzRouteOf(f *testing.F) {
 		suffix := map[wire.Format]string{wire.JSON: ".json", wire.JSONP: ".jsonp"}[call.format]
 		if !ok {
 			// Nothing the API answers may go to the next handler.
-			if strings.HasPrefix(path, "/channels/") || path == "/simple-comet.js" || path == "/simple-comet.min.js" || path == "/simple-comet-jsonp.min.js" {
+			if strings.HasPrefix(path, "/channels/") || path == "/simple-comet.js" || path == "/simple-comet.min.js" || path == "/simple-comet-jsonp.min.js" || path == "/simple-comet-shared.min.js" {
 				t.Fatalf("routeOf(%q) passes an API path on", path)
 			}
 			for _, name := range []string{"channels", "clients", "status", "health"} {

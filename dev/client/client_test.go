@@ -5,6 +5,7 @@ package client_test
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -24,22 +25,36 @@ func script(t *testing.T, name string) []byte {
 	return body
 }
 
-// The committed min files are what the generator makes from the source.
+// sharedLayer is the source of the layer that the shared client adds to the
+// client; the handler does not serve it alone.
+func sharedLayer(t *testing.T) []byte {
+	t.Helper()
+	layer, err := os.ReadFile("../../client/simple-comet-shared.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layer
+}
+
+// The committed min files are what the generator makes from the sources.
 func TestMinifiedIsGenerated(t *testing.T) {
 	source := script(t, "simple-comet.js")
 	for _, tc := range []struct {
 		file   string
+		name   string
+		src    []byte
 		minify func(string, []byte) ([]byte, error)
 	}{
-		{"simple-comet.min.js", minify.Minify},
-		{"simple-comet-jsonp.min.js", minify.MinifyJSONP},
+		{"simple-comet.min.js", "simple-comet.js", source, minify.Minify},
+		{"simple-comet-jsonp.min.js", "simple-comet.js", source, minify.MinifyJSONP},
+		{"simple-comet-shared.min.js", "simple-comet-shared.js", minify.Shared(source, sharedLayer(t)), minify.Minify},
 	} {
-		want, err := tc.minify("simple-comet.js", source)
+		want, err := tc.minify(tc.name, tc.src)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if committed := script(t, tc.file); !bytes.Equal(committed, want) {
-			t.Errorf("%s is not what the generator makes from simple-comet.js; run `go generate ./client/...`\ncommitted: %s\ngenerated: %s", tc.file, committed, want)
+			t.Errorf("%s is not what the generator makes from the sources; run `go generate ./client/...`\ncommitted: %s\ngenerated: %s", tc.file, committed, want)
 		}
 	}
 }
@@ -51,19 +66,26 @@ func TestMinifiedIsGenerated(t *testing.T) {
 // that old engines reject. What a browser without EventSource runs, the
 // JSON-P client, is checked for APIs that old browsers lack too: the event
 // stream's code may use JSON, which every browser with EventSource has.
+// The sharing layer runs only where BroadcastChannel and Web Locks are, but
+// it keeps to the same syntax, so that esbuild has nothing to lower in it.
 func TestSourceIsES3(t *testing.T) {
-	res := api.Transform(string(script(t, "simple-comet.js")), api.TransformOptions{
-		Loader:           api.LoaderJS,
-		MinifyWhitespace: true,
-		LegalComments:    api.LegalCommentsNone,
-	})
-	if len(res.Errors) > 0 {
-		t.Fatalf("parsing simple-comet.js: %v", res.Errors[0].Text)
-	}
-	code := string(res.Code)
-	for _, bad := range []string{"=>", "`", "...", "let ", "const ", "class ", "async ", "await ", "yield", " of "} {
-		if strings.Contains(code, bad) {
-			t.Errorf("simple-comet.js uses %q, which ES3 browsers lack", bad)
+	for name, src := range map[string][]byte{
+		"simple-comet.js":        script(t, "simple-comet.js"),
+		"simple-comet-shared.js": sharedLayer(t),
+	} {
+		res := api.Transform(string(src), api.TransformOptions{
+			Loader:           api.LoaderJS,
+			MinifyWhitespace: true,
+			LegalComments:    api.LegalCommentsNone,
+		})
+		if len(res.Errors) > 0 {
+			t.Fatalf("parsing %s: %v", name, res.Errors[0].Text)
+		}
+		code := string(res.Code)
+		for _, bad := range []string{"=>", "`", "...", "let ", "const ", "class ", "async ", "await ", "yield", " of "} {
+			if strings.Contains(code, bad) {
+				t.Errorf("%s uses %q, which ES3 browsers lack", name, bad)
+			}
 		}
 	}
 	minifiedJSONP := string(script(t, "simple-comet-jsonp.min.js"))

@@ -367,7 +367,7 @@ func TestAPIPassesOtherRequests(t *testing.T) {
 
 func TestAPIClientScripts(t *testing.T) {
 	startCaddy(t, apiSites)
-	for _, name := range []string{"simple-comet.js", "simple-comet.min.js", "simple-comet-jsonp.min.js"} {
+	for _, name := range []string{"simple-comet.js", "simple-comet.min.js", "simple-comet-jsonp.min.js", "simple-comet-shared.min.js"} {
 		r := get(t, base+"/public/"+name)
 		etag := r.header.Get("ETag")
 		if r.status != 200 || !strings.Contains(r.body, "SimpleComet") || etag == "" ||

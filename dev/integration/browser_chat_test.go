@@ -15,6 +15,7 @@ import (
 
 // TestBrowserChatExample runs examples/chat as a user would: two browser
 // tabs on the page, one sends a message through the form, both show it.
+// TestBrowserChatTabs opens ten.
 // It keeps the example working as the module and the client change.
 func TestBrowserChatExample(t *testing.T) {
 	chromium := browserChromium(t)
@@ -31,14 +32,15 @@ func TestBrowserChatExample(t *testing.T) {
 		return fmt.Sprintf(`[].some.call(document.querySelectorAll('#log li'), function (li) { return li.textContent.indexOf(%q) >= 0; })`, text)
 	}
 
-	// The page starts reading once its channel registration is answered,
-	// over an event stream or a JSON-P poll, and either is a held read of
-	// the hub: wait for each page's, so that bob's page is reading when
-	// alice talks.
+	// The page starts reading once its channel registration is answered.
+	// The tabs share one read (the page loads the shared client): alice's
+	// is the hub's one held read, and bob's page is reading when it waits
+	// for the lead, so that it gets what alice says.
 	for i, tab := range []*browserTabState{alice, bob} {
 		tab.do("opening the chat", chromedp.Navigate(page))
-		eventuallyMetric(t, `caddy_comet_held_reads{hub="default"}`, float64(i+1))
+		chatSharers(tab, i+1)
 	}
+	eventuallyMetric(t, `caddy_comet_held_reads{hub="default"}`, 1)
 
 	say := func(tab *browserTabState, name, text string) {
 		t.Helper()

@@ -27,6 +27,16 @@ func MinifyJSONP(name string, src []byte) ([]byte, error) {
 	return transform(name, src, map[string]string{"window.EventSource": "false"})
 }
 
+// Shared returns the source of the client that shares its reads across tabs:
+// the client, then the layer (simple-comet-shared.js) that wraps its
+// subscribe. Both gen and the tests minify it with Minify.
+func Shared(client, layer []byte) []byte {
+	src := make([]byte, 0, len(client)+1+len(layer))
+	src = append(src, client...)
+	src = append(src, '\n')
+	return append(src, layer...)
+}
+
 func transform(name string, src []byte, define map[string]string) ([]byte, error) {
 	res := api.Transform(string(src), api.TransformOptions{
 		Loader:            api.LoaderJS,
