@@ -71,6 +71,9 @@ type fanoutRun struct {
 	setupStart  time.Time
 	pubStart    time.Time
 	readsBefore int64
+	// cpuBefore is the server's CPU time, in seconds, when publishing
+	// began (with -pid).
+	cpuBefore float64
 }
 
 // newFanoutRun checks cfg, opens the read and publish endpoints, and
@@ -324,6 +327,7 @@ func (r *fanoutRun) heldCheck(ctx context.Context) (string, error) {
 func (r *fanoutRun) publish(ctx context.Context) {
 	r.phase.Store("publish")
 	r.readsBefore = r.pool.reads.Load()
+	r.cpuStart()
 	r.pubStart = time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
 	defer cancel()
@@ -341,6 +345,7 @@ func (r *fanoutRun) drain(ctx context.Context) {
 	r.rep.DrainSeconds = time.Since(drainStart).Seconds()
 	r.rep.Reads = r.pool.reads.Load() - r.readsBefore
 	r.rep.ReadsPerSecond = float64(r.rep.Reads) / time.Since(r.pubStart).Seconds()
+	r.cpuEnd()
 	r.memoryEnd()
 }
 

@@ -200,7 +200,8 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
 	fs.Func("pid", "the server's process `id`s, comma-separated (nginx: master and workers, summed): report its RSS\n"+
 		"(/proc/PID/status) before and with the readers held (start the server afresh for memory figures:\n"+
-		"a Go server keeps the memory an earlier run freed)", func(s string) error {
+		"a Go server keeps the memory an earlier run freed), and its CPU time (/proc/PID/stat) per delivery\n"+
+		"from the first publish to the end of the drain", func(s string) error {
 		pids, err := parsePIDs(s)
 		if err != nil {
 			return err
@@ -342,6 +343,14 @@ func printFanout(w io.Writer, r *fanoutReport) {
 			mib(m.BeforeKiB), mib(m.HeldKiB), end, pids)
 		fmt.Fprintf(w, "  per held read: %.1f KiB (RSS growth while the readers connected, over -readers; only meaningful\n"+
 			"                 on a freshly started server: a Go server keeps memory it freed for reuse)\n", m.PerHeldReadKiB)
+	}
+	if c := r.CPU; c != nil {
+		if c.Error != "" {
+			fmt.Fprintf(w, "  server CPU:  unreadable: %s\n", c.Error)
+		} else {
+			fmt.Fprintf(w, "  server CPU:  %.2f s from the first publish to the end of the drain = %.1f us per delivery (%d)\n",
+				c.Seconds, c.PerDeliveryUS, c.Deliveries)
+		}
 	}
 	if rt := r.Runtime; rt != nil {
 		fmt.Fprintf(w, "  server Go:   heap in use %.1f -> %.1f MiB, stacks %.1f -> %.1f MiB; per held read: heap %.1f KiB, stack %.1f KiB\n",
