@@ -10,7 +10,7 @@
 //
 // It is a benchmark's floor, not a hub to deploy: the cost of a delivery
 // through Caddy with nothing of the hub's own on top
-// (docs/performance.md, "Side by side"). One hub serves every least_hub
+// (docs/performance.md, "Side by side: method"). One hub serves every least_hub
 // handler of the process, so that a publish route and a read route meet.
 package leasthub
 
