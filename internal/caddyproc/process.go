@@ -45,6 +45,7 @@ type Process struct {
 	PID int
 
 	t        testing.TB
+	bin      string   // the binary; empty means Build's
 	env      []string // added to Caddy's environment
 	globals  string   // what the Caddyfile has before the site blocks
 	config   string   // path of the Caddyfile
@@ -93,9 +94,22 @@ func StartCaddyfile(t testing.TB, caddyfile string) *Process {
 	return p
 }
 
+// StartBinary is StartCaddyfile with another Caddy binary than
+// ./cmd/caddy: one built with more modules, such as the benchmarks' Caddy
+// in the development module.
+func StartBinary(t testing.TB, bin, caddyfile string) *Process {
+	t.Helper()
+	p := &Process{bin: bin}
+	p.start(t, caddyfile)
+	return p
+}
+
 func (p *Process) start(t testing.TB, sites string) {
 	t.Helper()
-	bin := Build(t)
+	bin := p.bin
+	if bin == "" {
+		bin = Build(t)
+	}
 	dir := t.TempDir()
 	p.t = t
 	p.config = filepath.Join(dir, "Caddyfile")

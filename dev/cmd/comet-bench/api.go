@@ -73,7 +73,10 @@ func (e *apiError) Error() string {
 func errorKind(err error) string {
 	var ae *apiError
 	var ne net.Error
+	var cd *centrifugoDisconnect
 	switch {
+	case errors.As(err, &cd):
+		return "disconnect_" + strconv.Itoa(cd.Code)
 	case errors.As(err, &ae) && ae.Status != http.StatusOK:
 		return "http_" + strconv.Itoa(ae.Status)
 	case errors.As(err, &ae):

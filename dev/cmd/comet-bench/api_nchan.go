@@ -18,7 +18,7 @@ import (
 // publisher location at <publish-target>/pub, a subscriber location at
 // <target>/sub (long-poll, and EventSource for -transport sse), the channel
 // given as ?id=, and with -status an nchan_stub_status location at
-// <publish-target>/nchan_status. scripts/bench-vs-nchan.sh writes such an
+// <publish-target>/nchan_status. scripts/bench-peers.sh writes such an
 // nginx.conf.
 const (
 	nchanPubPath    = "/pub"

@@ -77,6 +77,7 @@ func TestErrorKind(t *testing.T) {
 		{&apiError{Status: 200, Code: -2}, "return_code_-2"},
 		{fmt.Errorf("reading: %w", context.DeadlineExceeded), "timeout"},
 		{fmt.Errorf("%w: x", errBadReply), "bad_reply"},
+		{&centrifugoDisconnect{Code: 3001, Reason: "shutdown"}, "disconnect_3001"},
 		{errors.New("something"), "other"},
 	} {
 		if got := errorKind(tc.err); got != tc.want {

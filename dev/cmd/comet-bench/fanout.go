@@ -57,6 +57,9 @@ type fanoutRun struct {
 	// the run (with -status).
 	since, baseHeld int64
 	nchanStart      []nchanID
+	// centrifugoStart is, by channel, the position of the channel's
+	// marker, where Centrifugo readers start.
+	centrifugoStart []centrifugoPosition
 
 	errs *errorCounts
 	pool *readerPool
@@ -71,6 +74,9 @@ type fanoutRun struct {
 	setupStart  time.Time
 	pubStart    time.Time
 	readsBefore int64
+	// cpuBefore is the server's CPU time, in seconds, when publishing
+	// began (with -pid).
+	cpuBefore float64
 }
 
 // newFanoutRun checks cfg, opens the read and publish endpoints, and
@@ -88,6 +94,9 @@ func newFanoutRun(ctx context.Context, cfg fanoutConfig) (*fanoutRun, error) {
 		return nil, err
 	}
 	read.client.Timeout = cfg.ReadTimeout
+	if cfg.API == apiCentrifugo {
+		pub.header.Set("X-Api-Key", cfg.APIKey)
+	}
 	r := &fanoutRun{cfg: cfg, read: read, pub: pub, errs: &errorCounts{}, setupStart: time.Now()}
 	r.rep = &fanoutReport{
 		Target: read.base, PublishTarget: pub.base, RunID: newRunID(),
@@ -134,8 +143,11 @@ func (r *fanoutRun) setUp(ctx context.Context) error {
 // it readies the channels, publishes the start markers and, with -status,
 // counts the reads the server already holds.
 func (r *fanoutRun) setUpChannels(ctx context.Context) error {
-	if r.cfg.API == apiNchan {
+	switch r.cfg.API {
+	case apiNchan:
 		return r.setUpNchanChannels(ctx)
+	case apiCentrifugo:
+		return r.setUpCentrifugoChannels(ctx)
 	}
 	if err := registerAll(ctx, r.pub, r.channels, r.cfg.MaxMessages); err != nil {
 		return err
@@ -167,10 +179,31 @@ func (r *fanoutRun) setUpNchanChannels(ctx context.Context) error {
 	return r.countBaseHeld(ctx)
 }
 
+// setUpCentrifugoChannels publishes a start marker on every channel, as
+// for Nchan: Centrifugo's offsets are per channel. Each reader recovers its
+// channels from their markers. An offset of 0 means the channel keeps no
+// history, from which nothing can be recovered.
+func (r *fanoutRun) setUpCentrifugoChannels(ctx context.Context) error {
+	r.centrifugoStart = make([]centrifugoPosition, len(r.channels))
+	for c, name := range r.channels {
+		pos, err := r.pub.centrifugoPublish(ctx, name, "comet-bench marker run="+r.rep.RunID)
+		if err != nil {
+			return fmt.Errorf("publishing the start marker: %w", err)
+		}
+		if pos.Offset == 0 {
+			return fmt.Errorf("publishing the start marker to %q: no offset in the reply: "+
+				"the channels' namespace needs history_size, history_ttl and force_recovery", name)
+		}
+		r.centrifugoStart[c] = pos
+	}
+	return nil
+}
+
 // countBaseHeld counts, with -status, the reads the server holds before
-// the run's readers connect.
+// the run's readers connect. Centrifugo's readers count themselves (see
+// heldNow): none are held before.
 func (r *fanoutRun) countBaseHeld(ctx context.Context) error {
-	if !r.cfg.UseStatus {
+	if !r.cfg.UseStatus || r.cfg.API == apiCentrifugo {
 		return nil
 	}
 	var err error
@@ -184,19 +217,42 @@ func (r *fanoutRun) countBaseHeld(ctx context.Context) error {
 }
 
 // heldNow asks the server how many reads it holds: comet's /status.json,
-// Nchan's nchan_stub_status subscribers.
+// Nchan's nchan_stub_status subscribers. Centrifugo tells each reader, in
+// the connect push it sends once the reader's subscriptions are in place
+// (its own count, in /api/info, is refreshed only every few seconds): the
+// readers that got theirs are held.
 func (r *fanoutRun) heldNow(ctx context.Context) (int64, error) {
-	if r.cfg.API == apiNchan {
+	switch r.cfg.API {
+	case apiNchan:
 		return r.pub.nchanSubscribers(ctx)
+	case apiCentrifugo:
+		return r.pool.subscribed.Load(), nil
 	}
 	return r.pub.heldConnections(ctx)
 }
 
+// heldSource names what heldNow asks, for the report.
+func (r *fanoutRun) heldSource() string {
+	switch r.cfg.API {
+	case apiNchan:
+		return "nchan_stub_status"
+	case apiCentrifugo:
+		return "centrifugo connect pushes"
+	}
+	return "status.json"
+}
+
 // sender is how the publisher publishes a message in the run's API.
 func (r *fanoutRun) sender() func(ctx context.Context, channel, content string) error {
-	if r.cfg.API == apiNchan {
+	switch r.cfg.API {
+	case apiNchan:
 		return func(ctx context.Context, channel, content string) error {
 			_, err := r.pub.nchanPublish(ctx, channel, content)
+			return err
+		}
+	case apiCentrifugo:
+		return func(ctx context.Context, channel, content string) error {
+			_, err := r.pub.centrifugoPublish(ctx, channel, content)
 			return err
 		}
 	}
@@ -217,6 +273,7 @@ func (r *fanoutRun) newReadersAndPublisher() error {
 	sent := make([]atomic.Int64, r.total)
 	r.pool = &readerPool{
 		newPoller: newPoller, api: r.cfg.API, transport: r.cfg.Transport, since: r.since, nchanStart: r.nchanStart,
+		centrifugoStart: r.centrifugoStart, tokenSecret: []byte(r.cfg.TokenSecret),
 		channels: r.channels, perRead: r.cfg.PerRead, runID: r.rep.RunID, clock: clock,
 		sent: sent, warm: r.rep.WarmupMessages, tally: newTally(r.cfg.Readers, r.total),
 		latency: newHistogram(), errs: r.errs,
@@ -304,11 +361,7 @@ func (r *fanoutRun) heldCheck(ctx context.Context) (string, error) {
 		if err == nil {
 			held = n - r.baseHeld
 			if held >= int64(cfg.Readers) {
-				source := "status.json"
-				if cfg.API == apiNchan {
-					source = "nchan_stub_status"
-				}
-				return fmt.Sprintf("%s: %d held (%d before the run)", source, n, r.baseHeld), nil
+				return fmt.Sprintf("%s: %d held (%d before the run)", r.heldSource(), n, r.baseHeld), nil
 			}
 		}
 		select {
@@ -324,6 +377,7 @@ func (r *fanoutRun) heldCheck(ctx context.Context) (string, error) {
 func (r *fanoutRun) publish(ctx context.Context) {
 	r.phase.Store("publish")
 	r.readsBefore = r.pool.reads.Load()
+	r.cpuStart()
 	r.pubStart = time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
 	defer cancel()
@@ -341,6 +395,7 @@ func (r *fanoutRun) drain(ctx context.Context) {
 	r.rep.DrainSeconds = time.Since(drainStart).Seconds()
 	r.rep.Reads = r.pool.reads.Load() - r.readsBefore
 	r.rep.ReadsPerSecond = float64(r.rep.Reads) / time.Since(r.pubStart).Seconds()
+	r.cpuEnd()
 	r.memoryEnd()
 }
 

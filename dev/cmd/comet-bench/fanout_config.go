@@ -69,9 +69,18 @@ type fanoutConfig struct {
 	// Client is the readers' HTTP client: "lean" (the default: one
 	// connection and goroutine per reader, see leanPoller) or "net/http".
 	Client string
-	// API is the server's protocol: "comet" (the default) or "nchan"
-	// (nginx's Nchan module; see api_nchan.go for the locations it needs).
+	// API is the server's protocol: "comet" (the default), "nchan"
+	// (nginx's Nchan module; see api_nchan.go for the locations it needs)
+	// or "centrifugo" (its uni_sse transport and server API; see
+	// api_centrifugo.go).
 	API string
+	// TokenSecret is Centrifugo's client.token.hmac_secret_key, which
+	// signs the readers' connection tokens (-api centrifugo only; no
+	// default).
+	TokenSecret string
+	// APIKey is Centrifugo's http_api.key, sent as X-API-Key with every
+	// publish (-api centrifugo only; no default).
+	APIKey string
 	// Transport is how readers read: "longpoll" (the default) or "sse"
 	// (Server-Sent Events).
 	Transport string
@@ -84,6 +93,7 @@ type fanoutConfig struct {
 const (
 	apiComet          = "comet"
 	apiNchan          = "nchan"
+	apiCentrifugo     = "centrifugo"
 	transportLongPoll = "longpoll"
 	transportSSE      = "sse"
 )
@@ -172,8 +182,27 @@ func (c *fanoutConfig) validate() error {
 		if c.Expvar != "" {
 			bad("-expvar: nginx has no Go memstats; -api nchan reports RSS with -pid")
 		}
+	case apiCentrifugo:
+		if c.Transport != transportSSE {
+			bad("-transport %q: -api centrifugo reads its unidirectional Server-Sent Events (uni_sse): give -transport sse", c.Transport)
+		}
+		if c.TokenSecret == "" {
+			bad("-centrifugo-token-secret: -api centrifugo needs client.token.hmac_secret_key to sign the readers' tokens")
+		}
+		if c.APIKey == "" {
+			bad("-centrifugo-api-key: -api centrifugo needs http_api.key to publish")
+		}
+		if c.MaxMessages != 0 {
+			bad("-max-messages %d: -api centrifugo has no registration; set history_size in Centrifugo's config", c.MaxMessages)
+		}
+		if c.Expvar != "" {
+			bad("-expvar: Centrifugo serves no expvar memstats; -api centrifugo reports RSS with -pid")
+		}
 	default:
-		bad("-api %q: want comet or nchan", c.API)
+		bad("-api %q: want comet, nchan or centrifugo", c.API)
+	}
+	if c.API != apiCentrifugo && (c.TokenSecret != "" || c.APIKey != "") {
+		bad("-centrifugo-token-secret and -centrifugo-api-key apply to -api centrifugo only")
 	}
 	switch c.Transport {
 	case "", transportLongPoll, transportSSE:

@@ -42,7 +42,9 @@ type fanoutReport struct {
 	Errors         map[string]int64 `json:"errors"`
 	LastError      string           `json:"last_error,omitempty"`
 
-	Memory  *memoryReport  `json:"memory,omitempty"`
+	Memory *memoryReport `json:"memory,omitempty"`
+	// CPU is the server's CPU time per delivery, with -pid.
+	CPU     *cpuReport     `json:"cpu,omitempty"`
 	Runtime *runtimeReport `json:"go_runtime,omitempty"`
 
 	SetupSeconds   float64 `json:"setup_seconds"`
@@ -62,6 +64,7 @@ func (r *fanoutRun) report(interrupted bool) {
 	rep.Published = pubr.published.Load()
 	rep.AchievedRate = achievedRate(pubr.sent, pubr.acked)
 	rep.deliveryCounts = pool.tally.count(pubr.acked, r.owed)
+	r.cpuPerDelivery()
 	rep.Latency = pool.latency.summary()
 	rep.Foreign = pool.foreign.Load()
 	rep.Reordered = pool.reordered.Load()

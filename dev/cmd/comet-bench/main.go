@@ -37,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usageHead = `comet-bench loads a caddy-comet server (or nginx's Nchan, to compare) and reports how it holds up.
+const usageHead = `comet-bench loads a caddy-comet server (or nginx's Nchan or Centrifugo, to compare) and reports how it holds up.
 
 Usage:
   comet-bench [fanout] [flags]   held long-poll readers and a publisher: delivered, lost,
@@ -171,7 +171,10 @@ to hold the readers, -duration for publishing, -drain for the last deliveries.
 -api nchan loads nginx's Nchan module the same way, for comparison: publishes to
 <publish-target>/pub?id=CH, readers on <target>/sub?id=CH (long-poll with If-Modified-Since and
 If-None-Match, or EventSource with Last-Event-ID), one channel per reader, a start marker on each
-channel; scripts/bench-vs-nchan.sh runs both side by side.
+channel. -api centrifugo loads Centrifugo's unidirectional SSE (uni_sse, -transport sse): readers
+subscribed by their HS256 connection token's "channels" claim, several channels in one connection,
+recovering from each channel's start marker; publishes to <publish-target>/api/publish.
+scripts/bench-peers.sh runs them all side by side, with the least hub Caddy allows.
 
 Example (the issue's fan-out load):
   comet-bench fanout -readers 5000 -channels 10 -rate 20 -messages 200 -status -pid $(pgrep -f 'caddy run')
@@ -200,7 +203,8 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 2*time.Minute, "client timeout of one read; must exceed the server's http_timeout")
 	fs.Func("pid", "the server's process `id`s, comma-separated (nginx: master and workers, summed): report its RSS\n"+
 		"(/proc/PID/status) before and with the readers held (start the server afresh for memory figures:\n"+
-		"a Go server keeps the memory an earlier run freed)", func(s string) error {
+		"a Go server keeps the memory an earlier run freed), and its CPU time (/proc/PID/stat) per delivery\n"+
+		"from the first publish to the end of the drain", func(s string) error {
 		pids, err := parsePIDs(s)
 		if err != nil {
 			return err
@@ -208,8 +212,12 @@ func runFanoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		cfg.PID, cfg.OtherPIDs = pids[0], pids[1:]
 		return nil
 	})
-	fs.StringVar(&cfg.API, "api", apiComet, "the server's API: comet, or nchan (nginx's Nchan module: publisher at <publish-target>/pub,\n"+
-		"subscriber at <target>/sub, ?id=CHANNEL; with -status, nchan_stub_status at <publish-target>/nchan_status)")
+	fs.StringVar(&cfg.API, "api", apiComet, "the server's API: comet; nchan (nginx's Nchan module: publisher at <publish-target>/pub,\n"+
+		"subscriber at <target>/sub, ?id=CHANNEL; with -status, nchan_stub_status at <publish-target>/nchan_status); or\n"+
+		"centrifugo (with -transport sse: its uni_sse at <target>/connection/uni_sse, publishing to\n"+
+		"<publish-target>/api/publish; -status counts the readers' connect pushes)")
+	fs.StringVar(&cfg.TokenSecret, "centrifugo-token-secret", "", "-api centrifugo: Centrifugo's client.token.hmac_secret_key, to sign the readers' HS256 tokens")
+	fs.StringVar(&cfg.APIKey, "centrifugo-api-key", "", "-api centrifugo: Centrifugo's http_api.key, sent as X-API-Key to publish")
 	fs.StringVar(&cfg.Transport, "transport", transportLongPoll, "how readers read: longpoll, or sse (Server-Sent Events: comet's /channels/IDS.sse,\n"+
 		"Nchan's EventSource on /sub)")
 	fs.StringVar(&cfg.Expvar, "expvar", "", "`URL` of the server's Go memstats, e.g. Caddy's admin http://localhost:2019/debug/vars:\n"+
@@ -342,6 +350,14 @@ func printFanout(w io.Writer, r *fanoutReport) {
 			mib(m.BeforeKiB), mib(m.HeldKiB), end, pids)
 		fmt.Fprintf(w, "  per held read: %.1f KiB (RSS growth while the readers connected, over -readers; only meaningful\n"+
 			"                 on a freshly started server: a Go server keeps memory it freed for reuse)\n", m.PerHeldReadKiB)
+	}
+	if c := r.CPU; c != nil {
+		if c.Error != "" {
+			fmt.Fprintf(w, "  server CPU:  unreadable: %s\n", c.Error)
+		} else {
+			fmt.Fprintf(w, "  server CPU:  %.2f s from the first publish to the end of the drain = %.1f us per delivery (%d)\n",
+				c.Seconds, c.PerDeliveryUS, c.Deliveries)
+		}
 	}
 	if rt := r.Runtime; rt != nil {
 		fmt.Fprintf(w, "  server Go:   heap in use %.1f -> %.1f MiB, stacks %.1f -> %.1f MiB; per held read: heap %.1f KiB, stack %.1f KiB\n",

@@ -32,10 +32,15 @@ type readerPool struct {
 	// nchanStart is where Nchan readers start, by channel: the id of the
 	// channel's start marker.
 	nchanStart []nchanID
-	channels   []string
-	perRead    int
-	runID      string
-	clock      *runClock
+	// centrifugoStart is where Centrifugo readers start, by channel: the
+	// position of the channel's start marker; tokenSecret signs their
+	// connection tokens.
+	centrifugoStart []centrifugoPosition
+	tokenSecret     []byte
+	channels        []string
+	perRead         int
+	runID           string
+	clock           *runClock
 	// sent is the publisher's send times, by message seq.
 	sent []atomic.Int64
 	// warm messages (seq < warm) are checked for loss and duplicates but
@@ -47,6 +52,9 @@ type readerPool struct {
 
 	// reads counts completed reads (a 200 reply with return_code 1).
 	reads atomic.Int64
+	// subscribed counts Centrifugo readers that got their connect push,
+	// which the server sends once their subscriptions are in place.
+	subscribed atomic.Int64
 	// started counts readers whose first request has been written to the
 	// server; allStarted is closed when it reaches target.
 	started    atomic.Int64
@@ -69,6 +77,8 @@ func (p *readerPool) read(ctx context.Context, i int) {
 	r := &reader{p: p, i: i, pl: p.newPoller()}
 	defer r.pl.close()
 	switch {
+	case p.api == apiCentrifugo:
+		r.centrifugoStream(ctx)
 	case p.api == apiNchan && p.transport == transportSSE:
 		r.nchanStream(ctx)
 	case p.api == apiNchan:

@@ -72,7 +72,8 @@ func (r *reader) nchanStream(ctx context.Context) {
 	header := func() http.Header {
 		return http.Header{"Accept": {"text/event-stream"}, "Last-Event-Id": {lastEventID}}
 	}
-	r.stream(ctx, nchanSubPathFor(p.channels[c]), header, func(ev sseEvent, now int64) error {
+	path := nchanSubPathFor(p.channels[c])
+	r.stream(ctx, func() string { return path }, header, func(ev sseEvent, now int64) error {
 		id, err := parseNchanID(ev.ID)
 		if err != nil {
 			return fmt.Errorf("%w: event id: %w", errBadReply, err)

@@ -12,15 +12,15 @@ import (
 
 // Readers over Server-Sent Events (-transport sse).
 
-// stream keeps an event stream open on path until ctx ends, and hands each
-// event with data, and the time it arrived, to onEvent. header gives the
-// request's fields for each (re)connection, so that it can carry the last
-// event id. A stream that ends or fails is reopened, after the backoff when
+// stream keeps an event stream open until ctx ends, and hands each event
+// with data, and the time it arrived, to onEvent. path and header give the
+// request's path and fields for each (re)connection, so that they can carry
+// where the reader is. A stream that ends or fails is reopened, after the backoff when
 // it failed; an end is counted as read_stream_ended, since neither server
 // ends a stream unprompted but at its subscriber timeout.
-func (r *reader) stream(ctx context.Context, path string, header func() http.Header, onEvent func(ev sseEvent, now int64) error) {
+func (r *reader) stream(ctx context.Context, path func() string, header func() http.Header, onEvent func(ev sseEvent, now int64) error) {
 	for r.pause(ctx) {
-		status, body, err := r.pl.open(ctx, path, header(), r.firstWritten())
+		status, body, err := r.pl.open(ctx, path(), header(), r.firstWritten())
 		if err != nil {
 			r.failed(ctx, err)
 			continue
@@ -81,7 +81,7 @@ func (r *reader) cometStream(ctx context.Context) {
 		}
 		return h
 	}
-	r.stream(ctx, path, header, func(ev sseEvent, now int64) error {
+	r.stream(ctx, func() string { return path }, header, func(ev sseEvent, now int64) error {
 		rep, err := decodeReply(ev.Data)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errBadReply, err)
