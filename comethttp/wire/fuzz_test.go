@@ -48,7 +48,7 @@ func FuzzValidCallback(f *testing.F) {
 			return
 		}
 		// Whether that body parses as a call is checked with a JavaScript
-		// parser, esbuild, in dev/jsonp (FuzzCallbackParses): the plugin's
+		// parser, esbuild, in dev/wire (FuzzCallbackParses): the plugin's
 		// module does not require it.
 		if want := cb + "(" + testBody + ");"; body != want {
 			t.Fatalf("callback %q: body %q, want %q", cb, body, want)
