@@ -445,13 +445,18 @@ func (h *Hub) maintain() {
 		cfg := h.config.Load()
 		exp := cfg.expiry()
 		channels, clients := h.waiters.held()
+		// With nothing held, Touch still runs (untimed, as it may do
+		// nothing): the store renews there the reads whose renewal it
+		// deferred (ReadQuery.DeferRenewal).
+		touch := h.store.Store.Touch
 		if len(channels) > 0 || len(clients) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			// A failed touch is retried on the next tick; the store
-			// reports its own outages.
-			_ = h.store.Touch(ctx, channels, clients, exp)
-			cancel()
+			touch = h.store.Touch
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		// A failed touch is retried on the next tick; the store reports
+		// its own outages.
+		_ = touch(ctx, channels, clients, exp)
+		cancel()
 		if h.sweeper != nil {
 			h.sweeper.Sweep(time.Now(), exp)
 		}

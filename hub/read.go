@@ -131,6 +131,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	// Only a read that registers may share store reads (see sharedReads),
 	// so only it needs the key that tells which.
 	w.key = shareKey(&w.q)
+	w.q.DeferRenewal = true
 	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
 	defer h.release(w)

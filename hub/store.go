@@ -53,7 +53,11 @@ type Store interface {
 
 	// Touch renews the activity of channels and the sessions of clients that
 	// have reads held on this node, so that a read held longer than a timeout
-	// does not let them expire. Unknown ids are ignored.
+	// does not let them expire. Unknown ids are ignored. The hub calls it at
+	// every maintenance tick, at least every third of the shorter of
+	// exp's timeouts when that is a second or more, with empty lists when
+	// it holds no read: a store renews there what it deferred
+	// (ReadQuery.DeferRenewal).
 	Touch(ctx context.Context, channels, clients []string, exp Expiry) error
 
 	// Counts returns the hub's sizes at a cost that does not grow with
@@ -192,6 +196,14 @@ type ReadQuery struct {
 	// LastID is the id of its last message (see ReadResult). A store must
 	// not fetch much more than that from its backend. 0: no limit.
 	MaxBytes int
+	// DeferRenewal says that the read is registered for wake-ups: the hub
+	// calls Touch at its next maintenance tick, while the read's client and
+	// channels are still alive, so the store may renew them, and record the
+	// client as a reader of the channels, there instead of as it reads
+	// (docs/design.md, "Node caches"). The client must still be live when
+	// the read is answered, as it must for any read. Default: false, the
+	// read renews them itself.
+	DeferRenewal bool
 }
 
 // ReadResult is a consistent snapshot for one read.

@@ -108,9 +108,15 @@ return 1
 // published with the idempotency key when it was used within the window (and
 // nothing is published), or -2 when the channel does not exist.
 //
-// A durable publish is neither notified nor visible to reads here: the store
-// waits for replicas (WAIT, on the connection that ran this) and then runs
-// commit. A durable replay writes the id counter again, unchanged, so that
+// The event carries the message, for the nodes' caches (cache.go):
+// "m<id> <prev>\n<channel>\n<json>", where prev is the id of the channel's
+// newest message before this one (0: none), which tells a node whether it
+// holds every message of the channel before this one.
+//
+// A durable publish is neither notified nor visible to reads here: its event
+// is "s" (stored) rather than "m", which a node caches without waking
+// anyone, and the store waits for replicas (WAIT, on the connection that ran
+// this) and then runs commit. A durable replay writes the id counter again, unchanged, so that
 // the WAIT after it covers the first publish too, whichever connection ran
 // that.
 //
@@ -147,12 +153,16 @@ if key ~= '' then
 		return {tonumber(seen), 1}
 	end
 end
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local prev = '0'
+if #newest > 0 then prev = fmt(tonumber(newest[2])) end
 local id = tonumber(redis.call('GET', KEYS[4]) or '0') + 1
 local tick = tonumber(ARGV[3])
 if tick > id then id = tick end
 local ids = fmt(id)
 redis.call('SET', KEYS[4], ids)
-redis.call('ZADD', KEYS[2], ids, '{"content":' .. ARGV[2] .. ',"id":' .. ids .. ',"ts":' .. ARGV[4] .. '}')
+local json = '{"content":' .. ARGV[2] .. ',"id":' .. ids .. ',"ts":' .. ARGV[4] .. '}'
+redis.call('ZADD', KEYS[2], ids, json)
 redis.call('ZREMRANGEBYRANK', KEYS[2], '0', fmt(-(tonumber(max) + 1)))
 local ttl = tonumber(ARGV[5])
 renew(KEYS[1], ttl)
@@ -161,9 +171,9 @@ renew(KEYS[3], ttl)
 redis.call('ZADD', KEYS[5], deadline(now, ttl), ARGV[1])
 if key ~= '' then
 	redis.call('HSET', KEYS[6], key, ids)
-	local newest = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
+	local newestKey = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
 	local at = nowus
-	if #newest > 0 and tonumber(newest[2]) >= at then at = tonumber(newest[2]) + 1 end
+	if #newestKey > 0 and tonumber(newestKey[2]) >= at then at = tonumber(newestKey[2]) + 1 end
 	redis.call('ZADD', KEYS[7], fmt(at), key)
 	local over = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[10])
 	if over > 0 then
@@ -173,7 +183,12 @@ if key ~= '' then
 	redis.call('PEXPIRE', KEYS[6], ARGV[9])
 	redis.call('PEXPIRE', KEYS[7], ARGV[9])
 end
-if ARGV[11] ~= '1' then redis.call(ARGV[7], ARGV[6], 'p' .. ARGV[1]) end
+local event = ids .. ' ' .. prev .. '\n' .. ARGV[1] .. '\n' .. json
+if ARGV[11] == '1' then
+	redis.call(ARGV[7], ARGV[6], 's' .. event)
+else
+	redis.call(ARGV[7], ARGV[6], 'm' .. event)
+end
 return {id, 0}
 `
 
@@ -184,12 +199,13 @@ return {id, 0}
 // becomes the message's id unless it is past it already, and the channel's
 // readers are notified. Replication keeps the primary's order, so replicas
 // that have this message have every message with a lower id too: the
-// visible id never uncovers a message they may lose. Returns 1.
+// visible id never uncovers a message they may lose. Its event is
+// "c<id>\n<channel>". Returns 1.
 var commitScript = rueidis.NewLuaScript(`
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
 	redis.call('SET', KEYS[1], ARGV[1])
 end
-redis.call(ARGV[3], ARGV[2], 'p' .. ARGV[4])
+redis.call(ARGV[3], ARGV[2], 'c' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
 `)
 
@@ -221,8 +237,12 @@ return 1
 // anonymous), max bytes of messages (0: no limit), durable (1/0), then the
 // requested channel ids
 // Returns -3 for an unregistered client, -2 when no channel is readable,
-// otherwise {last id, i1, {json, score, ...}, i2, {...}, ...} where i is the
-// 0-based position of a readable channel in the request.
+// otherwise {last id, cut, i1, {json, score, ...}, meta1, i2, {...}, meta2,
+// ...} where cut is 1 when the limit left messages out, i is the 0-based
+// position of a readable channel in the request and meta is {the id of its
+// newest message readers may see, of its newest message, use_sessions,
+// max_messages} (0 for no message), with which a node caches the channel
+// (cache.go).
 //
 // Durable (see publish and commit), the read sees messages up to the
 // visible id, and last is that id, or since when since is past it: a
@@ -259,7 +279,8 @@ local limit = tonumber(ARGV[6])
 local readable = {}
 for i = 8, #ARGV do
 	local k = 5 + (i - 8) * 3
-	local us = redis.call('HGET', KEYS[k + 1], 'use_sessions')
+	local h = redis.call('HMGET', KEYS[k + 1], 'use_sessions', 'max_messages')
+	local us = h[1]
 	if us and (us == '0' or client ~= '') then
 		renew(KEYS[k + 1], ttl)
 		renew(KEYS[k + 2], ttl)
@@ -269,15 +290,26 @@ for i = 8, #ARGV do
 		end
 		renew(KEYS[k + 3], ttl)
 		redis.call('ZADD', KEYS[4], deadline(now, ttl), ARGV[i])
-		readable[#readable + 1] = {idx = i - 8, key = KEYS[k + 2], buf = {}, pos = 1, offset = 0, done = false, taken = {}}
+		readable[#readable + 1] = {idx = i - 8, key = KEYS[k + 2], us = us, max = h[2], buf = {}, pos = 1, offset = 0, done = false, taken = {}}
 	end
 end
 if #readable == 0 then return -2 end
-local out = {fmt(last)}
+-- meta is what a node needs to cache the channel: its newest message
+-- readers may see, its newest message, use_sessions and max_messages.
+local function meta(c)
+	local seen = redis.call('ZREVRANGEBYSCORE', c.key, upto, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+	local all = redis.call('ZRANGE', c.key, -1, -1, 'WITHSCORES')
+	local head, newest = '0', '0'
+	if #seen > 0 then head = seen[2] end
+	if #all > 0 then newest = all[2] end
+	return {head, newest, c.us, c.max}
+end
+local out = {fmt(last), 0}
 if limit == 0 then
 	for _, c in ipairs(readable) do
 		out[#out + 1] = c.idx
 		out[#out + 1] = redis.call('ZRANGEBYSCORE', c.key, from, upto, 'WITHSCORES')
+		out[#out + 1] = meta(c)
 	end
 	return out
 end
@@ -311,10 +343,11 @@ while true do
 	nxt.taken[#nxt.taken + 1] = score
 	nxt.pos = nxt.pos + 2
 end
-if cut then out[1] = fmt(tonumber(lastTaken)) end
+if cut then out[1], out[2] = fmt(tonumber(lastTaken)), 1 end
 for _, c in ipairs(readable) do
 	out[#out + 1] = c.idx
 	out[#out + 1] = c.taken
+	out[#out + 1] = meta(c)
 end
 return out
 `)
@@ -322,30 +355,49 @@ return out
 // touch
 // KEYS: channels, sessions, then ch, msgs, clients for each channel, then
 // client for each client
-// ARGV: channel ttl ms, session ttl ms, number of channels, channel ids...,
-// client ids...
+// ARGV: channel ttl ms, session ttl ms, number of channels, base, then for
+// each channel its id, the number of clients to record as its readers and
+// their ids, then the client ids
+// Renews the channels and the clients that exist, records the readers of
+// the channels (as a read does) and returns {{channel ids}, {client ids}}
+// of those that do not exist.
 var touchScript = rueidis.NewLuaScript(luaLib + `
 local now = now_ms()
 local ttl = tonumber(ARGV[1])
 local sttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local base = ARGV[4]
+local goneChannels, goneClients = {}, {}
+local a = 5
 for i = 1, n do
 	local k = 2 + (i - 1) * 3
+	local id, readers = ARGV[a], tonumber(ARGV[a + 1])
+	a = a + 2
 	if redis.call('EXISTS', KEYS[k + 1]) == 1 then
+		for j = a, a + readers - 1 do
+			redis.call('ZADD', KEYS[k + 3], deadline(now, sttl), ARGV[j])
+		end
+		if readers > 0 then prune(KEYS[k + 3], base .. 'client:', now, 4) end
 		renew(KEYS[k + 1], ttl)
 		renew(KEYS[k + 2], ttl)
 		renew(KEYS[k + 3], ttl)
-		redis.call('ZADD', KEYS[1], deadline(now, ttl), ARGV[3 + i])
+		redis.call('ZADD', KEYS[1], deadline(now, ttl), id)
+	else
+		goneChannels[#goneChannels + 1] = id
 	end
+	a = a + readers
 end
-for i = 3 + n + 1, #ARGV do
-	local key = KEYS[2 + n * 3 + (i - 3 - n)]
-	if redis.call('EXISTS', key) == 1 then
-		renew(key, sttl)
+local key = 2 + n * 3
+for i = a, #ARGV do
+	key = key + 1
+	if redis.call('EXISTS', KEYS[key]) == 1 then
+		renew(KEYS[key], sttl)
 		redis.call('ZADD', KEYS[2], deadline(now, sttl), ARGV[i])
+	else
+		goneClients[#goneClients + 1] = ARGV[i]
 	end
 end
-return 1
+return {goneChannels, goneClients}
 `)
 
 // status

@@ -34,6 +34,8 @@ type Store struct {
 	notify  func(hub.Event)
 	log     *zap.Logger
 	health  health
+	// cache answers the reads it can without Redis (cache.go).
+	cache *cache
 
 	// publishCmd and subscribeCmd are PUBLISH/SUBSCRIBE, or their sharded
 	// forms on Cluster, where plain pub/sub would be copied to every node.
@@ -123,6 +125,7 @@ func Open(opts Options, so hub.StoreOptions) (*Store, error) {
 		notify:         so.Notify,
 		log:            log,
 		health:         health{log: log},
+		cache:          newCache(),
 		publishCmd:     "PUBLISH",
 		subscribeCmd:   "SUBSCRIBE",
 		minReplicas:    max(opts.MinReplicas, 0),
@@ -341,8 +344,16 @@ func (s *Store) CreateClient(ctx context.Context, spec hub.ClientSpec, exp hub.E
 	return nil
 }
 
-// Read implements hub.Store.
+// Read implements hub.Store. A read that registered for wake-ups
+// (DeferRenewal) is answered from the node's cache when it can be
+// (cache.go), and otherwise from Redis, whose answer may seed the cache.
 func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.ReadResult, error) {
+	if !s.health.down.Load() {
+		if res, ok := s.cache.read(&q, exp); ok {
+			return res, nil
+		}
+	}
+	start := s.cache.begin()
 	k := s.keys
 	keys := make([]string, 0, 5+3*len(q.Channels))
 	keys = append(keys, k.id(), k.client(q.ClientID), k.sessions(), k.channels(), k.visible())
@@ -367,32 +378,42 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 		}
 		return hub.ReadResult{}, fmt.Errorf("reading: unexpected reply %d", code)
 	}
-	res, err := decodeReadReply(msg, q)
+	res, seeds, cut, err := decodeReadReply(msg, q)
 	if err != nil {
 		return hub.ReadResult{}, fmt.Errorf("redis read script: %w", err)
+	}
+	if q.DeferRenewal && !cut && cacheable(exp) {
+		s.cache.seed(start, &q, res.Since, seeds)
 	}
 	return res, nil
 }
 
-// decodeReadReply decodes the read script's {last, i, {json, score...}, ...}.
-func decodeReadReply(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult, error) {
+// decodeReadReply decodes the read script's {last, cut, i, {json,
+// score...}, meta, ...}, and returns with the result what the reply tells
+// the cache of each channel and whether the limit cut it.
+func decodeReadReply(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult, []seedChannel, bool, error) {
 	arr, err := msg.ToArray()
-	if err != nil || len(arr) == 0 || len(arr)%2 != 1 {
-		return hub.ReadResult{}, fmt.Errorf("unexpected reply: %v", msg)
+	if err != nil || len(arr) < 2 || len(arr)%3 != 2 {
+		return hub.ReadResult{}, nil, false, fmt.Errorf("unexpected reply: %v", msg)
 	}
 	last, err := parseID(&arr[0])
 	if err != nil {
-		return hub.ReadResult{}, err
+		return hub.ReadResult{}, nil, false, err
 	}
-	res := hub.ReadResult{Since: min(q.Since, last), LastID: last, Channels: make([]hub.ChannelMessages, 0, len(arr)/2)}
-	for i := 1; i < len(arr); i += 2 {
+	cut, err := arr[1].AsInt64()
+	if err != nil {
+		return hub.ReadResult{}, nil, false, fmt.Errorf("unexpected reply: %v", msg)
+	}
+	res := hub.ReadResult{Since: min(q.Since, last), LastID: last, Channels: make([]hub.ChannelMessages, 0, len(arr)/3)}
+	seeds := make([]seedChannel, 0, len(arr)/3)
+	for i := 2; i < len(arr); i += 3 {
 		idx, err := arr[i].AsInt64()
 		if err != nil || idx < 0 || idx >= int64(len(q.Channels)) {
-			return hub.ReadResult{}, fmt.Errorf("unexpected channel index in reply: %v", arr[i])
+			return hub.ReadResult{}, nil, false, fmt.Errorf("unexpected channel index in reply: %v", arr[i])
 		}
 		items, err := arr[i+1].ToArray()
 		if err != nil || len(items)%2 != 0 {
-			return hub.ReadResult{}, fmt.Errorf("unexpected messages in reply: %v", arr[i+1])
+			return hub.ReadResult{}, nil, false, fmt.Errorf("unexpected messages in reply: %v", arr[i+1])
 		}
 		cm := hub.ChannelMessages{ID: q.Channels[idx]}
 		if len(items) > 0 {
@@ -401,17 +422,52 @@ func decodeReadReply(msg rueidis.RedisMessage, q hub.ReadQuery) (hub.ReadResult,
 		for j := 0; j < len(items); j += 2 {
 			js, err := items[j].ToString()
 			if err != nil {
-				return hub.ReadResult{}, err
+				return hub.ReadResult{}, nil, false, err
 			}
 			id, err := parseID(&items[j+1])
 			if err != nil {
-				return hub.ReadResult{}, err
+				return hub.ReadResult{}, nil, false, err
 			}
 			cm.Messages = append(cm.Messages, hub.Message{ID: id, JSON: []byte(js)})
 		}
 		res.Channels = append(res.Channels, cm)
+		sc, err := decodeMeta(&arr[i+2])
+		if err != nil {
+			return hub.ReadResult{}, nil, false, fmt.Errorf("unexpected channel meta in reply: %v", arr[i+2])
+		}
+		sc.id, sc.msgs = cm.ID, cm.Messages
+		seeds = append(seeds, sc)
 	}
-	return res, nil
+	return res, seeds, cut == 1, nil
+}
+
+// decodeMeta decodes a read reply's {head, newest, use_sessions,
+// max_messages} of a channel.
+func decodeMeta(m *rueidis.RedisMessage) (seedChannel, error) {
+	f, err := m.ToArray()
+	if err != nil || len(f) != 4 {
+		return seedChannel{}, fmt.Errorf("want 4 fields")
+	}
+	var sc seedChannel
+	if sc.head, err = parseID(&f[0]); err != nil {
+		return sc, err
+	}
+	if sc.newest, err = parseID(&f[1]); err != nil {
+		return sc, err
+	}
+	us, err := f[2].ToString()
+	if err != nil {
+		return sc, err
+	}
+	maxs, err := f[3].ToString()
+	if err != nil {
+		return sc, err
+	}
+	sc.useSessions = us == "1"
+	if sc.maxMessages, err = strconv.Atoi(maxs); err != nil {
+		return sc, err
+	}
+	return sc, nil
 }
 
 // parseID reads an id that Redis returns as a string: the counter, or a
@@ -436,54 +492,113 @@ func parseID(m *rueidis.RedisMessage) (int64, error) {
 // many held reads does not hold Redis in one long script.
 const touchChunk = 256
 
-// Touch implements hub.Store. Chunks are sent concurrently, so rueidis
-// pipelines them into one round trip.
+// Touch implements hub.Store. It also makes the renewals the cache deferred
+// (ReadQuery.DeferRenewal): the channels and clients of the reads it
+// answered since the last Touch, and those clients as readers of those
+// channels. Chunks are sent concurrently, so rueidis pipelines them into
+// one round trip.
 func (s *Store) Touch(ctx context.Context, channels, clients []string, exp hub.Expiry) error {
-	if len(channels) == 0 && len(clients) == 0 {
+	pending, pendingClients := s.cache.takePending(channels)
+	if len(channels) == 0 && len(clients) == 0 && len(pending) == 0 && len(pendingClients) == 0 {
 		return nil
 	}
+	readers := make(map[string][]string, len(pending))
+	if len(pending) > 0 {
+		held := make(map[string]bool, len(channels))
+		for _, ch := range channels {
+			held[ch] = true
+		}
+		for ch, rs := range pending {
+			if !held[ch] {
+				channels = append(channels, ch)
+			}
+			for r := range rs {
+				readers[ch] = append(readers[ch], r)
+			}
+		}
+	}
+	if len(pendingClients) > 0 {
+		held := make(map[string]bool, len(clients))
+		for _, cl := range clients {
+			held[cl] = true
+		}
+		for cl := range pendingClients {
+			if !held[cl] {
+				clients = append(clients, cl)
+			}
+		}
+	}
+	begun := time.Now()
 	ttl, sttl := millis(exp.InactiveChannelTimeout), millis(exp.SessionTimeout)
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg                        sync.WaitGroup
+		mu                        sync.Mutex
+		errs                      []error
+		goneChannels, goneClients []string
 	)
+	allChannels, allClients := channels, clients
 	for len(channels) > 0 || len(clients) > 0 {
-		nch := min(len(channels), touchChunk)
-		ncl := min(len(clients), touchChunk-nch)
+		// A chunk takes channels with their readers while they fit, then
+		// clients; a channel with more readers than a chunk holds goes
+		// alone.
+		nch, ids := 0, 0
+		for nch < len(channels) && (nch == 0 || ids+1+len(readers[channels[nch]]) <= touchChunk) {
+			ids += 1 + len(readers[channels[nch]])
+			nch++
+		}
+		ncl := min(len(clients), max(touchChunk-ids, 0))
 		chs, cls := channels[:nch], clients[:ncl]
 		channels, clients = channels[nch:], clients[ncl:]
 		wg.Go(func() {
-			if err := s.touch(ctx, chs, cls, ttl, sttl); err != nil {
-				mu.Lock()
+			gch, gcl, err := s.touch(ctx, chs, readers, cls, ttl, sttl)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+				return
 			}
+			goneChannels, goneClients = append(goneChannels, gch...), append(goneClients, gcl...)
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		s.cache.putBack(pending, pendingClients)
 		return fmt.Errorf("renewing held channels and sessions: %w", err)
 	}
+	s.cache.touched(begun, allChannels, allClients, goneChannels, goneClients)
 	return nil
 }
 
-func (s *Store) touch(ctx context.Context, channels, clients []string, ttl, sttl string) error {
+func (s *Store) touch(ctx context.Context, channels []string, readers map[string][]string, clients []string, ttl, sttl string) (goneChannels, goneClients []string, err error) {
 	k := s.keys
 	keys := make([]string, 0, 2+3*len(channels)+len(clients))
 	keys = append(keys, k.channels(), k.sessions())
-	args := make([]string, 0, 3+len(channels)+len(clients))
-	args = append(args, ttl, sttl, strconv.Itoa(len(channels)))
+	args := make([]string, 0, 4+2*len(channels)+len(clients))
+	args = append(args, ttl, sttl, strconv.Itoa(len(channels)), k.base)
 	for _, c := range channels {
 		keys = append(keys, k.channel(c), k.messages(c), k.readers(c))
-		args = append(args, c)
+		args = append(args, c, strconv.Itoa(len(readers[c])))
+		args = append(args, readers[c]...)
 	}
 	for _, c := range clients {
 		keys = append(keys, k.client(c))
 		args = append(args, c)
 	}
-	_, err := s.exec(ctx, touchScript, keys, args)
-	return err
+	msg, err := s.exec(ctx, touchScript, keys, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	gone, err := msg.ToArray()
+	if err != nil || len(gone) != 2 {
+		return nil, nil, fmt.Errorf("redis touch script: unexpected reply %v", msg)
+	}
+	if goneChannels, err = gone[0].AsStrSlice(); err != nil {
+		return nil, nil, fmt.Errorf("redis touch script: %w", err)
+	}
+	if goneClients, err = gone[1].AsStrSlice(); err != nil {
+		return nil, nil, fmt.Errorf("redis touch script: %w", err)
+	}
+	return goneChannels, goneClients, nil
 }
 
 // Status implements hub.Store.

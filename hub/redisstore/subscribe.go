@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,9 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 			return
 		}
 		s.health.succeeded()
+		// Events after the confirmation reach onEvent: the cache may
+		// fill again from here (cache.go).
+		s.cache.resume()
 		if subscribed.CompareAndSwap(false, true) {
 			close(ready)
 		} else {
@@ -53,6 +58,8 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 			cmd = s.client.B().Subscribe().Channel(s.keys.events()).Build()
 		}
 		err := s.client.Receive(hctx, cmd, s.onEvent)
+		// Events may be missed from here until the next confirmation.
+		s.cache.suspend()
 		if ctx.Err() != nil {
 			return
 		}
@@ -91,16 +98,42 @@ func (s *Store) listen(ctx context.Context, ready chan<- struct{}, lastErr *atom
 	}
 }
 
-// onEvent turns a pub/sub message, "p<channel>" or "d<channel>", into a
-// Notify.
+// onEvent turns a pub/sub message into a Notify, having handed what it
+// carries to the cache first, so that the reads it wakes find it there:
+// "m<id> <prev>\n<channel>\n<json>" a message published, "s..." the same
+// for a durable message stored but not yet visible (no Notify),
+// "c<id>\n<channel>" a durable message committed, "d<channel>" a deleted
+// channel, and "p<channel>", a publish by a node of an earlier version, which
+// carries no message.
 func (s *Store) onEvent(m rueidis.PubSubMessage) {
 	if len(m.Message) < 2 {
 		return
 	}
+	body := m.Message[1:]
 	switch m.Message[0] {
+	case 'm', 's':
+		id, prev, channel, json, ok := parseEvent(body)
+		if !ok {
+			return
+		}
+		visible := m.Message[0] == 'm'
+		s.cache.published(channel, id, prev, []byte(json), visible)
+		if visible {
+			s.notify(hub.Event{Kind: hub.EventPublished, Channel: channel})
+		}
+	case 'c':
+		ids, channel, ok := strings.Cut(body, "\n")
+		id, err := strconv.ParseInt(ids, 10, 64)
+		if !ok || err != nil {
+			return
+		}
+		s.cache.committed(id)
+		s.notify(hub.Event{Kind: hub.EventPublished, Channel: channel})
 	case 'p':
-		s.notify(hub.Event{Kind: hub.EventPublished, Channel: m.Message[1:]})
+		s.cache.forget(body)
+		s.notify(hub.Event{Kind: hub.EventPublished, Channel: body})
 	case 'd':
-		s.notify(hub.Event{Kind: hub.EventDeleted, Channel: m.Message[1:]})
+		s.cache.forget(body)
+		s.notify(hub.Event{Kind: hub.EventDeleted, Channel: body})
 	}
 }
