@@ -282,7 +282,8 @@ func opsReaderCounts(t *testing.T) []int {
 }
 
 // TestRedisOpsPerPublish measures the store operations one publish costs
-// with N readers held on it, for each kind of reader, and logs them.
+// with N readers held on it, for each kind of reader, logs them, and fails
+// when they grow with the readers.
 func TestRedisOpsPerPublish(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measurement skipped in -short mode")
@@ -294,6 +295,11 @@ func TestRedisOpsPerPublish(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%d", strings.ReplaceAll(c.name, " ", "_"), n), func(t *testing.T) {
 				got := measureOpsPerPublish(t, srv, c, n, publishes)
 				t.Logf("%-32s N=%-4d store operations per publish %7.1f, redis commands per publish %8.1f", c.name, n, got[0], got[1])
+				// The publish itself, and a maintenance touch per node
+				// that may fall within the run: nothing per reader.
+				if limit := 1 + float64(c.nodes); got[0] > limit {
+					t.Errorf("%.1f store operations per publish to %d readers, want at most %.0f", got[0], n, limit)
+				}
 			})
 		}
 	}
