@@ -393,10 +393,17 @@ func (c *cache) drop(channel string, e *cachedChannel) {
 
 // takePending hands over the renewals deferred so far, and drops the
 // entries of channels that no read used since the last call and that have
-// no read held (held).
-func (c *cache) takePending(held []string) (channels map[string]map[string]struct{}, clients map[string]struct{}) {
+// no read held (held), and the clients too long unconfirmed to be answered
+// for (sessionTimeout).
+func (c *cache) takePending(held []string, sessionTimeout time.Duration) (channels map[string]map[string]struct{}, clients map[string]struct{}) {
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for id, at := range c.clients {
+		if !fresh(at, now, sessionTimeout) {
+			delete(c.clients, id)
+		}
+	}
 	for _, id := range held {
 		if e := c.channels[id]; e != nil {
 			e.used = true

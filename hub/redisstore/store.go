@@ -498,7 +498,7 @@ const touchChunk = 256
 // channels. Chunks are sent concurrently, so rueidis pipelines them into
 // one round trip.
 func (s *Store) Touch(ctx context.Context, channels, clients []string, exp hub.Expiry) error {
-	pending, pendingClients := s.cache.takePending(channels)
+	pending, pendingClients := s.cache.takePending(channels, exp.SessionTimeout)
 	if len(channels) == 0 && len(clients) == 0 && len(pending) == 0 && len(pendingClients) == 0 {
 		return nil
 	}
