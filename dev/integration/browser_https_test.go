@@ -1,0 +1,603 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/simple-comet/caddy-comet/internal/freeport"
+)
+
+// The automatic HTTPS test runs Let's Encrypt's test CA, Pebble, as Caddy's
+// ACME server: Caddy obtains its certificate by itself, with Pebble really
+// validating the challenge against Caddy on loopback, and Chromium then runs
+// the client over HTTPS and HTTP/2 on both transports (docs/deployment.md,
+// "TLS, and proxies in front").
+
+// httpsHost is the site's name. Pebble's DNS server (pebble-challtestsrv)
+// answers 127.0.0.1 for it, Chromium maps it there, and certmagic counts a
+// name under .test as one for a public CA (not for tls internal).
+const httpsHost = "comet.test"
+
+// httpsAddr is where the site listens: globalOptions' https_port. Pebble
+// validates on globalOptions' http_port (HTTP-01, 9080) and on this port
+// (TLS-ALPN-01), as a public CA validates on ports 80 and 443.
+const httpsAddr = "127.0.0.1:9443"
+
+// httpsPage subscribes to one channel with the transport the test names,
+// on the page's own origin, and records the contents it gets.
+const httpsPage = `<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>caddy-comet over HTTPS</title></head>
+<body>
+<script src="/comet/simple-comet.min.js"></script>
+<script>
+var got = [];
+SimpleComet.transport = '{TRANSPORT}';
+SimpleComet.subscribe('/comet/channels/{CHANNEL}.jsonp', function (reply) {
+	var list = reply.messages['{CHANNEL}'] || [], i;
+	for (i = 0; i < list.length; i++) got.push(list[i].content);
+});
+window.onload = SimpleComet.start;
+</script>
+</body>
+</html>
+`
+
+// httpsSite is the public site of examples/https (a domain name, nothing
+// about TLS), its page and comet API on one origin.
+func httpsSite(dir, httpTimeout string) string {
+	return fmt.Sprintf(`
+%s {
+	bind 127.0.0.1
+	handle_path /comet/* {
+		comet {
+			hub https
+			http_timeout %s
+		}
+	}
+	handle {
+		root * %q
+		file_server
+	}
+}
+`, httpsHost, httpTimeout, dir)
+}
+
+// TestBrowserAutomaticHTTPS: Caddy gets the site's certificate from an
+// ACME CA by itself; a browser that trusts that CA's chain reads the hub
+// over HTTP/2 through event streams and JSON-P; a reload keeps the
+// certificate (no new order) and the pages miss nothing across it.
+func TestBrowserAutomaticHTTPS(t *testing.T) {
+	chromium := browserChromium(t)
+	pebble := startPebble(t, startChallengeDNS(t))
+
+	dir, storage := t.TempDir(), t.TempDir()
+	channel := fmt.Sprint("room-", time.Now().UnixNano()) // the hub outlives the test
+	for _, transport := range []string{"jsonp", "sse"} {
+		page := strings.NewReplacer("{TRANSPORT}", transport, "{CHANNEL}", channel).Replace(httpsPage)
+		if err := os.WriteFile(filepath.Join(dir, transport+".html"), []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Storage of the test's own, so that no certificate of an earlier run
+	// (from an earlier Pebble, with other roots) is found there.
+	options := fmt.Sprintf("\tstorage file_system %q\n\tacme_ca %s\n\tacme_ca_root %q\n", storage, pebble.directory, pebble.listenerCA)
+	startCaddyWith(t, options, httpsSite(dir, "2s"))
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Unload the site before the storage directory goes (cleanups run
+	// last first), so that Caddy writes nothing there while it is removed.
+	t.Cleanup(func() {
+		if err := loadCaddyfile(""); err != nil {
+			t.Errorf("unloading the site: %v", err)
+		}
+	})
+
+	issued := pebble.awaitLine(t, "Issued certificate serial ")
+	chain := pebble.servedChain(t)
+	_, serial, _ := strings.Cut(issued, "Issued certificate serial ")
+	serial, _, _ = strings.Cut(serial, " ")
+	if want, ok := new(big.Int).SetString(serial, 16); !ok || want.Cmp(chain[0].SerialNumber) != 0 {
+		t.Fatalf("Caddy serves the certificate with serial %x; Pebble issued: %s", chain[0].SerialNumber, issued)
+	}
+	t.Logf("Pebble issued the certificate after validating %s", pebble.checkValidated(t))
+
+	hub := &httpsClient{t: t, client: pebble.client(), base: "https://" + httpsHost + ":9443/comet"}
+	hub.post("/channels.json", url.Values{"channel_id": {channel}})
+
+	// Chromium trusts certificates whose chain holds the public key of
+	// Pebble's intermediate (--ignore-certificate-errors-spki-list checks
+	// the chain the server sends, which ends there, not at the root) and
+	// finds the site on loopback.
+	spki := sha256.Sum256(chain[1].RawSubjectPublicKeyInfo)
+	first := browserTab(t, chromium,
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+		chromedp.Flag("host-resolver-rules", "MAP "+httpsHost+" 127.0.0.1"),
+	)
+	tabs := map[string]*httpsTab{}
+	for _, transport := range []string{"jsonp", "sse"} {
+		ctx := first
+		if transport != "jsonp" {
+			ctx = browserNewTab(t, first)
+		}
+		tabs[transport] = openHTTPSTab(t, ctx, "https://"+httpsHost+":9443/"+transport+".html")
+	}
+
+	var want []string
+	publishSome := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			want = append(want, fmt.Sprint("m", i))
+			hub.post("/channels/"+channel+".json", url.Values{"content": {want[len(want)-1]}})
+		}
+		for transport, tab := range tabs {
+			tab.page.waitFor(fmt.Sprintf("the %s page's messages up to m%d", transport, to-1), `got.join() === `+jsString(strings.Join(want, ",")))
+		}
+	}
+	publishSome(0, 3)
+	for transport, tab := range tabs {
+		tab.checkHTTP2(transport, 1)
+	}
+
+	// A reload (a configuration that differs: Caddy does not reload an
+	// unchanged one) keeps the certificate: Caddy serves the same one at
+	// once, and orders none (a public CA limits how often it issues for a
+	// name). It ends the streams and answers the held polls; the pages go
+	// on from their last ids over HTTP/2.
+	if err := loadCaddyfileWith(options, httpsSite(dir, "3s")); err != nil {
+		t.Fatalf("reloading: %v", err)
+	}
+	if after := pebble.servedChain(t); after[0].SerialNumber.Cmp(chain[0].SerialNumber) != 0 {
+		t.Errorf("after the reload Caddy serves the certificate with serial %x, before it %x", after[0].SerialNumber, chain[0].SerialNumber)
+	}
+	publishSome(3, 6)
+	tabs["sse"].checkHTTP2("sse", 2)
+	tabs["jsonp"].checkHTTP2("jsonp", 1)
+	if n := strings.Count(pebble.log(), "Issued certificate serial "); n != 1 {
+		t.Errorf("Pebble issued %d certificates, want 1 (the reload must keep the certificate):\n%s", n, pebble.log())
+	}
+}
+
+// httpsTab is a page of the test and the responses its tab received.
+type httpsTab struct {
+	page *browserTabState
+	mu   sync.Mutex
+	// responses are the tab's HTTP responses, as Chromium's network events
+	// report them; event streams are there too (a page's resource timing
+	// holds only requests that have ended).
+	responses []*network.EventResponseReceived
+}
+
+// openHTTPSTab records the responses of a tab, then opens the page in it.
+func openHTTPSTab(t *testing.T, ctx context.Context, pageURL string) *httpsTab {
+	t.Helper()
+	tab := &httpsTab{page: &browserTabState{t: t, ctx: ctx}}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if r, ok := ev.(*network.EventResponseReceived); ok {
+			tab.mu.Lock()
+			tab.responses = append(tab.responses, r)
+			tab.mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("listening to the tab's network events: %v", err)
+	}
+	tab.page.do("opening "+pageURL, chromedp.Navigate(pageURL))
+	return tab
+}
+
+// checkHTTP2 checks that every response of the tab came over HTTP/2 and
+// that the page read through its transport alone, with at least reads
+// requests of it.
+func (tab *httpsTab) checkHTTP2(transport string, reads int) {
+	t := tab.page.t
+	t.Helper()
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	var document, script bool
+	counts := map[string]int{}
+	for _, r := range tab.responses {
+		if r.Response.Protocol != "h2" {
+			t.Errorf("%s page: %s %s came over %q, want h2", transport, r.Type, r.Response.URL, r.Response.Protocol)
+		}
+		u, err := url.Parse(r.Response.URL)
+		if err != nil {
+			t.Fatalf("%s page: response URL %q: %v", transport, r.Response.URL, err)
+		}
+		switch {
+		case r.Type == network.ResourceTypeDocument:
+			document = true
+		case u.Path == "/comet/simple-comet.min.js":
+			script = true
+		case strings.HasPrefix(u.Path, "/comet/channels/"):
+			counts[strings.TrimPrefix(filepath.Ext(u.Path), ".")]++
+		}
+	}
+	other := map[string]string{"jsonp": "sse", "sse": "jsonp"}[transport]
+	if !document || !script || counts[transport] < reads || counts[other] != 0 {
+		t.Errorf("%s page: document %v, client script %v, %d %s reads, %d %s reads; want the page, the script, %d or more %s reads and no %s",
+			transport, document, script, counts[transport], transport, counts[other], other, reads, transport, other)
+	}
+}
+
+// httpsClient calls the comet API over HTTPS from Go.
+type httpsClient struct {
+	t      *testing.T
+	client *http.Client
+	base   string
+}
+
+// post sends a form and fails the test unless the reply is a success.
+func (c *httpsClient) post(path string, form url.Values) {
+	c.t.Helper()
+	res, err := c.client.PostForm(c.base+path, form)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	if res.ProtoMajor != 2 {
+		c.t.Errorf("POST %s went over %s, want HTTP/2", path, res.Proto)
+	}
+	mustCode(c.t, response{status: res.StatusCode, header: res.Header, body: string(body)}, http.StatusOK, 1, "")
+}
+
+// pebbleBinaries finds Debian's pebble and pebble-challtestsrv, or skips
+// (fails under CI=true).
+func pebbleBinaries(t *testing.T) (pebble, challtestsrv string) {
+	t.Helper()
+	var missing []string
+	paths := map[string]string{}
+	for _, name := range []string{"pebble", "pebble-challtestsrv"} {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			missing = append(missing, name)
+		}
+		paths[name] = path
+	}
+	if len(missing) > 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v not installed (apt-get install -y pebble); CI must run the automatic HTTPS test", missing)
+		}
+		t.Skipf("%v not installed; to run the automatic HTTPS test: apt-get install -y pebble", missing)
+	}
+	return paths["pebble"], paths["pebble-challtestsrv"]
+}
+
+// startChallengeDNS runs pebble-challtestsrv as a DNS server alone (its
+// challenge responders off) answering A queries with 127.0.0.1 and AAAA
+// queries with nothing, so that Pebble validates on 127.0.0.1. It returns
+// the server's address once it answers.
+func startChallengeDNS(t *testing.T) string {
+	t.Helper()
+	_, bin := pebbleBinaries(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Get(t))
+	startTestProcess(t, exec.Command(bin,
+		"-dns01", addr, "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", fmt.Sprintf("127.0.0.1:%d", freeport.Get(t)),
+		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""))
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		addrs, err := resolver.LookupHost(ctx, httpsHost)
+		cancel()
+		if err == nil {
+			if !slices.Equal(addrs, []string{"127.0.0.1"}) {
+				t.Fatalf("pebble-challtestsrv answers %v for %s, want 127.0.0.1 alone", addrs, httpsHost)
+			}
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble-challtestsrv on %s does not answer: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+}
+
+// pebbleCA is a running Pebble.
+type pebbleCA struct {
+	*testProcess
+	// directory is the URL of the ACME directory, for acme_ca.
+	directory string
+	// listenerCA is the PEM file of the CA that signed the certificate of
+	// Pebble's own HTTPS listeners, for acme_ca_root. (Debian's package
+	// does not ship Pebble's test certificate; the test makes its own.)
+	listenerCA string
+	// roots holds Pebble's root, which signs (through its intermediate)
+	// the certificates it issues; Pebble makes a new one at each start.
+	roots *x509.CertPool
+}
+
+// startPebble runs Pebble with its VA resolving names through dns, and
+// returns once its ACME directory answers.
+func startPebble(t *testing.T, dns string) *pebbleCA {
+	t.Helper()
+	bin, _ := pebbleBinaries(t)
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writeListenerCerts(t, dir)
+	listen, management := fmt.Sprintf("127.0.0.1:%d", freeport.Get(t)), fmt.Sprintf("127.0.0.1:%d", freeport.Get(t))
+	config, err := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress":           listen,
+		"managementListenAddress": management,
+		"certificate":             certFile,
+		"privateKey":              keyFile,
+		// Where the VA connects to validate: Caddy's http_port and
+		// https_port in globalOptions.
+		"httpPort":                       9080,
+		"tlsPort":                        9443,
+		"ocspResponderURL":               "",
+		"externalAccountBindingRequired": false,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	configFile := filepath.Join(dir, "pebble-config.json")
+	if err := os.WriteFile(configFile, config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", configFile, "-dnsserver", dns)
+	// No sleeps before validations; every other PEBBLE_ variable of the
+	// environment dropped, PEBBLE_VA_ALWAYS_VALID above all: the challenge
+	// must really be validated.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PEBBLE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PEBBLE_VA_NOSLEEP=1")
+	p := &pebbleCA{testProcess: startTestProcess(t, cmd), directory: "https://" + listen + "/dir", listenerCA: caFile}
+
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustListener := x509.NewCertPool()
+	trustListener.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustListener}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := client.Get(p.directory)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+			err = fmt.Errorf("%s", res.Status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Pebble's directory %s: %v\n%s", p.directory, err, p.log())
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+	res, err := client.Get("https://" + management + "/roots/0")
+	if err != nil {
+		t.Fatalf("Pebble's root: %v", err)
+	}
+	defer res.Body.Close()
+	root, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("Pebble's root: %s %v", res.Status, err)
+	}
+	p.roots = x509.NewCertPool()
+	if !p.roots.AppendCertsFromPEM(root) {
+		t.Fatalf("Pebble's root is not PEM: %q", root)
+	}
+	return p
+}
+
+// checkValidated checks in Pebble's log that the site's authorization
+// became valid through a challenge that Pebble checked against Caddy (not
+// skipped, as PEBBLE_VA_ALWAYS_VALID would), and returns which.
+func (p *pebbleCA) checkValidated(t *testing.T) string {
+	t.Helper()
+	log := p.log()
+	if !strings.Contains(log, "set VALID by completed challenge") || strings.Contains(log, "Skipping real validation") {
+		t.Fatalf("Pebble's log shows no challenge it validated:\n%s", log)
+	}
+	if strings.Contains(log, "Attempting to validate w/ HTTP: http://"+httpsHost+":9080/") {
+		return "HTTP-01"
+	}
+	return "TLS-ALPN-01"
+}
+
+// client is an HTTP client that finds httpsHost on loopback and trusts
+// Pebble's root alone.
+func (p *pebbleCA) client() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: p.roots},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, httpsAddr)
+		},
+	}}
+}
+
+// servedChain connects to the site as a browser does (SNI, ALPN h2) and
+// returns the chain it presents, once it verifies against Pebble's root:
+// Caddy serves the certificate a moment after Pebble issued it.
+func (p *pebbleCA) servedChain(t *testing.T) []*x509.Certificate {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", httpsAddr, &tls.Config{
+			ServerName: httpsHost,
+			RootCAs:    p.roots,
+			NextProtos: []string{"h2", "http/1.1"},
+		})
+		if err == nil {
+			state := conn.ConnectionState()
+			conn.Close()
+			if state.NegotiatedProtocol != "h2" {
+				t.Fatalf("the site negotiated %q, want h2", state.NegotiatedProtocol)
+			}
+			if len(state.PeerCertificates) < 2 {
+				t.Fatalf("the site sends %d certificates, want the leaf and Pebble's intermediate", len(state.PeerCertificates))
+			}
+			return state.PeerCertificates
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate for %s that Pebble's root verifies: %v\nPebble's log:\n%s", httpsHost, err, p.log())
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+}
+
+// writeListenerCerts makes a CA and, signed by it, a certificate for
+// 127.0.0.1 and localhost, for Pebble's HTTPS listeners.
+func writeListenerCerts(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("making Pebble's listener certificate: %v", err)
+		}
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	ca := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "caddy-comet test CA for Pebble's listener"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	must(err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"localhost"},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	must(err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	must(err)
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		must(os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+		return path
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+// testProcess is a program that runs beside the test's Caddy, its output
+// kept for the test to wait on and to show when the test fails. It stops
+// when the test ends.
+type testProcess struct {
+	name    string
+	done    chan struct{}
+	mu      sync.Mutex
+	out     strings.Builder
+	changed chan struct{} // closed, and replaced, at each line of output
+}
+
+// startTestProcess starts cmd; its output (stdout and stderr) is kept.
+func startTestProcess(t *testing.T, cmd *exec.Cmd) *testProcess {
+	t.Helper()
+	p := &testProcess{name: filepath.Base(cmd.Path), done: make(chan struct{}), changed: make(chan struct{})}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", p.name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.mu.Lock()
+			if p.out.Len() < 1<<20 {
+				p.out.WriteString(sc.Text() + "\n")
+			}
+			close(p.changed)
+			p.changed = make(chan struct{})
+			p.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, out)
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", p.name, p.log())
+		}
+	})
+	return p
+}
+
+// log is the output so far.
+func (p *testProcess) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// awaitLine waits until a line of the output holds part, and returns that
+// line. It waits a minute at most: the first order of a new ACME account
+// takes a few seconds.
+func (p *testProcess) awaitLine(t *testing.T, part string) string {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		p.mu.Lock()
+		out, changed := p.out.String(), p.changed
+		p.mu.Unlock()
+		for line := range strings.Lines(out) {
+			if strings.Contains(line, part) {
+				return strings.TrimSpace(line)
+			}
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			t.Fatalf("%s exited before it logged %q:\n%s", p.name, part, out)
+		case <-deadline:
+			t.Fatalf("%s did not log %q within a minute:\n%s", p.name, part, out)
+		}
+	}
+}
