@@ -70,30 +70,36 @@ window.onload = SimpleComet.start;
 </html>
 `
 
-// httpsSite is the public site of examples/https (a domain name, nothing
-// about TLS), its page and comet API on one origin.
-func httpsSite(dir, httpTimeout string) string {
-	return fmt.Sprintf(`
-%s {
-	bind 127.0.0.1
-	handle_path /comet/* {
-		comet {
-			hub https
-			http_timeout %s
+// httpsExampleSite is examples/https/Caddyfile, the public site, as the
+// test runs it: its global options give way to the test Caddy's, its name
+// becomes httpsHost, bound to loopback, and its pages are dir.
+func httpsExampleSite(t *testing.T, dir string) string {
+	t.Helper()
+	caddyfile, err := os.ReadFile(filepath.Join(repoRoot, "examples", "https", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, site, ok := strings.Cut(string(caddyfile), "\n}\n")
+	if !ok {
+		t.Fatal("examples/https/Caddyfile has no global options block")
+	}
+	for old, repl := range map[string]string{
+		"\ncomet.example.com {\n":           "\n" + httpsHost + " {\n\tbind 127.0.0.1\n",
+		"root * /var/www/comet.example.com": fmt.Sprintf("root * %q", dir),
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("examples/https/Caddyfile no longer has %q; update this test", old)
 		}
+		site = strings.ReplaceAll(site, old, repl)
 	}
-	handle {
-		root * %q
-		file_server
-	}
-}
-`, httpsHost, httpTimeout, dir)
+	return site
 }
 
-// TestBrowserAutomaticHTTPS: Caddy gets the site's certificate from an
-// ACME CA by itself; a browser that trusts that CA's chain reads the hub
-// over HTTP/2 through event streams and JSON-P; a reload keeps the
-// certificate (no new order) and the pages miss nothing across it.
+// TestBrowserAutomaticHTTPS runs the public site of examples/https: Caddy
+// gets the site's certificate from an ACME CA by itself; a browser that
+// trusts that CA's chain reads the hub over HTTP/2 through event streams
+// and JSON-P; a reload keeps the certificate (no new order) and the pages
+// miss nothing across it.
 func TestBrowserAutomaticHTTPS(t *testing.T) {
 	chromium := browserChromium(t)
 	pebble := startPebble(t, startChallengeDNS(t))
@@ -109,7 +115,8 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 	// Storage of the test's own, so that no certificate of an earlier run
 	// (from an earlier Pebble, with other roots) is found there.
 	options := fmt.Sprintf("\tstorage file_system %q\n\tacme_ca %s\n\tacme_ca_root %q\n", storage, pebble.directory, pebble.listenerCA)
-	startCaddyWith(t, options, httpsSite(dir, "2s"))
+	site := httpsExampleSite(t, dir)
+	startCaddyWith(t, options, site)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -130,8 +137,12 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 	}
 	t.Logf("Pebble issued the certificate after validating %s", pebble.checkValidated(t))
 
-	hub := &httpsClient{t: t, client: pebble.client(), base: "https://" + httpsHost + ":9443/comet"}
-	hub.post("/channels.json", url.Values{"channel_id": {channel}})
+	// The back end publishes and registers on the admin route (from
+	// 127.0.0.1); the public route refuses it.
+	origin := "https://" + httpsHost + ":9443"
+	hub := &httpsClient{t: t, client: pebble.client()}
+	hub.post(origin+"/comet-admin/channels.json", url.Values{"channel_id": {channel}}, http.StatusOK, 1)
+	hub.post(origin+"/comet/channels/"+channel+".json", url.Values{"content": {"from anyone"}}, http.StatusForbidden, 0)
 
 	// Chromium trusts certificates whose chain holds the public key of
 	// Pebble's intermediate (--ignore-certificate-errors-spki-list checks
@@ -148,7 +159,7 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 		if transport != "jsonp" {
 			ctx = browserNewTab(t, first)
 		}
-		tabs[transport] = openHTTPSTab(t, ctx, "https://"+httpsHost+":9443/"+transport+".html")
+		tabs[transport] = openHTTPSTab(t, ctx, origin+"/"+transport+".html")
 	}
 
 	var want []string
@@ -156,7 +167,7 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			want = append(want, fmt.Sprint("m", i))
-			hub.post("/channels/"+channel+".json", url.Values{"content": {want[len(want)-1]}})
+			hub.post(origin+"/comet-admin/channels/"+channel+".json", url.Values{"content": {want[len(want)-1]}}, http.StatusOK, 1)
 		}
 		for transport, tab := range tabs {
 			tab.page.waitFor(fmt.Sprintf("the %s page's messages up to m%d", transport, to-1), `got.join() === `+jsString(strings.Join(want, ",")))
@@ -167,12 +178,12 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 		tab.checkHTTP2(transport, 1)
 	}
 
-	// A reload (a configuration that differs: Caddy does not reload an
-	// unchanged one) keeps the certificate: Caddy serves the same one at
+	// A reload (of a configuration that differs, here in grace_period:
+	// Caddy does not reload an unchanged one) keeps the certificate: Caddy serves the same one at
 	// once, and orders none (a public CA limits how often it issues for a
 	// name). It ends the streams and answers the held polls; the pages go
 	// on from their last ids over HTTP/2.
-	if err := loadCaddyfileWith(options, httpsSite(dir, "3s")); err != nil {
+	if err := loadCaddyfileWith(options+"\tgrace_period 2s\n", site); err != nil {
 		t.Fatalf("reloading: %v", err)
 	}
 	if after := pebble.servedChain(t); after[0].SerialNumber.Cmp(chain[0].SerialNumber) != 0 {
@@ -251,13 +262,13 @@ func (tab *httpsTab) checkHTTP2(transport string, reads int) {
 type httpsClient struct {
 	t      *testing.T
 	client *http.Client
-	base   string
 }
 
-// post sends a form and fails the test unless the reply is a success.
-func (c *httpsClient) post(path string, form url.Values) {
+// post sends a form over HTTP/2 and fails the test unless the reply has
+// the status and return code given (0: a refusal's JSON error, any code).
+func (c *httpsClient) post(path string, form url.Values, status, code int) {
 	c.t.Helper()
-	res, err := c.client.PostForm(c.base+path, form)
+	res, err := c.client.PostForm(path, form)
 	if err != nil {
 		c.t.Fatalf("POST %s: %v", path, err)
 	}
@@ -269,7 +280,14 @@ func (c *httpsClient) post(path string, form url.Values) {
 	if res.ProtoMajor != 2 {
 		c.t.Errorf("POST %s went over %s, want HTTP/2", path, res.Proto)
 	}
-	mustCode(c.t, response{status: res.StatusCode, header: res.Header, body: string(body)}, http.StatusOK, 1, "")
+	r := response{status: res.StatusCode, header: res.Header, body: string(body)}
+	if code == 0 {
+		if rep := r.json(c.t); r.status != status || rep.ReturnCode > 0 || rep.ErrorMessage == "" {
+			c.t.Fatalf("POST %s: HTTP %d %s, want HTTP %d with an error", path, r.status, r.body, status)
+		}
+		return
+	}
+	mustCode(c.t, r, status, code, "")
 }
 
 // pebbleBinaries finds Debian's pebble and pebble-challtestsrv, or skips
