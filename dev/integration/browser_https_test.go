@@ -129,7 +129,7 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 	})
 
 	issued := pebble.awaitLine(t, "Issued certificate serial ")
-	chain := pebble.servedChain(t)
+	chain := servedChain(t, httpsAddr, httpsHost, pebble.roots, pebble.log)
 	_, serial, _ := strings.Cut(issued, "Issued certificate serial ")
 	serial, _, _ = strings.Cut(serial, " ")
 	if want, ok := new(big.Int).SetString(serial, 16); !ok || want.Cmp(chain[0].SerialNumber) != 0 {
@@ -140,19 +140,14 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 	// The back end publishes and registers on the admin route (from
 	// 127.0.0.1); the public route refuses it.
 	origin := "https://" + httpsHost + ":9443"
-	hub := &httpsClient{t: t, client: pebble.client()}
+	hub := &httpsClient{t: t, client: trustingClient(httpsAddr, pebble.roots)}
 	hub.post(origin+"/comet-admin/channels.json", url.Values{"channel_id": {channel}}, http.StatusOK, 1)
 	hub.post(origin+"/comet/channels/"+channel+".json", url.Values{"content": {"from anyone"}}, http.StatusForbidden, 0)
 
-	// Chromium trusts certificates whose chain holds the public key of
-	// Pebble's intermediate (--ignore-certificate-errors-spki-list checks
-	// the chain the server sends, which ends there, not at the root) and
-	// finds the site on loopback.
-	spki := sha256.Sum256(chain[1].RawSubjectPublicKeyInfo)
-	first := browserTab(t, chromium,
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-		chromedp.Flag("host-resolver-rules", "MAP "+httpsHost+" 127.0.0.1"),
-	)
+	// Chromium trusts Pebble's intermediate and finds the site on
+	// loopback.
+	first := browserTab(t, chromium, spkiFlag(chain[1]),
+		chromedp.Flag("host-resolver-rules", "MAP "+httpsHost+" 127.0.0.1"))
 	tabs := map[string]*httpsTab{}
 	for _, transport := range []string{"jsonp", "sse"} {
 		ctx := first
@@ -179,14 +174,15 @@ func TestBrowserAutomaticHTTPS(t *testing.T) {
 	}
 
 	// A reload (of a configuration that differs, here in grace_period:
-	// Caddy does not reload an unchanged one) keeps the certificate: Caddy serves the same one at
-	// once, and orders none (a public CA limits how often it issues for a
-	// name). It ends the streams and answers the held polls; the pages go
-	// on from their last ids over HTTP/2.
+	// Caddy does not reload an unchanged one) keeps the certificate:
+	// Caddy serves the same one at once, and orders none (a public CA
+	// limits how often it issues for a name). It ends the streams and
+	// answers the held polls; the pages go on from their last ids over
+	// HTTP/2.
 	if err := loadCaddyfileWith(options+"\tgrace_period 2s\n", site); err != nil {
 		t.Fatalf("reloading: %v", err)
 	}
-	if after := pebble.servedChain(t); after[0].SerialNumber.Cmp(chain[0].SerialNumber) != 0 {
+	if after := servedChain(t, httpsAddr, httpsHost, pebble.roots, pebble.log); after[0].SerialNumber.Cmp(chain[0].SerialNumber) != 0 {
 		t.Errorf("after the reload Caddy serves the certificate with serial %x, before it %x", after[0].SerialNumber, chain[0].SerialNumber)
 	}
 	publishSome(3, 6)
@@ -451,46 +447,56 @@ func (p *pebbleCA) checkValidated(t *testing.T) string {
 	return "TLS-ALPN-01"
 }
 
-// client is an HTTP client that finds httpsHost on loopback and trusts
-// Pebble's root alone.
-func (p *pebbleCA) client() *http.Client {
+// trustingClient is an HTTP client that sends every request to addr and
+// trusts roots alone.
+func trustingClient(addr string, roots *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: p.roots},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
 		ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, httpsAddr)
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 		},
 	}}
 }
 
-// servedChain connects to the site as a browser does (SNI, ALPN h2) and
-// returns the chain it presents, once it verifies against Pebble's root:
-// Caddy serves the certificate a moment after Pebble issued it.
-func (p *pebbleCA) servedChain(t *testing.T) []*x509.Certificate {
+// servedChain connects to addr as a browser does to serverName (SNI, ALPN
+// h2) and returns the chain the server presents, once it verifies against
+// roots: Caddy serves a certificate a moment after it obtained it. logs
+// tells more when it never does.
+func servedChain(t *testing.T, addr, serverName string, roots *x509.CertPool, logs func() string) []*x509.Certificate {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", httpsAddr, &tls.Config{
-			ServerName: httpsHost,
-			RootCAs:    p.roots,
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{
+			ServerName: serverName,
+			RootCAs:    roots,
 			NextProtos: []string{"h2", "http/1.1"},
 		})
 		if err == nil {
 			state := conn.ConnectionState()
 			conn.Close()
 			if state.NegotiatedProtocol != "h2" {
-				t.Fatalf("the site negotiated %q, want h2", state.NegotiatedProtocol)
+				t.Fatalf("%s negotiated %q, want h2", addr, state.NegotiatedProtocol)
 			}
 			if len(state.PeerCertificates) < 2 {
-				t.Fatalf("the site sends %d certificates, want the leaf and Pebble's intermediate", len(state.PeerCertificates))
+				t.Fatalf("%s sends %d certificates, want the leaf and an intermediate", addr, len(state.PeerCertificates))
 			}
 			return state.PeerCertificates
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no certificate for %s that Pebble's root verifies: %v\nPebble's log:\n%s", httpsHost, err, p.log())
+			t.Fatalf("no certificate for %s on %s that the CA's root verifies: %v\n%s", serverName, addr, err, logs())
 		}
 		time.Sleep(20 * time.Millisecond) // polling an observable state, not standing in for a signal
 	}
+}
+
+// spkiFlag has Chromium trust the certificates whose chain, as the server
+// sends it, holds the public key of intermediate:
+// --ignore-certificate-errors-spki-list checks the sent chain, which ends
+// at the intermediate, not at the root.
+func spkiFlag(intermediate *x509.Certificate) chromedp.ExecAllocatorOption {
+	spki := sha256.Sum256(intermediate.RawSubjectPublicKeyInfo)
+	return chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:]))
 }
 
 // writeListenerCerts makes a CA and, signed by it, a certificate for
@@ -618,4 +624,84 @@ func (p *testProcess) awaitLine(t *testing.T, part string) string {
 			t.Fatalf("%s did not log %q within a minute:\n%s", p.name, part, out)
 		}
 	}
+}
+
+// TestBrowserLocalHTTPSExample runs examples/https/local.Caddyfile with its
+// global options (its admin address and grace period give way to the test
+// Caddy's) and its site on a free port: Caddy's local CA, in the example's
+// storage, issues the certificate, and Chromium, trusting that CA, runs
+// the chat over HTTP/2.
+func TestBrowserLocalHTTPSExample(t *testing.T) {
+	chromium := browserChromium(t)
+	storage := t.TempDir()
+	t.Setenv("COMET_HTTPS_STORAGE", storage)
+	caddyfile, err := os.ReadFile(filepath.Join(repoRoot, "examples", "https", "local.Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := filepath.Abs(filepath.Join(repoRoot, "examples", "chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	globals, site, ok := strings.Cut(string(caddyfile), "\n}\n")
+	_, globals, ok2 := strings.Cut(globals, "\n{\n")
+	if !ok || !ok2 {
+		t.Fatal("examples/https/local.Caddyfile has no global options block")
+	}
+	var options strings.Builder
+	for line := range strings.Lines(globals + "\n") {
+		if f := strings.Fields(line); len(f) > 0 && (f[0] == "admin" || f[0] == "grace_period") {
+			continue
+		}
+		options.WriteString(line)
+	}
+	port := freeport.Get(t)
+	for old, repl := range map[string]string{
+		"https://localhost:4443 {": fmt.Sprintf("https://localhost:%d {", port),
+		"root * examples/chat":     fmt.Sprintf("root * %q", chat),
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("examples/https/local.Caddyfile no longer has %q; update this test", old)
+		}
+		site = strings.ReplaceAll(site, old, repl)
+	}
+	startCaddyWith(t, options.String(), site)
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Unload the site before the storage directory goes (cleanups run
+	// last first).
+	t.Cleanup(func() {
+		if err := loadCaddyfile(""); err != nil {
+			t.Errorf("unloading the site: %v", err)
+		}
+	})
+
+	// No redirect server on http_port (port 80 outside the tests).
+	if c, err := net.DialTimeout("tcp", sitePorts[0], time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s, the http_port: the example must not bind one", sitePorts[0])
+	}
+	// The root is where the docs say, and the site's certificate chains
+	// to it.
+	root, err := os.ReadFile(filepath.Join(storage, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatalf("the local CA's root: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(root) {
+		t.Fatalf("the local CA's root is not PEM: %q", root)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	chain := servedChain(t, addr, "localhost", roots, func() string { return "" })
+
+	tab := openHTTPSTab(t, browserTab(t, chromium, spkiFlag(chain[1])), fmt.Sprintf("https://localhost:%d/", port))
+	eventuallyMetric(t, `caddy_comet_held_reads{hub="default"}`, 1)
+	content := fmt.Sprint("alice\thello over h2 ", time.Now().UnixNano())
+	hub := &httpsClient{t: t, client: trustingClient(addr, roots)}
+	hub.post(fmt.Sprintf("https://localhost:%d/comet/channels/chat.json", port), url.Values{"content": {content}}, http.StatusOK, 1)
+	tab.page.waitFor("the message in the chat's log", fmt.Sprintf(
+		`[].some.call(document.querySelectorAll('#log li'), function (li) { return li.textContent.indexOf(%q) >= 0; })`,
+		strings.Replace(content, "\t", "", 1)))
+	tab.checkHTTP2("sse", 1)
 }
