@@ -45,6 +45,11 @@ type Reply struct {
 	// some), for Stats.ObserveDelivery: set when a held read is released
 	// by a publish (Reason ReleasedMessages after waiting), zero otherwise.
 	NotifiedAt Instant
+	// Memo keeps what the reads that got this same reply from one store
+	// read make of it (its encodings), when other reads may have got it:
+	// set on replies with messages from a shared store read (see
+	// sharedReads), nil otherwise.
+	Memo *ReplyMemo
 }
 
 // ReleaseReason says why a held read was answered.
@@ -114,7 +119,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
 			return w.wrapErr(err)
 		}
-		w.clampSince(res)
+		h.clampSince(w, res)
 		if req.Hold < 0 {
 			reply.Reason = ReleasedTimeout
 			return nil
@@ -133,6 +138,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	w.key = shareKey(&w.q)
 	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
+	h.sharedReads.join(w.key)
 	defer h.release(w)
 	// The snapshot comes after registering, so a publish it misses
 	// notifies the waiter.
@@ -141,11 +147,12 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		return w.wrapErr(err)
 	}
 	if res.HasMessages() {
+		reply.Memo = w.memo
 		return nil
 	}
 	// A no-op after an inline store's first look, whose since this one
 	// repeats.
-	w.clampSince(res)
+	h.clampSince(w, res)
 	if req.Hold < 0 {
 		reply.Reason = ReleasedTimeout
 		return nil
@@ -176,7 +183,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		switch {
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
-			reply.NotifiedAt = w.notifiedAt
+			reply.NotifiedAt, reply.Memo = w.notifiedAt, w.memo
 			return nil
 		case err == nil:
 		case ctx.Err() != nil:
@@ -207,7 +214,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 		switch {
 		case lead && h.inlineReads:
 			h.readStore(ctx, w, r)
-			return r.result(res)
+			return r.result(w, res)
 		case lead:
 			// The readers are unbounded: Go does not wait, and cannot
 			// fail.
@@ -223,7 +230,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 		// The leader's request may have gone away mid-read; that is not
 		// this read's failure: look again.
 		if lead || !canceled(r.err) {
-			return r.result(res)
+			return r.result(w, res)
 		}
 	}
 }
@@ -233,10 +240,17 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) {
 	s := h.sharedReads.byKey.shard(key)
 	s.mu.Lock()
-	r = s.m[key]
+	q := s.m[key]
+	if q != nil {
+		r = q.latest
+	}
 	if lead = r == nil || r.began <= after; lead {
 		r = &sharedRead{began: h.ticks.Add(1), done: make(chan struct{})}
-		s.m[key] = r
+		// Only reads that joined take snapshots, so q is there; were it
+		// not, the store read would serve its leader alone.
+		if q != nil {
+			q.latest = r
+		}
 	}
 	s.mu.Unlock()
 	return r, lead
@@ -261,8 +275,8 @@ func (h *Hub) lookInline(ctx context.Context, w *waiter, res *ReadResult) error 
 
 // readStore runs a store read that the read w leads, timed here rather than
 // through timedStore.Read, which would add a frame under held reads, and
-// ends it: later reads lead store reads of their own, and its followers go
-// on.
+// ends it: its followers go on, and later reads of the question take it
+// while the tick rule allows, or, if it failed, lead one of their own.
 func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	start := time.Now()
 	res, err := h.store.Store.Read(ctx, w.q, w.exp)
@@ -270,12 +284,9 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	// temporary copy in the frame.
 	r.res.Since, r.res.LastID, r.res.Channels, r.err = res.Since, res.LastID, res.Channels, err
 	h.store.observe(start)
-	s := h.sharedReads.byKey.shard(w.key)
-	s.mu.Lock()
-	if s.m[w.key] == r {
-		delete(s.m, w.key)
+	if err != nil {
+		h.sharedReads.forget(w.key, r)
 	}
-	s.mu.Unlock()
 	close(r.done)
 }
 
@@ -283,12 +294,15 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 // newest id, as the since the read waits with. It is done once: clamping
 // again at later snapshots would move since past the very messages that
 // wake the read. A read that has its share key already (a network store's,
-// which registers before it looks) gets the key of its new question.
-func (w *waiter) clampSince(res *ReadResult) {
+// which registers before it looks) moves to the key of its new question.
+func (h *Hub) clampSince(w *waiter, res *ReadResult) {
 	if w.q.Since != res.Since {
 		w.q.Since = res.Since
 		if w.key != "" {
+			old := w.key
 			w.key = shareKey(&w.q)
+			h.sharedReads.join(w.key)
+			h.sharedReads.leave(old)
 		}
 	}
 }
@@ -296,6 +310,7 @@ func (w *waiter) clampSince(res *ReadResult) {
 // release unregisters a read and, if it counted as held, uncounts it.
 func (h *Hub) release(w *waiter) {
 	h.waiters.remove(w)
+	h.sharedReads.leave(w.key)
 	if w.held {
 		h.dismiss(w.peer)
 	}
@@ -342,7 +357,7 @@ func (h *Hub) HeldBy(peer string) int { return h.heldBy.count(peer) }
 // reset zeroes r field by field, which takes no temporary on the stack as
 // *r = Reply{} does.
 func (r *Reply) reset() {
-	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt = 0, 0, nil, 0, 0
+	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt, r.Memo = 0, 0, nil, 0, 0, nil
 }
 
 // unavailable reports whether err is a store failure. It is not inlined:

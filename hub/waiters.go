@@ -32,6 +32,9 @@ type waiter struct {
 	exp  Expiry
 	held bool   // counted in Hub.held
 	peer string // counted in Hub.heldBy under this peer
+	// memo is the memo of the shared store read of the read's latest
+	// snapshot (Reply.Memo).
+	memo *ReplyMemo
 }
 
 const (

@@ -113,7 +113,7 @@ func Write(w http.ResponseWriter, status int, opts Options, body []byte, withMes
 func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte {
 	if opts.Format == JSON && !opts.QuoteJSON {
 		body = escapeCommentEnds(body)
-		setHeaders(h, opts, withMessages, len(body))
+		SetHeaders(h, opts, withMessages, len(body))
 		return body
 	}
 	return prepareTo(make([]byte, 0, len(body)+MaxCallbackLength+16), h, opts, body, withMessages)
@@ -127,6 +127,16 @@ func PrepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessage
 }
 
 func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessages bool) []byte {
+	dst = AppendBody(dst, opts, body)
+	SetHeaders(h, opts, withMessages, len(dst))
+	return dst
+}
+
+// AppendBody appends to dst the body to send for body, a JSON object,
+// wrapped as opts say, and returns it; SetHeaders sets its headers. Prepare
+// does both; a caller that sends one body to many readers makes the body
+// once, and sets each response's headers.
+func AppendBody(dst []byte, opts Options, body []byte) []byte {
 	body = escapeCommentEnds(body)
 	switch {
 	case opts.CallbackRefused():
@@ -138,12 +148,12 @@ func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessage
 	default:
 		dst = append(dst, body...)
 	}
-	setHeaders(h, opts, withMessages, len(dst))
 	return dst
 }
 
-// setHeaders sets a reply's content type, cache headers and length.
-func setHeaders(h http.Header, opts Options, withMessages bool, length int) {
+// SetHeaders sets the content type, cache headers and length of a reply
+// whose body to send (Prepare's, or AppendBody's) is length bytes long.
+func SetHeaders(h http.Header, opts Options, withMessages bool, length int) {
 	if withMessages {
 		h.Set("Cache-Control", CacheMessages)
 		h.Set("Expires", string(appendHTTPDate(make([]byte, 0, len(http.TimeFormat)), time.Now().Add(time.Second))))
