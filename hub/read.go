@@ -104,50 +104,43 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct{}, reply *Reply) error {
 	reply.reset()
 	cfg := h.config.Load()
-	w, err := newWaiter(req, cfg)
-	if err != nil {
-		return err
-	}
 	// snapshot leaves res as it was when it fails, so zero on the first two
 	// looks and the last snapshot later on.
 	res := &reply.ReadResult
-	if h.inlineReads {
-		// An inline store's look costs less than registering, so it looks
-		// first and registers only when there is nothing to answer with.
-		// A network store's look is a round trip: it looks once, after
-		// registering.
-		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
+	var w *waiter
+	if req.Stream != nil && req.Stream.w != nil {
+		// A stream reads on (see Stream): registered since its last look,
+		// it looks once more, from its new since, in a store read begun
+		// after that look, which has every message that look did not
+		// return (cut off by a page, or published since: those have woken
+		// it too). The streams that one publish released move to the same
+		// since at about the same time, and share it.
+		w = req.Stream.w
+		h.readOn(w, req, cfg)
+		if err := h.snapshot(ctx, w, res, w.lookedAt); err != nil {
+			reply.reset()
 			return w.wrapErr(err)
 		}
-		h.clampSince(w, res)
-		if req.Hold < 0 {
-			reply.Reason = ReleasedTimeout
-			return nil
+	} else {
+		var err error
+		if w, err = h.register(ctx, req, cfg, reply); w == nil {
+			return err
 		}
-		// A cheap refusal first, so that an overloaded hub does not
-		// register and look again for reads it will turn away; the check
-		// that counts is below.
-		if req.Stream == nil && h.heldFull(cfg) {
+		if req.Stream != nil {
+			req.Stream.w = w // released by Stream.Close
+		} else {
+			defer h.release(w)
+		}
+		// The snapshot comes after registering, so a publish it misses
+		// notifies the waiter.
+		if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil {
 			reply.reset()
-			return ErrTooManyHeld
+			return w.wrapErr(err)
 		}
-	}
-
-	// Only a read that registers may share store reads (see sharedReads),
-	// so only it needs the key that tells which.
-	w.key = shareKey(&w.q)
-	w.signal = make(chan struct{}, 1)
-	h.waiters.add(w)
-	h.sharedReads.join(w.key)
-	defer h.release(w)
-	// The snapshot comes after registering, so a publish it misses
-	// notifies the waiter.
-	if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil {
-		reply.reset()
-		return w.wrapErr(err)
 	}
 	if res.HasMessages() {
 		reply.Memo = w.memo
+		h.advance(w, req, res.LastID)
 		return nil
 	}
 	// A no-op after an inline store's first look, whose since this one
@@ -184,6 +177,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
 			reply.NotifiedAt, reply.Memo = w.notifiedAt, w.memo
+			h.advance(w, req, res.LastID)
 			return nil
 		case err == nil:
 		case ctx.Err() != nil:
@@ -196,6 +190,79 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 			reply.reset()
 			return w.wrapErr(err)
 		}
+	}
+}
+
+// register makes the waiter of a read and registers it for wake-ups, or
+// answers the read at once: on an inline store, which looks first, with
+// what that look found, or with its error; it then returns a nil waiter,
+// and the error for ReadInto to return.
+func (h *Hub) register(ctx context.Context, req *ReadRequest, cfg *Config, reply *Reply) (*waiter, error) {
+	w, err := newWaiter(req, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &reply.ReadResult
+	if h.inlineReads {
+		// An inline store's look costs less than registering, so it looks
+		// first and registers only when there is nothing to answer with.
+		// A network store's look is a round trip: it looks once, after
+		// registering.
+		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
+			return nil, w.wrapErr(err)
+		}
+		h.clampSince(w, res)
+		if req.Hold < 0 {
+			reply.Reason = ReleasedTimeout
+			return nil, nil
+		}
+		// A cheap refusal first, so that an overloaded hub does not
+		// register and look again for reads it will turn away; the check
+		// that counts is below.
+		if req.Stream == nil && h.heldFull(cfg) {
+			reply.reset()
+			return nil, ErrTooManyHeld
+		}
+	}
+
+	// Only a read that registers may share store reads (see sharedReads),
+	// so only it needs the key that tells which.
+	w.key = shareKey(&w.q)
+	w.signal = make(chan struct{}, 1)
+	h.waiters.add(w)
+	h.sharedReads.join(w.key)
+	return w, nil
+}
+
+// readOn moves a stream's waiter, registered since its last read, to its
+// next read: from req.Since, with the hub's settings of now.
+func (h *Hub) readOn(w *waiter, req *ReadRequest, cfg *Config) {
+	w.exp = cfg.expiry()
+	h.moveTo(w, max(req.Since, 0), messageBudget(cfg.MaxReplySize, w.q.Channels))
+}
+
+// advance moves the waiter of a stream's read that is answered with
+// messages to the question its next read will ask, from the reply's last
+// id, at once rather than at that read: the streams one publish released
+// then count in the entry of that question (see sharedReads) while the
+// first of them looks on, so that the others find its store read there,
+// however long each takes to write its event. Reads that are not a
+// stream's are left as they are.
+func (h *Hub) advance(w *waiter, req *ReadRequest, lastID int64) {
+	if req.Stream != nil && w.key != "" {
+		h.moveTo(w, lastID, w.q.MaxBytes)
+	}
+}
+
+// moveTo moves a registered waiter to since and maxBytes, and so to the
+// entry of its new question.
+func (h *Hub) moveTo(w *waiter, since int64, maxBytes int) {
+	if w.q.Since != since || w.q.MaxBytes != maxBytes {
+		old := w.key
+		w.q.Since, w.q.MaxBytes = since, maxBytes
+		w.key = shareKey(&w.q)
+		h.sharedReads.join(w.key)
+		h.sharedReads.leave(old)
 	}
 }
 

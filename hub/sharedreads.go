@@ -136,6 +136,6 @@ func (r *sharedRead) result(w *waiter, res *ReadResult) error {
 		return r.err
 	}
 	*res = r.res
-	w.memo = &r.memo
+	w.memo, w.lookedAt = &r.memo, r.began
 	return nil
 }
