@@ -241,8 +241,8 @@ func (tab *httpsTab) checkHTTP2(transport string, reads int) {
 		switch {
 		case r.Type == network.ResourceTypeDocument:
 			document = true
-		case u.Path == "/comet/simple-comet.min.js":
-			script = true
+		case u.Path == "/comet/simple-comet.min.js", u.Path == "/comet/simple-comet-shared.min.js":
+			script = true // the pages' own, or the chat's (shared across tabs)
 		case strings.HasPrefix(u.Path, "/comet/channels/"):
 			counts[strings.TrimPrefix(filepath.Ext(u.Path), ".")]++
 		}
