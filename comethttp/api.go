@@ -185,60 +185,101 @@ func (h *Handler) deleteChannel(w http.ResponseWriter, r *http.Request, opts wir
 }
 
 // serveRead answers a read (GET on a channel list, allowed on this route,
-// in a known format) and returns the body of its 200 reply, in a buffer of
-// replyBuffers, with the headers set, for ServeAPI to write (writeRead
-// puts the buffer back), and the reply's NotifiedAt for the delivery latency;
-// nil when there is nothing left to write.
+// in a known format) and returns it with the body of its 200 reply encoded
+// and the headers set, for ServeAPI to write (writeRead); nil when there is
+// nothing left to write.
 //
 // A held read parks its goroutine in here and keeps to the stack budget of
 // a held read (docs/design.md, "The stack budget of a held read"): so
 // ServeAPI calls this straight away, not through serveAPI, writes the
 // reply itself rather than from one frame deeper, and this frame stays
 // small, with the read's state on the heap.
-func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) (*[]byte, hub.Instant) {
+func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCall, until time.Time) *readCall {
 	rd := h.newReadCall(w, r, call.id, call.format, until)
 	if rd == nil {
-		return nil, 0
+		return nil
 	}
 	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
 		h.replyError(w, r, rd.opts, err)
-		return nil, 0
+		return nil
 	}
 	if rd.reply.Reason == hub.ReleasedCanceled {
-		return nil, 0 // the client has gone
+		return nil // the client has gone
 	}
-	return h.prepareRead(w, rd), rd.reply.NotifiedAt
+	h.prepareRead(w, rd)
+	return rd
 }
 
-// prepareRead encodes a read's reply, sets its headers and returns its
-// body, in a buffer of replyBuffers.
-func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) *[]byte {
+// Memo kinds of the encodings of a read's reply (hub.ReplyMemo).
+const (
+	memoJSON uint8 = iota
+	memoQuotedJSON
+	memoJSONP
+	memoEvent
+)
+
+// prepareRead encodes a read's reply into rd.body and sets its headers.
+// The readers that one publish released with the same reply share one
+// encoding per format and callback (hub.Reply.Memo); a reply of its own
+// is encoded in a buffer of replyBuffers, rd.pooled, which writeRead puts
+// back.
+func (h *Handler) prepareRead(w http.ResponseWriter, rd *readCall) {
 	withMessages := rd.reply.Reason == hub.ReleasedMessages
 	h.state.replies.Add(1)
+	if withMessages && rd.reply.Memo != nil {
+		rd.body = rd.reply.Memo.Get(hub.MemoKey{Kind: memoKind(rd.opts), Name: rd.opts.Callback}, rd.encode)
+		wire.SetHeaders(w.Header(), rd.opts, true, len(rd.body))
+		return
+	}
 	body := getReplyBuffer()
 	*body = readBody(&rd.reply, withMessages, *body)
 	if rd.opts.Format == wire.JSON && !rd.opts.QuoteJSON {
 		*body = wire.Prepare(w.Header(), rd.opts, *body, withMessages) // the body itself
-		return body
+		rd.body, rd.pooled = *body, body
+		return
 	}
 	out := getReplyBuffer()
 	*out = wire.PrepareTo(*out, w.Header(), rd.opts, *body, withMessages)
 	putReplyBuffer(body)
-	return out
+	rd.body, rd.pooled = *out, out
 }
 
-// writeRead writes the 200 reply of a read, whose headers are set, puts
+// encode returns a new encoding of the read's reply, which carries
+// messages, to be shared (see prepareRead).
+func (rd *readCall) encode() []byte {
+	body := getReplyBuffer()
+	*body = readBody(&rd.reply, true, *body)
+	enc := wire.AppendBody(make([]byte, 0, len(*body)+wire.MaxCallbackLength+16), rd.opts, *body)
+	putReplyBuffer(body)
+	return enc
+}
+
+// memoKind is the memo kind of a reply encoded as opts say.
+func memoKind(opts wire.Options) uint8 {
+	switch {
+	case opts.Format == wire.JSONP:
+		return memoJSONP
+	case opts.QuoteJSON:
+		return memoQuotedJSON
+	}
+	return memoJSON
+}
+
+// writeRead writes the 200 reply of a read that prepareRead encoded, puts
 // its buffer back and, once the reply is written, records the delivery of a
 // read that a publish released (see hub.Reply.NotifiedAt). A reply that could
 // not be written delivered nothing and is not recorded.
-func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, out *[]byte, notifiedAt hub.Instant) {
+func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, rd *readCall) {
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(*out); err != nil {
+	if _, err := w.Write(rd.body); err != nil {
 		h.logWriteError(r, err)
 	} else {
-		h.hub.Stats().ObserveDelivery(notifiedAt)
+		h.hub.Stats().ObserveDelivery(rd.reply.NotifiedAt)
 	}
-	putReplyBuffer(out)
+	if rd.pooled != nil {
+		putReplyBuffer(rd.pooled)
+	}
+	rd.body, rd.pooled = nil, nil
 }
 
 // replyBuffers hold read replies while they are encoded and written. A
@@ -271,6 +312,11 @@ type readCall struct {
 	// until is when the read's token stops being taken (exp plus leeway),
 	// or zero when it needs none (see authorize).
 	until time.Time
+	// body is the reply to write, prepared by prepareRead: shared with
+	// other readers (hub.Reply.Memo), or in pooled, a buffer of
+	// replyBuffers that is the read's own.
+	body   []byte
+	pooled *[]byte
 }
 
 // newReadCall makes the readCall of a read from its query, or answers the

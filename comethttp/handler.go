@@ -202,8 +202,8 @@ func (h *Handler) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
 	// The reads left to serveAPI are those it refuses: in an unknown
 	// format, or on a handler that does not allow subscribe.
 	if call.resource == resChannel && call.op == OpSubscribe && call.formatOK && h.allowed[OpSubscribe] {
-		if out, woken := h.serveRead(w, r, &call, until); out != nil {
-			h.writeRead(w, r, out, woken)
+		if rd := h.serveRead(w, r, &call, until); rd != nil {
+			h.writeRead(w, r, rd)
 		}
 		return true
 	}

@@ -180,27 +180,47 @@ func (h *Handler) startStream(w http.ResponseWriter, sc *streamCall) error {
 // writeEvent writes the stream's reply as an event, after prefix, and
 // flushes it: its id is the reply's last_id and its data the reply's .json
 // body, encoded as a long poll's (readBody), on one line since JSON escapes
-// every line break. A reply that a publish released is recorded as
-// delivered once written.
+// every line break. The streams that one publish released with the same
+// reply share one encoding of the event (hub.Reply.Memo). A reply that a
+// publish released is recorded as delivered once written.
 func (h *Handler) writeEvent(sc *streamCall, prefix string) error {
 	withMessages := sc.reply.Reason == hub.ReleasedMessages
 	h.state.replies.Add(1)
-	body := getReplyBuffer()
-	*body = readBody(&sc.reply, withMessages, *body)
+	if withMessages && prefix == "" && sc.reply.Memo != nil {
+		err := h.write(sc, sc.reply.Memo.Get(hub.MemoKey{Kind: memoEvent}, sc.encodeEvent))
+		if err == nil {
+			h.hub.Stats().ObserveDelivery(sc.reply.NotifiedAt)
+		}
+		return err
+	}
 	out := getReplyBuffer()
-	ev := append((*out)[:0], prefix...)
-	ev = append(ev, "id: "...)
-	ev = strconv.AppendInt(ev, sc.reply.LastID, 10)
-	ev = append(ev, "\ndata: "...)
-	ev = append(ev, *body...)
-	*out = append(ev, "\n\n"...)
-	putReplyBuffer(body)
+	*out = appendEvent((*out)[:0], prefix, &sc.reply, withMessages)
 	err := h.write(sc, *out)
 	putReplyBuffer(out)
 	if err == nil && withMessages {
 		h.hub.Stats().ObserveDelivery(sc.reply.NotifiedAt)
 	}
 	return err
+}
+
+// encodeEvent returns a new encoding of the stream's event, to be shared
+// (see writeEvent).
+func (sc *streamCall) encodeEvent() []byte {
+	return appendEvent(nil, "", &sc.reply, true)
+}
+
+// appendEvent appends the event of reply, after prefix, to dst.
+func appendEvent(dst []byte, prefix string, reply *hub.Reply, withMessages bool) []byte {
+	body := getReplyBuffer()
+	*body = readBody(reply, withMessages, *body)
+	dst = append(dst, prefix...)
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, reply.LastID, 10)
+	dst = append(dst, "\ndata: "...)
+	dst = append(dst, *body...)
+	dst = append(dst, "\n\n"...)
+	putReplyBuffer(body)
+	return dst
 }
 
 // write writes p to the stream and flushes it through whatever wraps the

@@ -45,6 +45,11 @@ type Reply struct {
 	// some), for Stats.ObserveDelivery: set when a held read is released
 	// by a publish (Reason ReleasedMessages after waiting), zero otherwise.
 	NotifiedAt Instant
+	// Memo keeps what the reads that got this same reply from one store
+	// read make of it (its encodings), when other reads may have got it:
+	// set on replies with messages from a shared store read (see
+	// sharedReads), nil otherwise.
+	Memo *ReplyMemo
 }
 
 // ReleaseReason says why a held read was answered.
@@ -99,54 +104,48 @@ func (h *Hub) Read(ctx context.Context, req ReadRequest, stop <-chan struct{}) (
 func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct{}, reply *Reply) error {
 	reply.reset()
 	cfg := h.config.Load()
-	w, err := newWaiter(req, cfg)
-	if err != nil {
-		return err
-	}
 	// snapshot leaves res as it was when it fails, so zero on the first two
 	// looks and the last snapshot later on.
 	res := &reply.ReadResult
-	if h.inlineReads {
-		// An inline store's look costs less than registering, so it looks
-		// first and registers only when there is nothing to answer with.
-		// A network store's look is a round trip: it looks once, after
-		// registering.
-		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
+	var w *waiter
+	if req.Stream != nil && req.Stream.w != nil {
+		// A stream reads on (see Stream): registered since its last look,
+		// it looks once more, from its new since, in a store read begun
+		// after that look, which has every message that look did not
+		// return (cut off by a page, or published since: those have woken
+		// it too). The streams that one publish released move to the same
+		// since at about the same time, and share it.
+		w = req.Stream.w
+		h.readOn(w, req, cfg)
+		if err := h.snapshot(ctx, w, res, w.lookedAt); err != nil {
+			reply.reset()
 			return w.wrapErr(err)
 		}
-		w.clampSince(res)
-		if req.Hold < 0 {
-			reply.Reason = ReleasedTimeout
-			return nil
+	} else {
+		var err error
+		if w, err = h.register(ctx, req, cfg, reply); w == nil {
+			return err
 		}
-		// A cheap refusal first, so that an overloaded hub does not
-		// register and look again for reads it will turn away; the check
-		// that counts is below.
-		if req.Stream == nil && h.heldFull(cfg) {
+		if req.Stream != nil {
+			req.Stream.w = w // released by Stream.Close
+		} else {
+			defer h.release(w)
+		}
+		// The snapshot comes after registering, so a publish it misses
+		// notifies the waiter.
+		if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil {
 			reply.reset()
-			return ErrTooManyHeld
+			return w.wrapErr(err)
 		}
-	}
-
-	// Only a read that registers may share store reads (see sharedReads),
-	// so only it needs the key that tells which.
-	w.key = shareKey(&w.q)
-	w.q.DeferRenewal = true
-	w.signal = make(chan struct{}, 1)
-	h.waiters.add(w)
-	defer h.release(w)
-	// The snapshot comes after registering, so a publish it misses
-	// notifies the waiter.
-	if err := h.snapshot(ctx, w, res, h.ticks.Add(1)); err != nil {
-		reply.reset()
-		return w.wrapErr(err)
 	}
 	if res.HasMessages() {
+		reply.Memo = w.memo
+		h.advance(w, req, res.LastID)
 		return nil
 	}
 	// A no-op after an inline store's first look, whose since this one
 	// repeats.
-	w.clampSince(res)
+	h.clampSince(w, res)
 	if req.Hold < 0 {
 		reply.Reason = ReleasedTimeout
 		return nil
@@ -177,7 +176,8 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		switch {
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
-			reply.NotifiedAt = w.notifiedAt
+			reply.NotifiedAt, reply.Memo = w.notifiedAt, w.memo
+			h.advance(w, req, res.LastID)
 			return nil
 		case err == nil:
 		case ctx.Err() != nil:
@@ -190,6 +190,80 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 			reply.reset()
 			return w.wrapErr(err)
 		}
+	}
+}
+
+// register makes the waiter of a read and registers it for wake-ups, or
+// answers the read at once: on an inline store, which looks first, with
+// what that look found, or with its error; it then returns a nil waiter,
+// and the error for ReadInto to return.
+func (h *Hub) register(ctx context.Context, req *ReadRequest, cfg *Config, reply *Reply) (*waiter, error) {
+	w, err := newWaiter(req, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &reply.ReadResult
+	if h.inlineReads {
+		// An inline store's look costs less than registering, so it looks
+		// first and registers only when there is nothing to answer with.
+		// A network store's look is a round trip: it looks once, after
+		// registering.
+		if err := h.lookInline(ctx, w, res); err != nil || res.HasMessages() {
+			return nil, w.wrapErr(err)
+		}
+		h.clampSince(w, res)
+		if req.Hold < 0 {
+			reply.Reason = ReleasedTimeout
+			return nil, nil
+		}
+		// A cheap refusal first, so that an overloaded hub does not
+		// register and look again for reads it will turn away; the check
+		// that counts is below.
+		if req.Stream == nil && h.heldFull(cfg) {
+			reply.reset()
+			return nil, ErrTooManyHeld
+		}
+	}
+
+	// Only a read that registers may share store reads (see sharedReads),
+	// so only it needs the key that tells which.
+	w.key = shareKey(&w.q)
+	w.q.DeferRenewal = true
+	w.signal = make(chan struct{}, 1)
+	h.waiters.add(w)
+	h.sharedReads.join(w.key)
+	return w, nil
+}
+
+// readOn moves a stream's waiter, registered since its last read, to its
+// next read: from req.Since, with the hub's settings of now.
+func (h *Hub) readOn(w *waiter, req *ReadRequest, cfg *Config) {
+	w.exp = cfg.expiry()
+	h.moveTo(w, max(req.Since, 0), messageBudget(cfg.MaxReplySize, w.q.Channels))
+}
+
+// advance moves the waiter of a stream's read that is answered with
+// messages to the question its next read will ask, from the reply's last
+// id, at once rather than at that read: the streams one publish released
+// then count in the entry of that question (see sharedReads) while the
+// first of them looks on, so that the others find its store read there,
+// however long each takes to write its event. Reads that are not a
+// stream's are left as they are.
+func (h *Hub) advance(w *waiter, req *ReadRequest, lastID int64) {
+	if req.Stream != nil && w.key != "" {
+		h.moveTo(w, lastID, w.q.MaxBytes)
+	}
+}
+
+// moveTo moves a registered waiter to since and maxBytes, and so to the
+// entry of its new question.
+func (h *Hub) moveTo(w *waiter, since int64, maxBytes int) {
+	if w.q.Since != since || w.q.MaxBytes != maxBytes {
+		old := w.key
+		w.q.Since, w.q.MaxBytes = since, maxBytes
+		w.key = shareKey(&w.q)
+		h.sharedReads.join(w.key)
+		h.sharedReads.leave(old)
 	}
 }
 
@@ -208,7 +282,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 		switch {
 		case lead && h.inlineReads:
 			h.readStore(ctx, w, r)
-			return r.result(res)
+			return r.result(w, res)
 		case lead:
 			// The readers are unbounded: Go does not wait, and cannot
 			// fail.
@@ -224,7 +298,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 		// The leader's request may have gone away mid-read; that is not
 		// this read's failure: look again.
 		if lead || !canceled(r.err) {
-			return r.result(res)
+			return r.result(w, res)
 		}
 	}
 }
@@ -234,10 +308,17 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) {
 	s := h.sharedReads.byKey.shard(key)
 	s.mu.Lock()
-	r = s.m[key]
+	q := s.m[key]
+	if q != nil {
+		r = q.latest
+	}
 	if lead = r == nil || r.began <= after; lead {
 		r = &sharedRead{began: h.ticks.Add(1), done: make(chan struct{})}
-		s.m[key] = r
+		// Only reads that joined take snapshots, so q is there; were it
+		// not, the store read would serve its leader alone.
+		if q != nil {
+			q.latest = r
+		}
 	}
 	s.mu.Unlock()
 	return r, lead
@@ -262,8 +343,8 @@ func (h *Hub) lookInline(ctx context.Context, w *waiter, res *ReadResult) error 
 
 // readStore runs a store read that the read w leads, timed here rather than
 // through timedStore.Read, which would add a frame under held reads, and
-// ends it: later reads lead store reads of their own, and its followers go
-// on.
+// ends it: its followers go on, and later reads of the question take it
+// while the tick rule allows, or, if it failed, lead one of their own.
 func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	start := time.Now()
 	res, err := h.store.Store.Read(ctx, w.q, w.exp)
@@ -271,12 +352,9 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	// temporary copy in the frame.
 	r.res.Since, r.res.LastID, r.res.Channels, r.err = res.Since, res.LastID, res.Channels, err
 	h.store.observe(start)
-	s := h.sharedReads.byKey.shard(w.key)
-	s.mu.Lock()
-	if s.m[w.key] == r {
-		delete(s.m, w.key)
+	if err != nil {
+		h.sharedReads.forget(w.key, r)
 	}
-	s.mu.Unlock()
 	close(r.done)
 }
 
@@ -284,12 +362,15 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 // newest id, as the since the read waits with. It is done once: clamping
 // again at later snapshots would move since past the very messages that
 // wake the read. A read that has its share key already (a network store's,
-// which registers before it looks) gets the key of its new question.
-func (w *waiter) clampSince(res *ReadResult) {
+// which registers before it looks) moves to the key of its new question.
+func (h *Hub) clampSince(w *waiter, res *ReadResult) {
 	if w.q.Since != res.Since {
 		w.q.Since = res.Since
 		if w.key != "" {
+			old := w.key
 			w.key = shareKey(&w.q)
+			h.sharedReads.join(w.key)
+			h.sharedReads.leave(old)
 		}
 	}
 }
@@ -297,6 +378,7 @@ func (w *waiter) clampSince(res *ReadResult) {
 // release unregisters a read and, if it counted as held, uncounts it.
 func (h *Hub) release(w *waiter) {
 	h.waiters.remove(w)
+	h.sharedReads.leave(w.key)
 	if w.held {
 		h.dismiss(w.peer)
 	}
@@ -343,7 +425,7 @@ func (h *Hub) HeldBy(peer string) int { return h.heldBy.count(peer) }
 // reset zeroes r field by field, which takes no temporary on the stack as
 // *r = Reply{} does.
 func (r *Reply) reset() {
-	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt = 0, 0, nil, 0, 0
+	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt, r.Memo = 0, 0, nil, 0, 0, nil
 }
 
 // unavailable reports whether err is a store failure. It is not inlined:

@@ -21,8 +21,62 @@ import (
 // its moment (notifications take one before they wake anyone, Hub.notify),
 // each store read takes one as it begins, and a read follows only store reads
 // with a later tick.
+//
+// The latest store read of a question stays available to its readers
+// after it ends, for as long as a read of that question is registered:
+// the readers one publish woke on an inline store come one after another,
+// each after the previous one's store read has ended, and a store read
+// that began after the publish serves every one of them under the tick
+// rule, with one result and one memo (Reply.Memo), so that they share one
+// encoding of their reply too. Registered reads count themselves in their
+// question's entry (join, leave); the entry goes with the last of them, so
+// what is kept is bounded by the questions of the reads held. A store read
+// that failed is not kept: the next read leads a new one.
 type sharedReads struct {
-	byKey shardedMap[*sharedRead]
+	byKey shardedMap[*question]
+}
+
+// forget drops r, a store read that failed, as key's latest.
+func (sr *sharedReads) forget(key string, r *sharedRead) {
+	s := sr.byKey.shard(key)
+	s.mu.Lock()
+	if q := s.m[key]; q != nil && q.latest == r {
+		q.latest = nil
+	}
+	s.mu.Unlock()
+}
+
+// question is the entry of one share key: the reads registered under it,
+// and its latest store read.
+type question struct {
+	readers int
+	latest  *sharedRead
+}
+
+// join counts a registered read under key.
+func (sr *sharedReads) join(key string) {
+	s := sr.byKey.shard(key)
+	s.mu.Lock()
+	q := s.m[key]
+	if q == nil {
+		q = &question{}
+		s.m[key] = q
+	}
+	q.readers++
+	s.mu.Unlock()
+}
+
+// leave uncounts a read that join counted under key, dropping the entry
+// with its last read.
+func (sr *sharedReads) leave(key string) {
+	s := sr.byKey.shard(key)
+	s.mu.Lock()
+	if q := s.m[key]; q != nil {
+		if q.readers--; q.readers <= 0 {
+			delete(s.m, key)
+		}
+	}
+	s.mu.Unlock()
 }
 
 // sharedRead is one store read and the reads that take its result.
@@ -31,6 +85,8 @@ type sharedRead struct {
 	done  chan struct{}
 	res   ReadResult
 	err   error
+	// memo is what the reads that take res make of it (Reply.Memo).
+	memo ReplyMemo
 }
 
 func newSharedReads() *sharedReads {
@@ -73,11 +129,13 @@ func canceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// result copies an ended store read's snapshot to res, or returns its error.
-func (r *sharedRead) result(res *ReadResult) error {
+// result copies an ended store read's snapshot to res and gives w its memo,
+// or returns its error.
+func (r *sharedRead) result(w *waiter, res *ReadResult) error {
 	if r.err != nil {
 		return r.err
 	}
 	*res = r.res
+	w.memo, w.lookedAt = &r.memo, r.began
 	return nil
 }

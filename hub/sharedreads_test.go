@@ -69,10 +69,12 @@ func forEachReadMode(t *testing.T, test func(t *testing.T, aside bool)) {
 	t.Run("aside", func(t *testing.T) { test(t, true) })
 }
 
-// readWaiter returns the waiter of an anonymous read of channel since 0.
+// readWaiter returns the waiter of an anonymous read of channel since 0:
+// one per read, as each read has its own.
 func readWaiter(h *Hub, channel string) *waiter {
 	w := &waiter{q: ReadQuery{Channels: []string{channel}}, exp: h.Config().expiry()}
 	w.key = shareKey(&w.q)
+	h.sharedReads.join(w.key) // as a registered read does
 	return w
 }
 
@@ -85,14 +87,13 @@ func TestSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent(t *testing.T) {
 func testSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent(t *testing.T, aside bool) {
 	h, store := newGatedHub(t, aside)
 	ctx := context.Background()
-	w := readWaiter(h, "c")
 
 	// An early store read, begun before the publish, waits in the store.
 	store.arm()
 	early := make(chan ReadResult, 1)
 	go func() {
 		var res ReadResult
-		_ = h.snapshot(ctx, w, &res, h.ticks.Add(1))
+		_ = h.snapshot(ctx, readWaiter(h, "c"), &res, h.ticks.Add(1))
 		early <- res
 	}()
 	store.awaitEntered(t, "the early store read reaching the store")
@@ -105,7 +106,7 @@ func testSnapshotFollowsOnlyStoreReadsBegunAfterItsEvent(t *testing.T, aside boo
 	done := make(chan ReadResult, 1)
 	go func() {
 		var res ReadResult
-		_ = h.snapshot(ctx, w, &res, h.ticks.Add(1))
+		_ = h.snapshot(ctx, readWaiter(h, "c"), &res, h.ticks.Add(1))
 		done <- res
 	}()
 	res := receive(t, done, "the woken read, which must not follow a store read that began before its event")
@@ -127,7 +128,6 @@ func testSnapshotsShareAStoreReadBegunAfterTheirEvent(t *testing.T, aside bool) 
 	if _, err := h.Publish(ctx, "c", "news"); err != nil {
 		t.Fatal(err)
 	}
-	w := readWaiter(h, "c")
 	after := h.ticks.Add(1)
 
 	followed := make(chan struct{}, 2)
@@ -137,7 +137,7 @@ func testSnapshotsShareAStoreReadBegunAfterTheirEvent(t *testing.T, aside bool) 
 	results := make(chan ReadResult, 2)
 	snapshot := func() {
 		var res ReadResult
-		_ = h.snapshot(ctx, w, &res, after)
+		_ = h.snapshot(ctx, readWaiter(h, "c"), &res, after)
 		results <- res
 	}
 	store.arm()

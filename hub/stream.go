@@ -7,12 +7,21 @@ package hub
 // A stream counts as one held read, for Config.MaxHeldConnections and
 // Config.MaxHeldPerPeer and in Held, from OpenStream to Close, whether it is
 // waiting for a publish or writing an event: it is admitted or refused once,
-// before it starts, and never turned away halfway. Its reads register for
-// wake-ups as any read does, so the maintenance loop keeps their channels
-// and client alive, and each renews the client's session.
+// before it starts, and never turned away halfway.
+//
+// A stream keeps its place: once one of its reads has registered for
+// wake-ups, it stays registered until Close, between reads too, and each
+// later read moves it to its new since and looks once from where the last
+// look left off, in a store read it shares with the streams that moved to
+// the same since (docs/design.md, "Event streams keep their place"). So a
+// publish while the stream writes an event is not missed, the maintenance
+// loop keeps its channels and client alive throughout, and each read renews
+// the client's session. Its reads must name the channels and client its
+// first read named.
 type Stream struct {
 	h      *Hub
-	peer   string // counted in Hub.heldBy under this peer
+	peer   string  // counted in Hub.heldBy under this peer
+	w      *waiter // registered since the first read that registered
 	closed bool
 }
 
@@ -27,12 +36,16 @@ func (h *Hub) OpenStream(peer string) (*Stream, error) {
 	return &Stream{h: h, peer: counted}, nil
 }
 
-// Close uncounts the stream; closing it again does nothing. It is not safe
+// Close unregisters and uncounts the stream; closing it again does nothing. It is not safe
 // for concurrent use: the stream's owner, which reads with it, closes it.
 func (s *Stream) Close() {
 	if s.closed {
 		return
 	}
 	s.closed = true
+	if s.w != nil {
+		s.h.release(s.w)
+		s.w = nil
+	}
 	s.h.dismiss(s.peer)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub"
@@ -105,4 +106,90 @@ func TestReadWithNegativeHoldAnswersAtOnce(t *testing.T) {
 	if h.Held() != 0 {
 		t.Fatalf("held %d after reads that never wait", h.Held())
 	}
+}
+
+// storeCalls counts the hub's store calls so far (every publish, and every
+// look, shared or not, is one), by its store latency histogram.
+func storeCalls(h *hub.Hub) uint64 {
+	n, _, _ := h.Stats().StoreLatency.Snapshot()
+	return n
+}
+
+// Streams keep their place: between reads they stay registered, so a
+// publish while they write an event reaches them, and the streams one
+// publish released look on from their new since in one shared store read,
+// not one each. In a synctest bubble, so that "every stream is waiting
+// again" is something the test can wait for.
+func TestStreamsKeepTheirPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hub.NewMemory(hub.Config{})
+		defer h.Close()
+		ctx := context.Background()
+		if err := h.RegisterChannel(ctx, "s", false, 0); err != nil {
+			t.Fatal(err)
+		}
+		first, err := h.Publish(ctx, "s", "first")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const streams = 50
+		replies := make(chan hub.Reply, streams)
+		proceed := make(chan struct{})
+		for range streams {
+			s, err := h.OpenStream("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				defer s.Close()
+				req := hub.ReadRequest{Channels: "s", Since: first.ID, Stream: s, Hold: time.Hour}
+				var reply hub.Reply
+				for {
+					if err := h.ReadInto(ctx, &req, nil, &reply); err != nil {
+						t.Error(err)
+						return
+					}
+					if reply.Reason != hub.ReleasedMessages {
+						return
+					}
+					replies <- reply
+					<-proceed // writing its event, for as long as the test says
+					req.Since = reply.LastID
+				}
+			}()
+		}
+		synctest.Wait() // every stream waits for a publish
+
+		before := storeCalls(h)
+		second, err := h.Publish(ctx, "s", "second")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range streams {
+			if r := <-replies; r.LastID != second.ID {
+				t.Fatalf("a stream got last_id %d, want %d", r.LastID, second.ID)
+			}
+		}
+		synctest.Wait() // every stream is writing its event
+		// Published while every stream is between reads: it must not be
+		// missed.
+		third, err := h.Publish(ctx, "s", "third")
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(proceed)
+		for range streams {
+			if r := <-replies; r.LastID != third.ID || len(r.Channels) != 1 || len(r.Channels[0].Messages) != 1 {
+				t.Fatalf("a stream's read after its event: %+v, want the message published meanwhile, %d, alone", r, third.ID)
+			}
+		}
+		synctest.Wait() // every stream waits again
+		// Two publishes, and three store reads: the release by the second
+		// publish, the looks on from its since, which found the third
+		// message, and the looks on from the third's.
+		if got := storeCalls(h) - before; got != 5 {
+			t.Fatalf("%d streams took %d store calls for two events, want 5 (2 publishes, 3 reads)", streams, got)
+		}
+		h.Close() // ends the streams' reads
+	})
 }

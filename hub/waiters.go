@@ -32,6 +32,11 @@ type waiter struct {
 	exp  Expiry
 	held bool   // counted in Hub.held
 	peer string // counted in Hub.heldBy under this peer
+	// memo is the memo of the shared store read of the read's latest
+	// snapshot (Reply.Memo), and lookedAt the tick that store read began
+	// at (see Stream).
+	memo     *ReplyMemo
+	lookedAt uint64
 }
 
 const (

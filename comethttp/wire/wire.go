@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,7 +114,7 @@ func Write(w http.ResponseWriter, status int, opts Options, body []byte, withMes
 func Prepare(h http.Header, opts Options, body []byte, withMessages bool) []byte {
 	if opts.Format == JSON && !opts.QuoteJSON {
 		body = escapeCommentEnds(body)
-		setHeaders(h, opts, withMessages, len(body))
+		SetHeaders(h, opts, withMessages, len(body))
 		return body
 	}
 	return prepareTo(make([]byte, 0, len(body)+MaxCallbackLength+16), h, opts, body, withMessages)
@@ -127,6 +128,16 @@ func PrepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessage
 }
 
 func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessages bool) []byte {
+	dst = AppendBody(dst, opts, body)
+	SetHeaders(h, opts, withMessages, len(dst))
+	return dst
+}
+
+// AppendBody appends to dst the body to send for body, a JSON object,
+// wrapped as opts say, and returns it; SetHeaders sets its headers. Prepare
+// does both; a caller that sends one body to many readers makes the body
+// once, and sets each response's headers.
+func AppendBody(dst []byte, opts Options, body []byte) []byte {
 	body = escapeCommentEnds(body)
 	switch {
 	case opts.CallbackRefused():
@@ -138,27 +149,59 @@ func prepareTo(dst []byte, h http.Header, opts Options, body []byte, withMessage
 	default:
 		dst = append(dst, body...)
 	}
-	setHeaders(h, opts, withMessages, len(dst))
 	return dst
 }
 
-// setHeaders sets a reply's content type, cache headers and length.
-func setHeaders(h http.Header, opts Options, withMessages bool, length int) {
+// SetHeaders sets the content type, cache headers and length of a reply
+// whose body to send (Prepare's, or AppendBody's) is length bytes long.
+//
+// It is on the way of every delivery, so it allocates little: the values
+// of the reply's headers share one backing array, each header its own
+// slice of it with no room to grow (a handler after this one that changes a
+// value in place, as Caddy's header directive does, changes this reply's
+// alone, and one that adds a value gets a new array), and the Expires date
+// is formatted once a second, not once a reply.
+func SetHeaders(h http.Header, opts Options, withMessages bool, length int) {
+	vals := make([]string, 5)
+	set := func(i int, key, value string) {
+		vals[i] = value
+		h[key] = vals[i : i+1 : i+1]
+	}
 	if withMessages {
-		h.Set("Cache-Control", CacheMessages)
-		h.Set("Expires", string(appendHTTPDate(make([]byte, 0, len(http.TimeFormat)), time.Now().Add(time.Second))))
+		set(0, "Cache-Control", CacheMessages)
+		set(1, "Expires", expiresInASecond(time.Now()))
 	} else {
-		h.Set("Cache-Control", CacheNone)
+		set(0, "Cache-Control", CacheNone)
 	}
 	// A browser must not run a .json reply as script: with quote_json it
 	// parses as a comment, and a sniffing browser would run what follows.
-	h.Set("X-Content-Type-Options", "nosniff")
+	set(2, "X-Content-Type-Options", "nosniff")
 	if opts.Format == JSONP {
-		h.Set("Content-Type", "application/javascript; charset=utf-8")
+		set(3, "Content-Type", "application/javascript; charset=utf-8")
 	} else {
-		h.Set("Content-Type", "application/json")
+		set(3, "Content-Type", "application/json")
 	}
-	h.Set("Content-Length", strconv.Itoa(length))
+	set(4, "Content-Length", strconv.Itoa(length))
+}
+
+// expires is an Expires value, one second after the second it was made in.
+type expires struct {
+	second int64
+	value  string
+}
+
+var latestExpires atomic.Pointer[expires]
+
+// expiresInASecond returns the HTTP date of now plus one second, formatted
+// once for every reply in the same second.
+func expiresInASecond(now time.Time) string {
+	second := now.Unix()
+	if e := latestExpires.Load(); e != nil && e.second == second {
+		return e.value
+	}
+	e := &expires{second: second, value: string(appendHTTPDate(make([]byte, 0, len(http.TimeFormat)), time.Unix(second+1, 0)))}
+	latestExpires.Store(e)
+	return e.value
 }
 
 // escapeCommentEnds returns body, a JSON value, with every "*/" written

@@ -504,8 +504,9 @@ func browserChromium(t *testing.T) string {
 }
 
 // browserTab starts a headless Chromium with a fresh profile and returns a
-// tab's context; the browser stops when the test ends.
-func browserTab(t *testing.T, execPath string) context.Context {
+// tab's context; the browser stops when the test ends. extra adds to the
+// command line (flags of the test's own).
+func browserTab(t *testing.T, execPath string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
@@ -520,6 +521,7 @@ func browserTab(t *testing.T, execPath string) context.Context {
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

@@ -95,9 +95,14 @@ func startCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
 	tester := caddytest.NewTester(t)
 	tester.InitServer(globalOptions, "caddyfile")
 	awaitListenersClosed(t, sitePorts...)
-	tester.InitServer(strings.TrimSuffix(globalOptions, "}\n")+options+"}\n"+sites, "caddyfile")
+	tester.InitServer(withOptions(options)+sites, "caddyfile")
 	forgetConnections()
 	return tester
+}
+
+// withOptions returns globalOptions with more global options at its end.
+func withOptions(options string) string {
+	return strings.TrimSuffix(globalOptions, "}\n") + options + "}\n"
 }
 
 // sitePorts are the addresses the tests' sites listen on.
@@ -139,7 +144,13 @@ func forgetConnections() {
 // loadCaddyfile replaces the running configuration, as `caddy reload` does,
 // and returns the admin API's error, if any.
 func loadCaddyfile(sites string) error {
-	req, err := http.NewRequest(http.MethodPost, "http://localhost:2999/load", strings.NewReader(globalOptions+sites))
+	return loadCaddyfileWith("", sites)
+}
+
+// loadCaddyfileWith is loadCaddyfile with more global options, as
+// startCaddyWith takes them.
+func loadCaddyfileWith(options, sites string) error {
+	req, err := http.NewRequest(http.MethodPost, "http://localhost:2999/load", strings.NewReader(withOptions(options)+sites))
 	if err != nil {
 		return err
 	}
