@@ -192,7 +192,12 @@ type Hub struct {
 
 	stopMaintenance chan struct{}
 	maintenanceDone chan struct{}
-	closeOnce       sync.Once
+	// reconfigured tells the maintenance loop that the settings changed
+	// (SetConfig), so that it runs at once and from then on at the new
+	// interval: renewals the store deferred must not wait out an interval
+	// made for longer timeouts than the new ones.
+	reconfigured chan struct{}
+	closeOnce    sync.Once
 }
 
 // New creates the hub named name, which keeps its state in the store that
@@ -211,6 +216,7 @@ func New(name string, cfg Config, open func(StoreOptions) (Store, error)) (*Hub,
 		maintenanceDone: make(chan struct{}),
 	}
 	h.SetConfig(cfg)
+	h.reconfigured = make(chan struct{}, 1)
 	store, err := open(StoreOptions{Notify: h.notify, Hub: name})
 	if err != nil {
 		h.deadlines.stop()
@@ -234,6 +240,12 @@ func NewMemory(cfg Config) *Hub {
 func (h *Hub) SetConfig(cfg Config) {
 	cfg = cfg.Normalize()
 	h.config.Store(&cfg)
+	if h.reconfigured != nil {
+		select {
+		case h.reconfigured <- struct{}{}:
+		default: // one is pending already
+		}
+	}
 }
 
 // Config returns the hub's current settings.
@@ -441,6 +453,8 @@ func (h *Hub) maintain() {
 		case <-h.stopMaintenance:
 			return
 		case <-time.After(interval):
+		case <-h.reconfigured:
+			interval = h.maintenanceInterval()
 		}
 		cfg := h.config.Load()
 		exp := cfg.expiry()

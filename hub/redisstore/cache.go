@@ -70,7 +70,13 @@ type cache struct {
 	hashSeed maphash.Seed
 	// last is the newest message id the event stream has shown readers
 	// (0: none since the subscription was confirmed).
-	last     int64
+	last int64
+	// own is the newest id this node published (and, durable, made
+	// visible): until the event stream has shown it (last), the cache
+	// answers nothing, so that a read after a publish on the node that
+	// made it sees it, as it would in Redis; the events come a moment
+	// after the publish's reply.
+	own      int64
 	bytes    int
 	channels map[string]*cachedChannel
 	// clients are the session clients known alive: renewed (by a read or a
@@ -160,7 +166,7 @@ func (c *cache) read(q *hub.ReadQuery, exp hub.Expiry) (hub.ReadResult, bool) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.live || c.last == 0 || q.Since > c.last {
+	if !c.live || c.last == 0 || q.Since > c.last || c.last < c.own {
 		return hub.ReadResult{}, false
 	}
 	if q.ClientID != "" {
@@ -361,6 +367,14 @@ func (c *cache) published(channel string, id, prev int64, json []byte, visible b
 		e.floor = e.msgs[over-1].ID
 		e.msgs = e.msgs[over:]
 	}
+}
+
+// wrote records the id of a publish this node made, acknowledged to its
+// caller (see own).
+func (c *cache) wrote(id int64) {
+	c.mu.Lock()
+	c.own = max(c.own, id)
+	c.mu.Unlock()
 }
 
 // committed handles a durable message's commit: what is visible goes up to

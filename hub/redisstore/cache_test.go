@@ -85,6 +85,53 @@ func TestCacheIsEmptiedWhenTheSubscriptionDrops(t *testing.T) {
 	}
 }
 
+// A read right after a publish on the same node sees it, as it would in
+// Redis, though the publish's event, which feeds the node's copy of the
+// channel, comes a moment after the publish's reply: the node answers from
+// its copy only once the events have shown its own publishes.
+func TestReadAfterPublishOnTheSameNodeSeesIt(t *testing.T) {
+	srv := startRedis(t)
+	a := node(t, srv.Addr())
+	ctx := context.Background()
+	if err := a.RegisterChannel(ctx, "c", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	first, err := a.Publish(ctx, "c", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until the node holds the channel: a read answered without Redis.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := evalCalls(t, commandCalls(t, srv))
+		if _, err := a.Read(ctx, hub.ReadRequest{Channels: "c", Hold: -1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if evalCalls(t, commandCalls(t, srv)) == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never answered a read of what it was sent without Redis")
+		}
+		time.Sleep(time.Millisecond) // polling an observable state, not standing in for a signal
+	}
+	since := first.ID
+	for i := range 100 {
+		m, err := a.Publish(ctx, "c", fmt.Sprint("message ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := a.Read(ctx, hub.ReadRequest{Channels: "c", Since: since, Hold: -1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := messageIDs(r); len(got) != 1 || got[0] != m.ID {
+			t.Fatalf("publish %d: a read since %d right after it got %v, want [%d]", i, since, got, m.ID)
+		}
+		since = m.ID
+	}
+}
+
 // A node of an earlier version publishes an event that carries no message
 // ("p<channel>"): a node drops its copy of the channel and reads Redis, so
 // its held read gets the message.

@@ -318,6 +318,7 @@ func (s *Store) Publish(ctx context.Context, p hub.Publication, now time.Time, e
 			return hub.Published{}, err
 		}
 	}
+	s.cache.wrote(reply[0])
 	if reply[1] == 1 {
 		return hub.Published{Message: hub.Message{ID: reply[0]}, Replayed: true}, nil
 	}
