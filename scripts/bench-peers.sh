@@ -16,7 +16,10 @@
 #   SERVERS ["comet least nchan centrifugo"]
 #                        which servers; one that is not installed (nginx with
 #                        Nchan, Centrifugo) is skipped with a message, and so
-#                        is Centrifugo for TRANSPORT=longpoll (it has none)
+#                        is Centrifugo for TRANSPORT=longpoll (it has none).
+#                        comet-redis is caddy-comet on the Redis store, with
+#                        a redis-server of its own (one node, one Redis; its
+#                        CPU is Caddy's and Redis's together)
 #   ROUNDS [2]           rounds of every server
 #   CLIENT [net/http]    comet-bench -client, the same for all: net/http or lean
 #   TRANSPORT [longpoll] longpoll or sse
@@ -37,7 +40,7 @@
 #   OUT                  a directory to keep the configs, logs and JSON
 #                        reports in (default: a temporary one, removed)
 #
-# Everything listens on loopback (ports 4491 to 4494); the load is bounded by
+# Everything listens on loopback (ports 4491 to 4495); the load is bounded by
 # READERS, the message count and comet-bench's timeouts (each run at most
 # about 2 minutes of setup, 3 x DURATION of publishing and 10 s of drain).
 # Needs Go and jq; nginx with Nchan (Debian: nginx, libnginx-mod-nchan) and
@@ -69,7 +72,8 @@ case $site in bare | deployed) ;; *)
 	;;
 esac
 
-caddy_port=4491 nchan_port=4492 admin_port=4493 centrifugo_port=4494
+caddy_port=4491 nchan_port=4492 admin_port=4493 centrifugo_port=4494 redis_port=4495
+redis_pid=
 if [[ -n ${OUT:-} ]]; then
 	dir=$OUT
 	mkdir -p "$dir"
@@ -78,10 +82,11 @@ else
 fi
 server_pid=
 cleanup() {
-	if [[ -n $server_pid ]]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $server_pid $redis_pid; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	[[ -n ${OUT:-} ]] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -111,6 +116,13 @@ run_servers=()
 for server in $servers; do
 	case $server in
 	comet | least) run_servers+=("$server") ;;
+	comet-redis)
+		if command -v redis-server >/dev/null; then
+			run_servers+=(comet-redis)
+		else
+			echo "skipping comet-redis: no redis-server (Debian: apt-get install redis-server)" >&2
+		fi
+		;;
 	nchan)
 		if command -v nginx >/dev/null && [[ -f $nchan_module ]]; then
 			run_servers+=(nchan)
@@ -128,7 +140,7 @@ for server in $servers; do
 		fi
 		;;
 	*)
-		echo "SERVERS: unknown server $server (want comet, least, nchan or centrifugo)" >&2
+		echo "SERVERS: unknown server $server (want comet, comet-redis, least, nchan or centrifugo)" >&2
 		exit 1
 		;;
 	esac
@@ -187,6 +199,10 @@ caddyfile comet "comet {
 		enable_status
 	}"
 caddyfile least "least_hub"
+caddyfile comet-redis "comet {
+		enable_status
+		store redis redis://127.0.0.1:$redis_port
+	}"
 caddy_target() { # NAME
 	if [[ $site == deployed ]]; then echo "$caddy_base/$1"; else echo "$caddy_base"; fi
 }
@@ -271,6 +287,9 @@ wait_until() {
 # and set server_pid and pids (the processes whose memory and CPU count,
 # comma-separated).
 start_caddy() {
+	if [[ $1 == comet-redis ]]; then
+		start_redis
+	fi
 	rm -rf "$dir/caddy-data"
 	# shellcheck disable=SC2086 # CADDY_ENV is a list of NAME=value words
 	env $caddy_env XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" "$caddy" run --config "$dir/$1.Caddyfile" --adapter caddyfile \
@@ -278,6 +297,26 @@ start_caddy() {
 	server_pid=$!
 	wait_until "$(caddy_target "$1")/status.json"
 	pids=$server_pid
+	if [[ -n $redis_pid ]]; then
+		pids=$server_pid,$redis_pid
+	fi
+}
+# start_redis starts an empty redis-server for comet-redis, without
+# persistence, stopped with the Caddy that uses it.
+start_redis() {
+	rm -rf "$dir/redis"
+	mkdir -p "$dir/redis"
+	redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$dir/redis" \
+		>"$dir/redis/redis.log" 2>&1 &
+	redis_pid=$!
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "redis-server did not start on $redis_port" >&2
+	return 1
 }
 start_centrifugo() {
 	(cd "$dir" && exec "$centrifugo" --config "$dir/centrifugo.json") >"$dir/centrifugo.log" 2>&1 &
@@ -301,6 +340,11 @@ stop_server() {
 	kill "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=
+	if [[ -n $redis_pid ]]; then
+		kill "$redis_pid"
+		wait "$redis_pid" 2>/dev/null || true
+		redis_pid=
+	fi
 }
 
 # wait_load waits, at most load_wait seconds, for the 1-minute load average
@@ -320,7 +364,7 @@ run_one() { # server round
 	wait_load
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	case $server in
-	comet | least)
+	comet | least | comet-redis)
 		start_caddy "$server"
 		flags=(-api comet -target "$(caddy_target "$server")")
 		;;
@@ -357,6 +401,7 @@ names=()
 for server in "${run_servers[@]}"; do
 	case $server in
 	comet) names+=("comet: caddy-comet on the $site Caddyfile") ;;
+	comet-redis) names+=("comet-redis: caddy-comet on the $site Caddyfile, Redis store (CPU: Caddy's and Redis's)") ;;
 	least) names+=("least: the least hub Caddy allows, on the $site Caddyfile") ;;
 	nchan) names+=("nchan: Nchan $nchan_version, 2 workers") ;;
 	centrifugo) names+=("centrifugo: Centrifugo $centrifugo_version, uni_sse") ;;
