@@ -142,7 +142,7 @@ func measureHeldStacks(t *testing.T, p *caddyproc.Process, site stackSite, stack
 	before := stackInuse(t, p)
 
 	// Each read names an unknown channel of its own besides the real one,
-	// so that no two share a store read (hub/flights.go): each leads one,
+	// so that no two share a store read (hub/sharedreads.go): each leads one,
 	// the deepest way through the hub.
 	host := strings.TrimPrefix(p.Base, "http://")
 	conns := make([]net.Conn, stackReads)
