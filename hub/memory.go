@@ -221,16 +221,18 @@ func (s *MemoryStore) Read(_ context.Context, q ReadQuery, exp Expiry) (ReadResu
 	}
 	s.mu.RUnlock()
 	var err error
+	cut := false
 	if len(out) == 0 {
 		since, last, err = 0, 0, ErrNoValidChannels
 	} else if q.MaxBytes > 0 {
 		// The messages are views of the channels' own: cutting them
 		// copies nothing.
-		if l, cut := cutToPage(out, q.MaxBytes); cut {
+		var l int64
+		if l, cut = cutToPage(out, q.MaxBytes); cut {
 			last = l
 		}
 	}
-	return ReadResult{Since: since, LastID: last, Channels: out}, err
+	return ReadResult{Since: since, LastID: last, Channels: out, Cut: cut}, err
 }
 
 // renewClient renews a live client's session and reports whether it is

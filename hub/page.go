@@ -52,9 +52,9 @@ func messageBudget(maxReplySize int, channels []string) int {
 
 // cutToPage cuts chans, the messages of a read in id order per channel, to
 // the oldest messages across the channels whose JSON, plus a separator
-// each, fits maxBytes, keeping at least one. It reports whether it cut, and
-// then the id of the last message kept; every channel keeps exactly its
-// messages up to that id.
+// each, fits maxBytes, keeping at least one. It reports whether it left
+// messages out, and then the id of the last message kept; every channel
+// keeps exactly its messages up to that id.
 func cutToPage(chans []ChannelMessages, maxBytes int) (last int64, cut bool) {
 	total := 0
 	for i := range chans {
@@ -79,7 +79,9 @@ func cutToPage(chans []ChannelMessages, maxBytes int) (last int64, cut bool) {
 			}
 		}
 		if next < 0 {
-			break // not reached: total is over maxBytes
+			// Everything was taken: a message over the budget alone, as
+			// the first of its page must be. Nothing was left out.
+			return 0, false
 		}
 		m := &chans[next].Messages[pos[next]]
 		if taken > 0 && size+len(m.JSON)+1 > maxBytes {

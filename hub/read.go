@@ -109,17 +109,24 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	res := &reply.ReadResult
 	var w *waiter
 	if req.Stream != nil && req.Stream.w != nil {
-		// A stream reads on (see Stream): registered since its last look,
-		// it looks once more, from its new since, in a store read begun
-		// after that look, which has every message that look did not
-		// return (cut off by a page, or published since: those have woken
-		// it too). The streams that one publish released move to the same
-		// since at about the same time, and share it.
+		// A stream reads on (see Stream), registered since its last look.
+		// If that look was cut at the size limit, it looks once more from
+		// its new since, in a store read begun after that look, which has
+		// every message that look did not return (the streams one publish
+		// released move to the same since together, and share it);
+		// otherwise whatever was published since its last look has woken
+		// it, and it goes straight to waiting.
 		w = req.Stream.w
 		h.readOn(w, req, cfg)
-		if err := h.snapshot(ctx, w, res, w.lookedAt); err != nil {
-			reply.reset()
-			return w.wrapErr(err)
+		if w.lookAgain {
+			w.lookAgain = false
+			if err := h.snapshot(ctx, w, res, w.lookedAt); err != nil {
+				reply.reset()
+				return w.wrapErr(err)
+			}
+		} else {
+			// Its last look was whole: whatever came since has woken it.
+			res.Since, res.LastID = w.q.Since, w.q.Since
 		}
 	} else {
 		var err error
@@ -140,7 +147,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 	}
 	if res.HasMessages() {
 		reply.Memo = w.memo
-		h.advance(w, req, res.LastID)
+		h.advance(w, req, res)
 		return nil
 	}
 	// A no-op after an inline store's first look, whose since this one
@@ -177,7 +184,7 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		case err == nil && res.HasMessages():
 			reply.Reason = ReleasedMessages
 			reply.NotifiedAt, reply.Memo = w.notifiedAt, w.memo
-			h.advance(w, req, res.LastID)
+			h.advance(w, req, res)
 			return nil
 		case err == nil:
 		case ctx.Err() != nil:
@@ -243,15 +250,18 @@ func (h *Hub) readOn(w *waiter, req *ReadRequest, cfg *Config) {
 }
 
 // advance moves the waiter of a stream's read that is answered with
-// messages to the question its next read will ask, from the reply's last
-// id, at once rather than at that read: the streams one publish released
-// then count in the entry of that question (see sharedReads) while the
-// first of them looks on, so that the others find its store read there,
-// however long each takes to write its event. Reads that are not a
-// stream's are left as they are.
-func (h *Hub) advance(w *waiter, req *ReadRequest, lastID int64) {
+// messages, res, to the question its next read will ask, from the reply's
+// last id, at once rather than at that read: the streams one publish
+// released then count in the entry of that question (see sharedReads), so
+// that those that look on share a store read, however long each takes to
+// write its event. Only a stream whose reply was cut at the size limit
+// looks on before it waits: otherwise its look was whole, and whatever was
+// published since has woken it. Reads that are not a stream's are left as
+// they are.
+func (h *Hub) advance(w *waiter, req *ReadRequest, res *ReadResult) {
 	if req.Stream != nil && w.key != "" {
-		h.moveTo(w, lastID, w.q.MaxBytes)
+		w.lookAgain = res.Cut
+		h.moveTo(w, res.LastID, w.q.MaxBytes)
 	}
 }
 
@@ -337,7 +347,7 @@ func (h *Hub) lookInline(ctx context.Context, w *waiter, res *ReadResult) error 
 	if err != nil {
 		return err
 	}
-	res.Since, res.LastID, res.Channels = r.Since, r.LastID, r.Channels
+	res.Since, res.LastID, res.Channels, res.Cut = r.Since, r.LastID, r.Channels, r.Cut
 	return nil
 }
 
@@ -350,7 +360,7 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 	res, err := h.store.Store.Read(ctx, w.q, w.exp)
 	// Field by field: assigning the whole result through r takes a
 	// temporary copy in the frame.
-	r.res.Since, r.res.LastID, r.res.Channels, r.err = res.Since, res.LastID, res.Channels, err
+	r.res.Since, r.res.LastID, r.res.Channels, r.res.Cut, r.err = res.Since, res.LastID, res.Channels, res.Cut, err
 	h.store.observe(start)
 	if err != nil {
 		h.sharedReads.forget(w.key, r)
@@ -425,7 +435,7 @@ func (h *Hub) HeldBy(peer string) int { return h.heldBy.count(peer) }
 // reset zeroes r field by field, which takes no temporary on the stack as
 // *r = Reply{} does.
 func (r *Reply) reset() {
-	r.Since, r.LastID, r.Channels, r.Reason, r.NotifiedAt, r.Memo = 0, 0, nil, 0, 0, nil
+	r.Since, r.LastID, r.Channels, r.Cut, r.Reason, r.NotifiedAt, r.Memo = 0, 0, nil, false, 0, 0, nil
 }
 
 // unavailable reports whether err is a store failure. It is not inlined:

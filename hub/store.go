@@ -224,6 +224,11 @@ type ReadResult struct {
 	// order; unknown channels, and session channels for anonymous reads, are
 	// left out.
 	Channels []ChannelMessages
+	// Cut says that the result was cut at ReadQuery.MaxBytes: the store
+	// holds messages of the read's channels after LastID. A store that
+	// cuts a result must set it; the hub relies on it to know when a
+	// stream must look again before it waits (see Stream).
+	Cut bool
 }
 
 // HasMessages reports whether any channel of the result has a message.

@@ -3,6 +3,9 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -116,9 +119,9 @@ func storeCalls(h *hub.Hub) uint64 {
 }
 
 // Streams keep their place: between reads they stay registered, so a
-// publish while they write an event reaches them, and the streams one
-// publish released look on from their new since in one shared store read,
-// not one each. In a synctest bubble, so that "every stream is waiting
+// publish while they write an event reaches them, and a stream whose look
+// was whole goes straight back to waiting: one store read per event,
+// shared by all the streams it released. In a synctest bubble, so that "every stream is waiting
 // again" is something the test can wait for.
 func TestStreamsKeepTheirPlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -184,12 +187,71 @@ func TestStreamsKeepTheirPlace(t *testing.T) {
 			}
 		}
 		synctest.Wait() // every stream waits again
-		// Two publishes, and three store reads: the release by the second
-		// publish, the looks on from its since, which found the third
-		// message, and the looks on from the third's.
-		if got := storeCalls(h) - before; got != 5 {
-			t.Fatalf("%d streams took %d store calls for two events, want 5 (2 publishes, 3 reads)", streams, got)
+		// Two publishes, and two store reads, one per event: their looks
+		// were whole, so the streams do not look on before they wait; the
+		// third publish, which came while they wrote, woke them.
+		if got := storeCalls(h) - before; got != 4 {
+			t.Fatalf("%d streams took %d store calls for two events, want 4 (2 publishes, 2 reads)", streams, got)
 		}
 		h.Close() // ends the streams' reads
 	})
+}
+
+// A stream whose reply was cut at max_reply_size looks again before it
+// waits: it gets the rest at once, page by page, without a publish to wake
+// it.
+func TestStreamPagesOnWithoutAPublish(t *testing.T) {
+	h := hub.NewMemory(hub.Config{MaxReplySize: 600, HTTPTimeout: time.Hour})
+	defer h.Close()
+	ctx := context.Background()
+	if err := h.RegisterChannel(ctx, "s", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	first, err := h.Publish(ctx, "s", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.OpenStream("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A first read that finds nothing and times out: the stream is
+	// registered from then on.
+	req := hub.ReadRequest{Channels: "s", Since: first.ID, Stream: s, Hold: time.Millisecond}
+	var r hub.Reply
+	if err := h.ReadInto(ctx, &req, nil, &r); err != nil || r.Reason != hub.ReleasedTimeout {
+		t.Fatalf("the first read: %v, released by %v; want a timeout", err, r.Reason)
+	}
+	var want []int64
+	for i := range 12 {
+		m, err := h.Publish(ctx, "s", fmt.Sprint(i, strings.Repeat("x", 100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m.ID)
+	}
+	var got []int64
+	pages := 0
+	for {
+		req.Since, req.Hold = r.LastID, time.Hour
+		deadline, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := h.ReadInto(deadline, &req, nil, &r)
+		cancel()
+		if err != nil || r.Reason != hub.ReleasedMessages {
+			t.Fatalf("page %d: %v, released by %v; want it at once", pages+1, err, r.Reason)
+		}
+		pages++
+		for _, c := range r.Channels {
+			for _, m := range c.Messages {
+				got = append(got, m.ID)
+			}
+		}
+		if !r.Cut {
+			break
+		}
+	}
+	if pages < 2 || !slices.Equal(got, want) {
+		t.Fatalf("the stream got %v in %d pages, want %v in more than one", got, pages, want)
+	}
 }

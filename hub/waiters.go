@@ -37,6 +37,9 @@ type waiter struct {
 	// at (see Stream).
 	memo     *ReplyMemo
 	lookedAt uint64
+	// lookAgain: a stream's next read must look before it waits, its last
+	// reply having been cut at the size limit (see Hub.advance).
+	lookAgain bool
 }
 
 const (

@@ -256,7 +256,7 @@ func cutToPage(res *hub.ReadResult, maxBytes int) {
 		size, count, lastTaken = size+len(m.JSON)+1, count+1, m.ID
 		pos[next]++
 	}
-	res.LastID = lastTaken
+	res.LastID, res.Cut = lastTaken, true
 	for i := range res.Channels {
 		res.Channels[i].Messages = res.Channels[i].Messages[:pos[i]:pos[i]]
 	}

@@ -383,6 +383,7 @@ func (s *Store) Read(ctx context.Context, q hub.ReadQuery, exp hub.Expiry) (hub.
 	if err != nil {
 		return hub.ReadResult{}, fmt.Errorf("redis read script: %w", err)
 	}
+	res.Cut = cut
 	if q.DeferRenewal && !cut && cacheable(exp) {
 		s.cache.seed(start, &q, res.Since, seeds)
 	}

@@ -79,8 +79,14 @@ func (s *suite) testReadPaged(t *testing.T) {
 		// A page that leaves messages out ends at its last message; the
 		// last page ends at the hub's newest id, which may be a message of
 		// a channel the read does not name.
-		if rest := publishedAfter(published, readChannels, newest); newest != r.LastID && rest > 0 {
+		rest := publishedAfter(published, readChannels, newest)
+		if newest != r.LastID && rest > 0 {
 			t.Fatalf("page %d: last_id %d, but its last message is %d and %d messages follow", pages, r.LastID, newest, rest)
+		}
+		// Cut says whether messages of the read's channels follow: a
+		// stream relies on it to look again before it waits.
+		if r.Cut != (rest > 0) {
+			t.Fatalf("page %d: Cut %v, with %d messages of its channels after it", pages, r.Cut, rest)
 		}
 		since = r.LastID
 	}
