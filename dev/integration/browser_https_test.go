@@ -3,16 +3,11 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -32,6 +27,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/simple-comet/caddy-comet/internal/freeport"
+	"github.com/simple-comet/caddy-comet/internal/testcerts"
 )
 
 // The automatic HTTPS test runs Let's Encrypt's test CA, Pebble, as Caddy's
@@ -361,7 +357,7 @@ func startPebble(t *testing.T, dns string) *pebbleCA {
 	t.Helper()
 	bin, _ := pebbleBinaries(t)
 	dir := t.TempDir()
-	caFile, certFile, keyFile := writeListenerCerts(t, dir)
+	caFile, certFile, keyFile := testcerts.Write(t, dir) // for Pebble's HTTPS listeners
 	listen, management := fmt.Sprintf("127.0.0.1:%d", freeport.Get(t)), fmt.Sprintf("127.0.0.1:%d", freeport.Get(t))
 	config, err := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress":           listen,
@@ -497,53 +493,6 @@ func servedChain(t *testing.T, addr, serverName string, roots *x509.CertPool, lo
 func spkiFlag(intermediate *x509.Certificate) chromedp.ExecAllocatorOption {
 	spki := sha256.Sum256(intermediate.RawSubjectPublicKeyInfo)
 	return chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:]))
-}
-
-// writeListenerCerts makes a CA and, signed by it, a certificate for
-// 127.0.0.1 and localhost, for Pebble's HTTPS listeners.
-func writeListenerCerts(t *testing.T, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("making Pebble's listener certificate: %v", err)
-		}
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	ca := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "caddy-comet test CA for Pebble's listener"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	must(err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	must(err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	must(err)
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		must(os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-		return path
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
 }
 
 // testProcess is a program that runs beside the test's Caddy, its output
