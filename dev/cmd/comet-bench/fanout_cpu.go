@@ -38,11 +38,7 @@ func readProcCPUAt(mount string, pid int) (float64, error) {
 	fail := func(err error) (float64, error) {
 		return 0, fmt.Errorf("reading the CPU time of pid %d: %w", pid, err)
 	}
-	fs, err := procfs.NewFS(mount)
-	if err != nil {
-		return fail(err)
-	}
-	p, err := fs.Proc(pid)
+	p, err := procAt(mount, pid)
 	if err != nil {
 		return fail(err)
 	}

@@ -31,11 +31,7 @@ func readProcMemoryAt(mount string, pid int) (procMemory, error) {
 	fail := func(err error) (procMemory, error) {
 		return procMemory{}, fmt.Errorf("reading the memory of pid %d: %w", pid, err)
 	}
-	fs, err := procfs.NewFS(mount)
-	if err != nil {
-		return fail(err)
-	}
-	p, err := fs.Proc(pid)
+	p, err := procAt(mount, pid)
 	if err != nil {
 		return fail(err)
 	}
@@ -121,4 +117,13 @@ type runtimeReport struct {
 	// number of readers.
 	HeapPerHeldReadKiB  float64 `json:"heap_per_held_read_kib"`
 	StackPerHeldReadKiB float64 `json:"stack_per_held_read_kib"`
+}
+
+// procAt opens process pid of the procfs mounted at mount.
+func procAt(mount string, pid int) (procfs.Proc, error) {
+	fs, err := procfs.NewFS(mount)
+	if err != nil {
+		return procfs.Proc{}, err
+	}
+	return fs.Proc(pid)
 }
