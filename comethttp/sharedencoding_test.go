@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/simple-comet/caddy-comet/hub"
@@ -15,8 +16,15 @@ import (
 
 // The readers one publish releases with the same reply get one encoding of
 // it per format and callback, shared, not copied per reader: long polls in
-// JSON and in JSON-P with two callbacks, and event streams.
+// JSON and in JSON-P with two callbacks, and event streams. In a synctest
+// bubble, so that "every read and stream waits for the publish" is
+// something the test can wait for (a stream counts as held from its start,
+// before it waits).
 func TestReadersOfOnePublishShareTheirEncoding(t *testing.T) {
+	synctest.Test(t, testReadersOfOnePublishShareTheirEncoding)
+}
+
+func testReadersOfOnePublishShareTheirEncoding(t *testing.T) {
 	h := hub.NewMemory(hub.Config{HTTPTimeout: time.Hour})
 	state := NewHubState(h)
 	api, err := New(state, Options{})
@@ -56,12 +64,9 @@ func TestReadersOfOnePublishShareTheirEncoding(t *testing.T) {
 		r := httptest.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("/channels/news.sse?since=%d", first.ID), nil)
 		streams.Go(func() { api.ServeHTTP(w, r) })
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Held() < 3*perKind+perKind {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d reads held, want %d", h.Held(), 4*perKind)
-		}
-		time.Sleep(time.Millisecond) // polling the hub's count, which signals nothing
+	synctest.Wait() // every read and stream waits for a publish
+	if h.Held() != 4*perKind {
+		t.Fatalf("%d reads held, want %d", h.Held(), 4*perKind)
 	}
 	if _, err := h.Publish(ctx, "news", "second"); err != nil {
 		t.Fatal(err)
