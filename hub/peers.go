@@ -1,16 +1,18 @@
 package hub
 
+import "hash/maphash"
+
 // heldByPeer counts the reads each peer holds, for Config.MaxHeldPerPeer. A
 // peer is what the caller names in ReadRequest.Peer: to the Caddy handler,
 // the client's IP address. Only peers that hold reads have an entry, so it
 // costs no more than the held reads do.
 type heldByPeer struct {
-	counts shardedMap[int]
+	counts shardedMap[string, int]
 }
 
 func newHeldByPeer() *heldByPeer {
 	p := &heldByPeer{}
-	p.counts.init()
+	p.counts.init(maphash.String)
 	return p
 }
 

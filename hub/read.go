@@ -234,7 +234,7 @@ func (h *Hub) register(ctx context.Context, req *ReadRequest, cfg *Config, reply
 
 	// Only a read that registers may share store reads (see sharedReads),
 	// so only it needs the key that tells which.
-	w.key = shareKey(&w.q)
+	w.key = newQuestionKey(&w.q)
 	w.q.DeferRenewal = true
 	w.signal = make(chan struct{}, 1)
 	h.waiters.add(w)
@@ -259,7 +259,7 @@ func (h *Hub) readOn(w *waiter, req *ReadRequest, cfg *Config) {
 // published since has woken it. Reads that are not a stream's are left as
 // they are.
 func (h *Hub) advance(w *waiter, req *ReadRequest, res *ReadResult) {
-	if req.Stream != nil && w.key != "" {
+	if req.Stream != nil && w.key.who != "" {
 		w.lookAgain = res.Cut
 		h.moveTo(w, res.LastID, w.q.MaxBytes)
 	}
@@ -271,7 +271,7 @@ func (h *Hub) moveTo(w *waiter, since int64, maxBytes int) {
 	if w.q.Since != since || w.q.MaxBytes != maxBytes {
 		old := w.key
 		w.q.Since, w.q.MaxBytes = since, maxBytes
-		w.key = shareKey(&w.q)
+		w.key.since, w.key.maxBytes = since, maxBytes
 		h.sharedReads.join(w.key)
 		h.sharedReads.leave(old)
 	}
@@ -300,10 +300,14 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 		case testHookFollowed != nil:
 			testHookFollowed()
 		}
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return ctx.Err()
+		// Most followers find the store read ended: the streams one publish
+		// woke come to it one after another, after its leader.
+		if !r.ended() {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		// The leader's request may have gone away mid-read; that is not
 		// this read's failure: look again.
@@ -315,7 +319,7 @@ func (h *Hub) snapshot(ctx context.Context, w *waiter, res *ReadResult, after ui
 
 // leadOrFollow returns the store read for key that began after tick after,
 // to follow, or a new one for the caller to lead (lead true).
-func (h *Hub) leadOrFollow(key string, after uint64) (r *sharedRead, lead bool) {
+func (h *Hub) leadOrFollow(key questionKey, after uint64) (r *sharedRead, lead bool) {
 	s := h.sharedReads.byKey.shard(key)
 	s.mu.Lock()
 	q := s.m[key]
@@ -371,14 +375,14 @@ func (h *Hub) readStore(ctx context.Context, w *waiter, r *sharedRead) {
 // clampSince takes the since of the read's first snapshot, clamped to the
 // newest id, as the since the read waits with. It is done once: clamping
 // again at later snapshots would move since past the very messages that
-// wake the read. A read that has its share key already (a network store's,
+// wake the read. A read that has its question key already (a network store's,
 // which registers before it looks) moves to the key of its new question.
 func (h *Hub) clampSince(w *waiter, res *ReadResult) {
 	if w.q.Since != res.Since {
 		w.q.Since = res.Since
-		if w.key != "" {
+		if w.key.who != "" {
 			old := w.key
-			w.key = shareKey(&w.q)
+			w.key.since = res.Since
 			h.sharedReads.join(w.key)
 			h.sharedReads.leave(old)
 		}

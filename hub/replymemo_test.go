@@ -90,7 +90,7 @@ func TestWokenReadsShareOneMemo(t *testing.T) {
 		}
 	}
 	entries := 0
-	h.sharedReads.byKey.each(func(m map[string]*question) { entries += len(m) })
+	h.sharedReads.byKey.each(func(m map[questionKey]*question) { entries += len(m) })
 	if entries != 0 {
 		t.Fatalf("%d questions kept after their reads ended, want none", entries)
 	}

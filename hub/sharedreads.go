@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"errors"
+	"hash/maphash"
+	"strings"
 )
 
 // sharedReads lets reads that ask the same question (same channels, client,
@@ -33,11 +35,11 @@ import (
 // what is kept is bounded by the questions of the reads held. A store read
 // that failed is not kept: the next read leads a new one.
 type sharedReads struct {
-	byKey shardedMap[*question]
+	byKey shardedMap[questionKey, *question]
 }
 
 // forget drops r, a store read that failed, as key's latest.
-func (sr *sharedReads) forget(key string, r *sharedRead) {
+func (sr *sharedReads) forget(key questionKey, r *sharedRead) {
 	s := sr.byKey.shard(key)
 	s.mu.Lock()
 	if q := s.m[key]; q != nil && q.latest == r {
@@ -46,7 +48,7 @@ func (sr *sharedReads) forget(key string, r *sharedRead) {
 	s.mu.Unlock()
 }
 
-// question is the entry of one share key: the reads registered under it,
+// question is the entry of one questionKey: the reads registered under it,
 // and its latest store read.
 type question struct {
 	readers int
@@ -54,7 +56,7 @@ type question struct {
 }
 
 // join counts a registered read under key.
-func (sr *sharedReads) join(key string) {
+func (sr *sharedReads) join(key questionKey) {
 	s := sr.byKey.shard(key)
 	s.mu.Lock()
 	q := s.m[key]
@@ -68,7 +70,7 @@ func (sr *sharedReads) join(key string) {
 
 // leave uncounts a read that join counted under key, dropping the entry
 // with its last read.
-func (sr *sharedReads) leave(key string) {
+func (sr *sharedReads) leave(key questionKey) {
 	s := sr.byKey.shard(key)
 	s.mu.Lock()
 	if q := s.m[key]; q != nil {
@@ -89,9 +91,19 @@ type sharedRead struct {
 	memo ReplyMemo
 }
 
+// ended reports whether the store read has ended.
+func (r *sharedRead) ended() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func newSharedReads() *sharedReads {
 	sr := &sharedReads{}
-	sr.byKey.init()
+	sr.byKey.init(hashQuestion)
 	return sr
 }
 
@@ -99,29 +111,36 @@ func newSharedReads() *sharedReads {
 // store read.
 var testHookFollowed func()
 
-// shareKey identifies reads that may share a store read.
-func shareKey(q *ReadQuery) string {
-	n := 32 + len(q.ClientID)
+// questionKey identifies reads that may share a store read: those that ask
+// the same question. A waiter's who is made once, when it registers
+// (newQuestionKey); a stream's moves to a new since from event to event
+// without building a key anew.
+type questionKey struct {
+	since    int64
+	maxBytes int
+	// who is the read's client id and channels; empty until it registers.
+	who string
+}
+
+// newQuestionKey returns the key of q.
+func newQuestionKey(q *ReadQuery) questionKey {
+	n := len(q.ClientID)
 	for _, c := range q.Channels {
 		n += len(c) + 1
 	}
-	b := make([]byte, 0, n)
-	b = appendUint(b, uint64(q.Since))
-	b = appendUint(b, uint64(q.MaxBytes))
-	b = append(b, 0)
-	b = append(b, q.ClientID...)
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(q.ClientID)
 	for _, c := range q.Channels {
-		b = append(b, 0)
-		b = append(b, c...)
+		b.WriteByte(0)
+		b.WriteString(c)
 	}
-	return string(b)
+	return questionKey{since: q.Since, maxBytes: q.MaxBytes, who: b.String()}
 }
 
-func appendUint(b []byte, v uint64) []byte {
-	for i := 0; i < 8; i++ {
-		b = append(b, byte(v>>(8*i)))
-	}
-	return b
+// hashQuestion picks a question's shard of sharedReads.
+func hashQuestion(seed maphash.Seed, k questionKey) uint64 {
+	return maphash.String(seed, k.who) ^ uint64(k.since)*0x9e3779b97f4a7c15 ^ uint64(k.maxBytes)
 }
 
 // canceled reports whether err is a context's end.

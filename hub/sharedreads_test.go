@@ -73,7 +73,7 @@ func forEachReadMode(t *testing.T, test func(t *testing.T, aside bool)) {
 // one per read, as each read has its own.
 func readWaiter(h *Hub, channel string) *waiter {
 	w := &waiter{q: ReadQuery{Channels: []string{channel}}, exp: h.Config().expiry()}
-	w.key = shareKey(&w.q)
+	w.key = newQuestionKey(&w.q)
 	h.sharedReads.join(w.key) // as a registered read does
 	return w
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
@@ -11,7 +12,7 @@ import (
 // the reader starts waiting is kept, not lost.
 //
 // It is the read's only allocation of its own that lives while the read is
-// held, and carries what the read needs for its snapshots (query, share key,
+// held, and carries what the read needs for its snapshots (query, question key,
 // expiry), so that they are passed down the read's calls as one pointer.
 type waiter struct {
 	signal chan struct{} // made when the read registers
@@ -28,7 +29,7 @@ type waiter struct {
 	// q's channels and client are also what the maintenance loop keeps
 	// alive.
 	q    ReadQuery
-	key  string // shareKey(q)
+	key  questionKey // its question; who is empty until it registers
 	exp  Expiry
 	held bool   // counted in Hub.held
 	peer string // counted in Hub.heldBy under this peer
@@ -71,12 +72,12 @@ func (w *waiter) wake(bits uint32, tick uint64, notifiedAt Instant) {
 
 // waiters is the registry of held reads by channel.
 type waiters struct {
-	byChannel shardedMap[map[*waiter]struct{}]
+	byChannel shardedMap[string, map[*waiter]struct{}]
 }
 
 func newWaiters() *waiters {
 	ws := &waiters{}
-	ws.byChannel.init()
+	ws.byChannel.init(maphash.String)
 	return ws
 }
 
