@@ -13,7 +13,8 @@ import (
 )
 
 // TestEventWritersStalledClients checks that clients that stop reading hold
-// up no other client's events, however many writers they stall, and that
+// up no other client's events, however many writers they stall (events
+// over inlineEventSize, and each stream's first, are handed to writers), and that
 // the writers they held end or go idle once those clients are gone.
 func TestEventWritersStalledClients(t *testing.T) {
 	state := &HubState{writers: newEventWriters()}

@@ -27,7 +27,7 @@ type HubState struct {
 	replies atomic.Int64
 	errors  [-hub.CodeOverloaded + 1]atomic.Int64
 
-	// writers write the events of the hub's event streams, whichever
+	// writers make the deep writes of the hub's event streams, whichever
 	// handler opened them (see newEventWriters).
 	writers *offstack.Runner
 
@@ -85,14 +85,15 @@ func (s *HubState) peerOf(ip string) string {
 // It does not close the hub.
 func (s *HubState) Close() { s.writers.Close() }
 
-// newEventWriters returns the goroutines that write a hub's event streams
-// (docs/design.md, "Event streams: shared writers"). A stream cannot write
-// from its own goroutine: flushing in the middle of a response goes through
-// net/http's chunked writer deep enough to double the goroutine's stack,
-// which the stream would keep for as long as it is open. The runner is
-// unbounded, so a write that blocks (a client that stopped reading, until
-// Caddy's write_idle_timeout ends it) holds only its own writer, and it
-// keeps a couple of idle writers per CPU: writes are CPU work on a
+// newEventWriters returns the goroutines that write the deep writes of a
+// hub's event streams: each stream's first, which sends the response's
+// header, and events over inlineEventSize (docs/design.md, "Event streams:
+// writes"). A stream cannot make those from its own goroutine: they go
+// through net/http's chunked writer deep enough to double the goroutine's
+// stack, which the stream would keep for as long as it is open. The runner
+// is unbounded, so a write that blocks (a client that stopped reading,
+// until Caddy's write_idle_timeout ends it) holds only its own writer, and
+// it keeps a couple of idle writers per CPU: writes are CPU work on a
 // connection that is ready, and that keeps every CPU writing while others
 // switch.
 func newEventWriters() *offstack.Runner {

@@ -38,6 +38,9 @@ type streamCall struct {
 	written chan error
 	// writeFn is sc.writeNow, made once per stream rather than per event.
 	writeFn func()
+	// headerWritten is set once the stream's first write, which sends
+	// the response's header, is done.
+	headerWritten bool
 }
 
 // nextHold is how long the stream's next read may wait for messages:
@@ -223,12 +226,27 @@ func appendEvent(dst []byte, prefix string, reply *hub.Reply, withMessages bool)
 	return dst
 }
 
+// inlineEventSize is the largest event a stream writes from its own
+// goroutine, once its header is out: up to net/http's buffer before
+// chunking (2 KiB), an event is copied into the response's buffer and only
+// its flush goes down to the connection, which stays within the stack
+// budget of a held read; a larger event is written through, deeper
+// (docs/design.md, "Event streams: writes").
+const inlineEventSize = 2 << 10
+
 // write writes p to the stream and flushes it through whatever wraps the
-// response (encode, HTTP/2), so that it reaches the client now. A writer
-// of the hub's does it (see newEventWriters), which keeps the depth of a
-// flush off the stream's goroutine. The response is never used by two
-// goroutines at once: the stream's waits here while a writer uses it.
+// response (encode, HTTP/2), so that it reaches the client now. The
+// stream's first write, which sends the response's header, and events over
+// inlineEventSize are written by a writer of the hub's (see
+// newEventWriters), which keeps the depth of those writes off the stream's
+// goroutine; the response is never used by two goroutines at once, as the
+// stream's waits here while a writer uses it. Other events are written
+// here: a hand-off costs two wake-ups per event.
 func (h *Handler) write(sc *streamCall, p []byte) error {
+	if sc.headerWritten && len(p) <= inlineEventSize {
+		return sc.writeAndFlush(p)
+	}
+	sc.headerWritten = true
 	sc.event = p
 	// The writers are unbounded: Go does not wait, and cannot fail.
 	_ = h.state.writers.Go(context.Background(), sc.writeFn)
@@ -239,9 +257,12 @@ func (h *Handler) write(sc *streamCall, p []byte) error {
 
 // writeNow writes the stream's event, on a writer's goroutine.
 func (sc *streamCall) writeNow() {
-	_, err := sc.w.Write(sc.event)
-	if err == nil {
-		err = sc.rc.Flush()
+	sc.written <- sc.writeAndFlush(sc.event)
+}
+
+func (sc *streamCall) writeAndFlush(p []byte) error {
+	if _, err := sc.w.Write(p); err != nil {
+		return err
 	}
-	sc.written <- err
+	return sc.rc.Flush()
 }

@@ -251,11 +251,14 @@ func awaitHeld(t *testing.T, p *caddyproc.Process, n int) {
 // TestSSEStreamStack measures the stack of an open event stream on the
 // bare Caddyfile, the way TestHeldReadStackBudget measures a held read's: a
 // stream's goroutine parks in the hub between events as a held read does,
-// having written and flushed an event. Flushing mid-request (net/http's
-// chunked writer, under Caddy's wrappers) is deeper than a long poll's
-// reply, so a stream's events are written by the hub's writer goroutines
-// (eventWriters); this pins the stream's goroutine to a held read's
-// budget on each store: 8 KiB on the memory store, 16 on Redis.
+// having written and flushed events. Sending the response's header, and
+// writing an event larger than net/http's buffer, go deeper than a long
+// poll's reply, so those are written by the hub's writer goroutines; a
+// small event is written from the stream's own (docs/design.md, "Event
+// streams: writes"). Each stream here gets its first event, a small one
+// and one over the size written inline; this pins the stream's goroutine
+// to a held read's budget on each store: 8 KiB on the memory store, 16 on
+// Redis.
 func TestSSEStreamStack(t *testing.T) {
 	env := []string{"GODEBUG=adaptivestackstart=0", "GOGC=off"}
 	for _, store := range []string{"memory", "redis"} {
@@ -303,9 +306,11 @@ func TestSSEStreamStack(t *testing.T) {
 			for _, r := range readers {
 				readEvent(r)
 			}
-			mustCode(t, post(t, p.Base+"/channels/sse-stack.json", url.Values{"content": {"x"}}), 200, 1, "")
-			for _, r := range readers {
-				readEvent(r)
+			for _, content := range []string{"x", strings.Repeat("x", 4<<10)} {
+				mustCode(t, post(t, p.Base+"/channels/sse-stack.json", url.Values{"content": {content}}), 200, 1, "")
+				for _, r := range readers {
+					readEvent(r)
+				}
 			}
 			awaitHeld(t, p, stackReads)
 			held := stackInuse(t, p)
