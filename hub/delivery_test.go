@@ -16,12 +16,12 @@ func TestNotifiedAtIsEarliestEventSinceLastLook(t *testing.T) {
 
 	w.wake(wakePublished, 1, 5)
 	w.wake(wakePublished, 2, 9)
-	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.notifiedAt != 5 {
+	if r := h.wait(ctx.Done(), w, nil, nil); r != lookAgain || w.notifiedAt != 5 {
 		t.Fatalf("after events at 5 and 9: %v, notified at %d, want to look again for 5", r, w.notifiedAt)
 	}
 	// The reader is looking now; an event meanwhile signals it again.
 	w.wake(wakePublished, 3, 12)
-	if r := h.wait(ctx, w, nil, nil); r != lookAgain || w.notifiedAt != 12 {
+	if r := h.wait(ctx.Done(), w, nil, nil); r != lookAgain || w.notifiedAt != 12 {
 		t.Fatalf("after an event at 12 during the look: %v, notified at %d, want to look again for 12", r, w.notifiedAt)
 	}
 }

@@ -171,8 +171,9 @@ func (h *Hub) ReadInto(ctx context.Context, req *ReadRequest, stop <-chan struct
 		w.held, w.peer = true, peer
 	}
 	timeout := h.deadlines.after(cmp.Or(req.Hold, cfg.HTTPTimeout))
+	done := req.Stream.contextDone(ctx)
 	for {
-		if reply.Reason = h.wait(ctx, w, timeout, stop); reply.Reason != lookAgain {
+		if reply.Reason = h.wait(done, w, timeout, stop); reply.Reason != lookAgain {
 			return nil
 		}
 		// The snapshot must follow the event that woke the read, and no
@@ -454,7 +455,7 @@ const lookAgain ReleaseReason = 255
 
 // wait blocks until an event for the held read w and says why it should be
 // answered, or lookAgain.
-func (h *Hub) wait(ctx context.Context, w *waiter, timeout, stop <-chan struct{}) ReleaseReason {
+func (h *Hub) wait(done <-chan struct{}, w *waiter, timeout, stop <-chan struct{}) ReleaseReason {
 	select {
 	case <-w.signal:
 		// Taken with the signal, so that an event arriving during the
@@ -471,7 +472,7 @@ func (h *Hub) wait(ctx context.Context, w *waiter, timeout, stop <-chan struct{}
 		return ReleasedStopped
 	case <-h.stopMaintenance:
 		return ReleasedStopped
-	case <-ctx.Done():
+	case <-done:
 		return ReleasedCanceled
 	}
 }

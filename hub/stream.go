@@ -1,5 +1,7 @@
 package hub
 
+import "context"
+
 // Stream is a read that goes on: an event stream, whose reads follow one
 // another on one connection, each from the last id the one before returned
 // (ReadRequest.Stream names the stream of a read).
@@ -17,12 +19,29 @@ package hub
 // publish while the stream writes an event is not missed, the maintenance
 // loop keeps its channels and client alive throughout, and each read renews
 // the client's session. Its reads must name the channels and client its
-// first read named.
+// first read named, and pass the context its first read passed.
 type Stream struct {
 	h      *Hub
 	peer   string  // counted in Hub.heldBy under this peer
 	w      *waiter // registered since the first read that registered
 	closed bool
+	// done is the Done channel of the context of the stream's reads,
+	// taken once: a request's context is a chain of contexts, one per
+	// value net/http and Caddy attach, and walking it at every event of a
+	// stream parked among thousands costs a cache miss at each link.
+	done <-chan struct{}
+}
+
+// contextDone returns ctx.Done(), which a stream takes once (s nil: a read
+// that is no stream's).
+func (s *Stream) contextDone(ctx context.Context) <-chan struct{} {
+	if s == nil {
+		return ctx.Done()
+	}
+	if s.done == nil {
+		s.done = ctx.Done()
+	}
+	return s.done
 }
 
 // OpenStream counts a stream held by peer (see ReadRequest.Peer; empty: not
