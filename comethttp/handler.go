@@ -2,12 +2,12 @@ package comethttp
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -106,8 +106,12 @@ type Handler struct {
 	required     map[string]bool // Require, or Allow
 	clientIP     func(*http.Request) string
 	logger       *zap.Logger
-	stopping     chan struct{}
-	stop         func() // closes stopping, once
+	// stopCtx ends when the handler stops: held reads wait on its Done,
+	// stopping, and each event stream's context ends with it (see
+	// streamCall.ctx).
+	stopCtx  context.Context
+	stopping <-chan struct{}
+	stop     context.CancelFunc
 }
 
 // New returns a handler of the hub of state with the settings of opts,
@@ -137,8 +141,9 @@ func New(state *HubState, opts Options) (*Handler, error) {
 		verifier:     opts.Verifier,
 		clientIP:     opts.ClientIP,
 		logger:       cmp.Or(opts.Logger, zap.NewNop()),
-		stopping:     make(chan struct{}),
 	}
+	h.stopCtx, h.stop = context.WithCancel(context.Background())
+	h.stopping = h.stopCtx.Done()
 	if h.clientIP == nil {
 		h.clientIP = remoteHost
 	}
@@ -161,7 +166,6 @@ func New(state *HubState, opts Options) (*Handler, error) {
 			h.required[op] = true
 		}
 	}
-	h.stop = sync.OnceFunc(func() { close(h.stopping) })
 	return h, nil
 }
 

@@ -1,10 +1,13 @@
 package comethttp
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +155,35 @@ func TestHandlerStopAnswersHeldReads(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not answer the held read")
 	}
+}
+
+// Stop ends an open event stream at once, between its events, as when the
+// server shuts down or Caddy reloads; the hub goes on.
+func TestHandlerStopEndsStreams(t *testing.T) {
+	api, srv := mounted(t)
+	if rc := postForm(t, srv.URL+"/comet/channels.json", url.Values{"channel_id": {"news"}}); rc != hub.CodeOK {
+		t.Fatalf("registering news: return_code %d", rc)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Get(srv.URL + "/comet/channels/news.sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := bufio.NewReader(res.Body)
+	for {
+		line, err := events.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before the first event: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			break
+		}
+	}
+	waitFor(t, "the stream to wait", func() bool { return api.hub.Held() == 1 })
+	api.Stop()
+	if rest, err := io.ReadAll(events); err != nil {
+		t.Fatalf("the stream did not end cleanly at Stop: %v (after %q)", err, rest)
+	}
+	waitFor(t, "the stream to be uncounted", func() bool { return api.hub.Held() == 0 })
 }

@@ -30,6 +30,14 @@ const sseHeartbeat = ": heartbeat\n\n"
 type streamCall struct {
 	*readCall
 	stream *hub.Stream
+	// ctx is the context of the stream's reads: the request's, which also
+	// ends when the handler stops (unhook undoes that, cancel ends it).
+	// A stream then waits in the hub on one channel of its own for both,
+	// rather than also on the handler's, which all its streams would
+	// lock at every event (docs/design.md, "Event streams: writes").
+	ctx    context.Context
+	cancel context.CancelFunc
+	unhook func() bool
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	// event is what the stream's writer is to write (see
@@ -72,7 +80,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, call *apiC
 		return
 	}
 	sc.req.Hold = -1 // the first event does not wait: see docs/api.md
-	if err := h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+	if err := h.hub.ReadInto(sc.ctx, &sc.req, nil, &sc.reply); err != nil {
 		h.refuseStream(w, r, sc, err)
 		return
 	}
@@ -88,8 +96,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, call *apiC
 		if sc.req.Hold <= 0 {
 			break // its token has expired: a reconnect needs a new one
 		}
-		if err = h.hub.ReadInto(r.Context(), &sc.req, h.stopping, &sc.reply); err != nil {
+		if err = h.hub.ReadInto(sc.ctx, &sc.req, nil, &sc.reply); err != nil {
 			break
+		}
+		if sc.reply.Reason == hub.ReleasedCanceled && h.stopped() {
+			sc.reply.Reason = hub.ReleasedStopped // for the log
 		}
 		switch sc.reply.Reason {
 		case hub.ReleasedMessages:
@@ -119,7 +130,7 @@ func (h *Handler) stopped() bool {
 
 // endStream uncounts an ended stream and logs why it ended.
 func (h *Handler) endStream(r *http.Request, sc *streamCall, err error) {
-	sc.stream.Close()
+	sc.close()
 	h.logger.Debug("event stream ended", zap.Stringer("uri", redactedURI(r)),
 		zap.Stringer("reason", sc.reply.Reason), zap.Int64("last_id", sc.reply.LastID), zap.Error(err))
 }
@@ -149,7 +160,10 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, channels st
 		return nil
 	}
 	rd.req.Stream = stream
-	return newStreamCall(rd, stream, w)
+	sc := newStreamCall(rd, stream, w)
+	sc.ctx, sc.cancel = context.WithCancel(r.Context())
+	sc.unhook = context.AfterFunc(h.stopCtx, sc.cancel)
+	return sc
 }
 
 func newStreamCall(rd *readCall, stream *hub.Stream, w http.ResponseWriter) *streamCall {
@@ -159,10 +173,17 @@ func newStreamCall(rd *readCall, stream *hub.Stream, w http.ResponseWriter) *str
 	return sc
 }
 
+// close uncounts the stream and lets its context go.
+func (sc *streamCall) close() {
+	sc.stream.Close()
+	sc.unhook()
+	sc.cancel()
+}
+
 // refuseStream answers a stream whose first read failed with the API's
 // error, and uncounts it.
 func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, sc *streamCall, err error) {
-	sc.stream.Close()
+	sc.close()
 	h.replyError(w, r, sc.opts, err)
 }
 

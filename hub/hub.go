@@ -435,6 +435,10 @@ func (h *Hub) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
 		close(h.stopMaintenance)
+		// Held reads end with ReleasedStopped: those registered now are
+		// woken, and any later one finds stopMaintenance closed before it
+		// waits (see Hub.wait).
+		h.waiters.wakeAll(wakeStopped, h.ticks.Add(1))
 		<-h.maintenanceDone
 		h.deadlines.stop()
 		h.storeReaders.Close()

@@ -455,25 +455,49 @@ const lookAgain ReleaseReason = 255
 
 // wait blocks until an event for the held read w and says why it should be
 // answered, or lookAgain.
+//
+// The hub's closing is not a case of its own: every case is a channel whose
+// lock the select takes twice per wait, and Close wakes the reads that are
+// registered instead (wakeStopped). Those that registered after Close began
+// find the hub closed here; w is registered before this look, and Close
+// closes stopMaintenance before it wakes anyone.
 func (h *Hub) wait(done <-chan struct{}, w *waiter, timeout, stop <-chan struct{}) ReleaseReason {
+	if h.closed() {
+		return ReleasedStopped
+	}
 	select {
 	case <-w.signal:
 		// Taken with the signal, so that an event arriving during the
 		// snapshot counts towards the next one, should this one come
 		// back empty.
 		w.notifiedAt = Instant(w.pendingNotifiedAt.Swap(0))
-		if w.events.Swap(0)&wakeDeleted != 0 {
+		switch events := w.events.Swap(0); {
+		case events&wakeStopped != 0:
+			return ReleasedStopped
+		case events&wakeDeleted != 0:
 			return ReleasedDeleted
 		}
 		return lookAgain
 	case <-timeout:
+		// Close ends the deadlines too, after waking the reads.
+		if h.closed() {
+			return ReleasedStopped
+		}
 		return ReleasedTimeout
 	case <-stop:
 		return ReleasedStopped
-	case <-h.stopMaintenance:
-		return ReleasedStopped
 	case <-done:
 		return ReleasedCanceled
+	}
+}
+
+// closed reports whether Close has begun.
+func (h *Hub) closed() bool {
+	select {
+	case <-h.stopMaintenance:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // expiry), so that they are passed down the read's calls as one pointer.
 type waiter struct {
 	signal chan struct{} // made when the read registers
-	events atomic.Uint32 // bits of wakePublished, wakeDeleted
+	events atomic.Uint32 // bits of wakePublished, wakeDeleted, wakeStopped
 	// eventTick is the tick of the latest event that woke it: its next
 	// snapshot must follow it (see sharedReads).
 	eventTick atomic.Uint64
@@ -46,6 +46,7 @@ type waiter struct {
 const (
 	wakePublished uint32 = 1 << iota
 	wakeDeleted
+	wakeStopped // the hub closed (Hub.Close)
 )
 
 // wake records an event with the given tick, of which the hub learned at
