@@ -199,7 +199,7 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, call *apiCal
 	if rd == nil {
 		return nil
 	}
-	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopping, &rd.reply); err != nil {
+	if err := h.hub.ReadInto(r.Context(), &rd.req, h.stopCtx.Done(), &rd.reply); err != nil {
 		h.replyError(w, r, rd.opts, err)
 		return nil
 	}

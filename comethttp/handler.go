@@ -107,11 +107,9 @@ type Handler struct {
 	clientIP     func(*http.Request) string
 	logger       *zap.Logger
 	// stopCtx ends when the handler stops: held reads wait on its Done,
-	// stopping, and each event stream's context ends with it (see
-	// streamCall.ctx).
-	stopCtx  context.Context
-	stopping <-chan struct{}
-	stop     context.CancelFunc
+	// and each event stream's context ends with it (see streamCall.ctx).
+	stopCtx context.Context
+	stop    context.CancelFunc
 }
 
 // New returns a handler of the hub of state with the settings of opts,
@@ -143,7 +141,6 @@ func New(state *HubState, opts Options) (*Handler, error) {
 		logger:       cmp.Or(opts.Logger, zap.NewNop()),
 	}
 	h.stopCtx, h.stop = context.WithCancel(context.Background())
-	h.stopping = h.stopCtx.Done()
 	if h.clientIP == nil {
 		h.clientIP = remoteHost
 	}

@@ -121,7 +121,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, call *apiC
 // stopped reports whether the server has begun to shut down.
 func (h *Handler) stopped() bool {
 	select {
-	case <-h.stopping:
+	case <-h.stopCtx.Done():
 		return true
 	default:
 		return false
